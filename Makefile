@@ -1,0 +1,47 @@
+# earmark: `make demo` and `make test` each set everything up on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEMO   := demo_project
+
+.PHONY: install demo test test-fast browser-deps bench clean
+
+install: $(STAMP)
+
+# torch and torchaudio 2.11 are pinned as a pair (see pyproject.toml); pip takes the
+# registry's build, which runs on the CPU.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Debian's chromium drives the browser test through Playwright (no browser download).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Debian's chromium for the browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "warning: could not install chromium; the browser test will be skipped"; \
+	fi
+
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(BIN)/earmark init $(DEMO)
+	$(BIN)/earmark import $(DEMO) data_samples/manifest.jsonl
+	$(BIN)/earmark rank $(DEMO)
+	$(BIN)/earmark queue $(DEMO) --top 15
+	$(BIN)/earmark status $(DEMO)
+
+test: $(STAMP) browser-deps
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_ranking_quality.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache test-output

@@ -1,0 +1,206 @@
+"""The ``earmark`` command: argparse only. It parses into config dataclasses and calls
+the library; every earmark error is printed as one clear line (exit code 2)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import EarmarkError
+
+EPILOG = """typical loop:
+  earmark init myproj
+  earmark import myproj recordings/          # or a JSONL/CSV manifest
+  earmark rank myproj                        # transcribe + score + order the queue
+  earmark queue myproj --top 20
+  earmark review myproj                      # correct clips in the browser
+  earmark round myproj                       # fine-tune on corrections, re-rank
+"""
+
+
+# --- commands -----------------------------------------------------------------------
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .config import DecodeConfig, ProjectConfig
+    from .project import init_project
+
+    cfg = ProjectConfig(database_url=args.db_url or "", decode=DecodeConfig(model=args.model))
+    project = init_project(args.project, cfg)
+    print(f"created project {project.root} (model {args.model}, "
+          f"database {'SQLite' if not args.db_url else args.db_url.split(':')[0]})")
+    print(f"next: earmark import {args.project} AUDIO_FOLDER_OR_MANIFEST")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .ingest import import_audio
+    from .project import open_project
+
+    project = open_project(args.project)
+    report = import_audio(project, Path(args.source), progress=not args.quiet)
+    print(f"imported {report.files_added} files as {report.clips_added} clips "
+          f"({report.seconds_added / 60:.1f} min); {report.duplicates} already known; "
+          f"{len(report.rejected)} rejected")
+    for path, reason in report.rejected:
+        print(f"  rejected {path}: {reason.removeprefix(path + ': ')}")
+    if report.clips_added:
+        print(f"next: earmark rank {args.project}")
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .project import open_project
+    from .ranking import rank
+
+    project = open_project(args.project)
+    decode = project.config.decode
+    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("device", args.device),
+                                   ("threads", args.threads)) if v is not None}
+    if args.no_pack:
+        overrides["pack"] = False
+    decode = replace(decode, **overrides)
+    selection = project.config.selection
+    if args.strategy:
+        selection = replace(selection, strategy=args.strategy)
+    report = rank(project, model=args.model, decode=decode, selection=selection,
+                  progress=not args.quiet)
+    if report.transcribed:
+        print(f"transcribed {report.transcribed} clips ({report.audio_seconds / 60:.1f} min of audio) "
+              f"in {report.wall_seconds:.1f} s: {report.audio_seconds_per_second:.1f} audio s/s")
+    else:
+        print(f"nothing new to transcribe for {report.model_version}")
+    print(f"queue: {report.queued} clips ordered by {report.strategy}")
+    if report.queued:
+        print(f"next: earmark queue {args.project} --top 10")
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from .project import open_project
+    from .reports import mark_words, queue
+
+    project = open_project(args.project)
+    rows = queue(project, args.top)
+    if not rows:
+        print(f"the queue is empty; run `earmark rank {args.project}` first "
+              "(or every clip is already corrected)")
+        return 0
+    ansi = sys.stdout.isatty() and not args.plain
+    thr = project.config.selection.low_confidence
+    print(f"{'rank':>4}  {'clip':>5}  {'dur':>5}  {'score':>6}  hypothesis "
+          f"(words below p={thr:g} {'underlined' if ansi else 'in [brackets]'})")
+    for r in rows:
+        flags = f"  <{','.join(r.flags)}>" if r.flags else ""
+        print(f"{r.rank:>4}  {r.clip_id:>5}  {r.duration:>4.1f}s  {r.score:>6.3f}  "
+              f"{mark_words(r.words, thr, ansi) or '(empty)'}{flags}   [{r.name}]")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .project import open_project
+    from .reports import status
+
+    st = status(open_project(args.project))
+    print(f"project      {args.project}")
+    print(f"active model {st.active_model or '-'}")
+    print(f"clips        {st.clips} ({st.clip_minutes:.1f} min) from {st.files} files")
+    print(f"rejected     {len(st.rejected)} files")
+    for path, reason in st.rejected[: args.show_rejected]:
+        print(f"  {path}: {reason.removeprefix(path + ': ')}")
+    if len(st.rejected) > args.show_rejected:
+        print(f"  ... {len(st.rejected) - args.show_rejected} more (--show-rejected N)")
+    print(f"transcribed  {st.transcribed} of {st.clips} by the active model")
+    print(f"queued       {st.queued}")
+    print(f"corrected    {st.corrected} clips ({st.labeled_minutes:.1f} min labeled), {st.flagged} flagged")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from .selection import DEFAULT_STRATEGY, STRATEGIES
+
+    p = argparse.ArgumentParser(
+        prog="earmark", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Active learning for speech transcription: Whisper scores every token it "
+                    "writes, the least sure clips go first to human review, and the corrections "
+                    "fine-tune the model.", epilog=EPILOG)
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"earmark {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("init", help="create a project folder",
+                       description="Create a project: a folder with its config and database.")
+    s.add_argument("project", help="folder to create")
+    s.add_argument("--model", default="tiny.en",
+                   help="Whisper model: tiny.en (default), base, another Whisper name, or a checkpoint path")
+    s.add_argument("--db-url", help="SQLAlchemy URL (e.g. postgresql+psycopg://...); default SQLite in the folder")
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("import", help="add audio: a folder or a JSONL/CSV manifest",
+                       description="Import audio. A folder is searched recursively for wav, flac, ogg "
+                                   "and mp3; a manifest (JSONL or CSV) has an 'audio' column and optional "
+                                   "'text' (reference) and 'speaker'. Files over 30 s are split at "
+                                   "silences. Unreadable, empty or silent files are recorded as rejected.")
+    s.add_argument("project")
+    s.add_argument("source", help="folder, manifest (.jsonl/.csv), or one audio file")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("rank", help="transcribe new clips, score them, order the queue",
+                       description="Transcribe every clip the active model has not transcribed "
+                                   "(resumable: a killed run continues where it stopped), store token "
+                                   "probabilities, entropies and word times, and order the review queue.")
+    s.add_argument("project")
+    s.add_argument("--model", help="rank with this model (name or checkpoint); it becomes active")
+    s.add_argument("--batch-size", type=int, help="30-second windows decoded together (default 16)")
+    s.add_argument("--strategy", choices=sorted(STRATEGIES),
+                   help=f"queue order (default {DEFAULT_STRATEGY})")
+    s.add_argument("--device", help="cpu, cuda or auto (default auto)")
+    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    s.add_argument("--no-pack", action="store_true",
+                   help="one clip per 30 s window (slower; packing is on by default)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_rank)
+
+    s = sub.add_parser("queue", help="show the head of the review queue",
+                       description="Show the clips to review first, with low-confidence words marked.")
+    s.add_argument("project")
+    s.add_argument("--top", type=int, default=20, help="how many clips (default 20)")
+    s.add_argument("--plain", action="store_true", help="mark words with [brackets], no colour")
+    s.set_defaults(func=cmd_queue)
+
+    s = sub.add_parser("status", help="counts: clips, rejected, transcribed, corrected",
+                       description="Where the project stands.")
+    s.add_argument("project")
+    s.add_argument("--show-rejected", type=int, default=10, metavar="N",
+                   help="list up to N rejected files with reasons (default 10)")
+    s.set_defaults(func=cmd_status)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return args.func(args)
+    except EarmarkError as exc:
+        print(f"earmark: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"earmark: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nearmark: interrupted; finished work is saved, run the same command to continue",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

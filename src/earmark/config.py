@@ -1,0 +1,108 @@
+"""Every knob of earmark, as frozen dataclasses.
+
+Configurations are saved with every project, model version and round so that any
+result can be reproduced from its record. The CLI only converts arguments into these.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SAMPLE_RATE = 16_000  # Whisper's input rate; every clip is stored at this rate.
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How files become clips."""
+
+    max_clip_seconds: float = 30.0  # Whisper sees 30 s windows; longer files are split
+    min_clip_seconds: float = 0.2  # shorter is "empty": nothing a person could label
+    silence_dbfs: float = -60.0  # a clip whose RMS is below this is "silent"
+    max_file_hours: float = 12.0  # guards memory: longer files are rejected, not loaded
+    split_search_seconds: float = 10.0  # look for the quietest cut in the last N s of a window
+    extensions: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How the model transcribes clips for ranking."""
+
+    model: str = "tiny.en"  # a Whisper name ("tiny.en", "base"), or a checkpoint path
+    device: str = "auto"  # "auto" picks CUDA when present, else the CPU
+    batch_size: int = 16  # windows decoded together
+    language: str = "en"
+    # Cap on new tokens: an over-fitted model can loop to Whisper's 224-token limit,
+    # and a batch runs until its longest member stops, so bound it by duration.
+    max_tokens_per_second: float = 6.0
+    min_max_tokens: int = 16
+    # a block of up to 8 tokens repeated 3+ times over this many tokens ends the
+    # sequence (a loop); 0 turns the check off
+    loop_min_tokens: int = 12
+    pack: bool = True  # pack several short clips into one 30 s window
+    pack_gap_seconds: float = 1.0  # silence between packed clips
+    pack_window_seconds: float = 28.0  # fill a window up to this much audio
+    threads: int = 0  # torch threads; 0 leaves torch's default
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How the queue is ordered."""
+
+    strategy: str = "errors-per-second"  # a name from earmark.selection.STRATEGIES
+    seed: int = 0  # used by strategies with randomness
+    low_confidence: float = 0.5  # words below this probability are marked for review
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    """The review app's behaviour."""
+
+    lease_minutes: float = 10.0  # a clip shown to one annotator is theirs this long
+    round_budget_minutes: float = 10.0  # audio minutes to correct per round
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """A project's settings, stored in ``PROJECT/earmark.json``."""
+
+    database_url: str = ""  # empty: SQLite file ``earmark.db`` in the project folder
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Return a JSON-ready dict of a config dataclass (nested ones included)."""
+    return dataclasses.asdict(cfg)
+
+
+def to_json(cfg: Any) -> str:
+    """Serialise a config dataclass to indented JSON."""
+    return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build ``cls`` from a dict, recursing into nested dataclasses.
+
+    Unknown keys are ignored (a newer earmark may have written them) and missing
+    keys take their defaults, so old records stay loadable.
+    """
+    kwargs: dict[str, Any] = {}
+    hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name, f in hints.items():
+        if name not in data:
+            continue
+        value = data[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = from_dict(type(default), value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)

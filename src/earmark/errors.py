@@ -1,0 +1,51 @@
+"""Domain exceptions. Each message says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class EarmarkError(Exception):
+    """Base class for every error earmark raises on purpose.
+
+    The CLI prints the message of these errors without a traceback, so the message
+    must name the file or field involved and the action that fixes it.
+    """
+
+
+class UnreadableAudio(EarmarkError):
+    """An audio file cannot be decoded, or holds nothing usable (empty, silent, NaN)."""
+
+
+class ModelWeightsNotFound(EarmarkError):
+    """Whisper weights for a model spec are neither cached nor installable offline."""
+
+
+class ProjectNotFound(EarmarkError):
+    """The folder given as PROJECT has no earmark project in it."""
+
+
+class ProjectExists(EarmarkError):
+    """``earmark init`` was asked to create a project where one already exists."""
+
+
+class CorruptDatabase(EarmarkError):
+    """The project database cannot be opened or read."""
+
+
+class SchemaTooNew(EarmarkError):
+    """The database was written by a newer earmark than the one running."""
+
+
+class PoolExhausted(EarmarkError):
+    """No clip is left to rank, review or select."""
+
+
+class NoCorrections(EarmarkError):
+    """Fine-tuning or evaluation needs corrections and there are none."""
+
+
+class UnknownStrategy(EarmarkError):
+    """A selection strategy name is not in the registry."""
+
+
+class BadManifest(EarmarkError):
+    """A manifest file (JSONL or CSV) is malformed."""

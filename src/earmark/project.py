@@ -1,0 +1,77 @@
+"""A project: a folder holding ``earmark.json`` (its config), the database and the clips."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ProjectConfig, from_dict, to_json
+from .errors import ProjectExists, ProjectNotFound
+from .store import Store, sqlite_url
+
+CONFIG_FILE = "earmark.json"
+DB_FILE = "earmark.db"
+
+
+@dataclass(frozen=True)
+class Project:
+    """An open project. ``store`` is the database; ``root`` the folder."""
+
+    root: Path
+    config: ProjectConfig
+    store: Store
+
+    @property
+    def audio_dir(self) -> Path:
+        """Where imported clips are kept as 16 kHz FLAC."""
+        return self.root / "audio"
+
+    def clip_path(self, relative: str) -> Path:
+        """Absolute path of a stored clip."""
+        return self.root / relative
+
+
+def _database_url(root: Path, config: ProjectConfig) -> str:
+    return config.database_url or sqlite_url(root / DB_FILE)
+
+
+def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> Project:
+    """Create a project folder with its config and an empty, migrated database.
+
+    Raises
+    ------
+    ProjectExists
+        ``root`` already holds a project.
+    """
+    root = Path(root)
+    if (root / CONFIG_FILE).exists():
+        raise ProjectExists(f"{root}: already an earmark project; use it, or choose another folder")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "audio").mkdir(exist_ok=True)
+    store = Store(_database_url(root, config))
+    (root / CONFIG_FILE).write_text(to_json(config) + "\n")
+    store.ensure_model_version(config.decode.model)
+    return Project(root=root, config=config, store=store)
+
+
+def open_project(root: Path | str) -> Project:
+    """Open an existing project (migrating its database if it is older).
+
+    Raises
+    ------
+    ProjectNotFound
+        No ``earmark.json`` in ``root``.
+    CorruptDatabase
+        The database cannot be read.
+    """
+    root = Path(root)
+    cfg_file = root / CONFIG_FILE
+    if not cfg_file.is_file():
+        raise ProjectNotFound(f"{root}: no earmark project here (no {CONFIG_FILE}); "
+                              f"create one with `earmark init {root}`")
+    try:
+        config = from_dict(ProjectConfig, json.loads(cfg_file.read_text()))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ProjectNotFound(f"{cfg_file}: not a valid project config ({exc}); fix or restore it") from exc
+    return Project(root=root, config=config, store=Store(_database_url(root, config)))

@@ -1,0 +1,99 @@
+"""Read-only views of a project for people: its status and the head of the queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from .project import Project
+from .store import Clip, Correction, ModelVersion, QueueEntry, Source, Transcript
+
+
+@dataclass(frozen=True)
+class Status:
+    """Counts that say where a project stands."""
+
+    clips: int
+    clip_minutes: float
+    files: int
+    rejected: list[tuple[str, str]]  # (path, reason)
+    transcribed: int  # by the active model
+    corrected: int  # clips with a correction (not a flag)
+    flagged: int
+    labeled_minutes: float
+    active_model: str | None
+    queued: int
+
+
+def status(project: Project) -> Status:
+    """Gather the project's :class:`Status`."""
+    store = project.store
+    mv = store.active_model()
+    latest = store.latest_corrections(include_flagged=True)
+    corrected_ids = {c.clip_id for c in latest if c.flag is None}
+    with store.session() as s:
+        n_clips, seconds = s.execute(select(func.count(Clip.id), func.coalesce(func.sum(Clip.duration), 0.0))).one()
+        files = s.scalar(select(func.count()).where(Source.status == "ok")) or 0
+        rejected = [(p, r) for p, r in s.execute(select(Source.path, Source.reason)
+                                                 .where(Source.status == "rejected").order_by(Source.id))]
+        transcribed = s.scalar(select(func.count()).select_from(Transcript)
+                               .where(Transcript.model_version_id == (mv.id if mv else -1))) or 0
+        labeled = s.scalar(select(func.coalesce(func.sum(Clip.duration), 0.0))
+                           .where(Clip.id.in_(corrected_ids))) if corrected_ids else 0.0
+        queued = s.scalar(select(func.count()).select_from(QueueEntry)) or 0
+    return Status(clips=n_clips, clip_minutes=seconds / 60, files=files, rejected=rejected,
+                  transcribed=transcribed, corrected=len(corrected_ids),
+                  flagged=sum(1 for c in latest if c.flag is not None),
+                  labeled_minutes=(labeled or 0.0) / 60,
+                  active_model=mv.name if mv else None, queued=queued)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One line of the review queue."""
+
+    rank: int
+    clip_id: int
+    name: str  # source file name, with the offset for a clip of a split file
+    duration: float
+    score: float
+    text: str
+    words: list[dict]  # [{word, start, end, p}]
+    flags: list[str]
+
+
+def queue(project: Project, top: int = 20) -> list[QueueRow]:
+    """The first ``top`` clips of the queue with their hypotheses."""
+    with project.store.session() as s:
+        rows = s.execute(
+            select(QueueEntry, Clip, Source, Transcript)
+            .join(Clip, Clip.id == QueueEntry.clip_id)
+            .join(Source, Source.id == Clip.source_id)
+            .join(Transcript, (Transcript.clip_id == Clip.id)
+                  & (Transcript.model_version_id == QueueEntry.model_version_id))
+            .order_by(QueueEntry.rank).limit(top)).all()
+    out = []
+    for q, clip, src, tr in rows:
+        name = Path(src.path).name + (f"@{clip.offset:.1f}s" if clip.offset else "")
+        out.append(QueueRow(q.rank, clip.id, name, clip.duration, q.score, tr.text, tr.words,
+                            list(tr.scores.get("flags", []))))
+    return out
+
+
+def mark_words(words: list[dict], threshold: float, ansi: bool = False) -> str:
+    """Hypothesis text with words below ``threshold`` marked.
+
+    With ``ansi`` low words are red and underlined (two cues, not colour alone);
+    otherwise they are wrapped as ``[word]``.
+    """
+    parts = []
+    for w in words:
+        text = w["word"]
+        if w["p"] < threshold:
+            core = text.strip()
+            lead = text[: len(text) - len(text.lstrip())]
+            text = lead + (f"\033[4;31m{core}\033[0m" if ansi else f"[{core}]")
+        parts.append(text)
+    return "".join(parts).strip()

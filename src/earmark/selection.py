@@ -1,0 +1,151 @@
+"""Selection strategies behind one interface, and a registry by name.
+
+A strategy orders a pool of candidates (most worth a person's time first); selection
+under a budget of audio seconds then takes clips in that order. The loop never asks
+which concrete strategy it holds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from .errors import UnknownStrategy
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A clip as strategies see it."""
+
+    clip_id: int
+    duration: float  # seconds
+    scores: Mapping[str, float] = field(default_factory=dict)  # higher: review sooner
+    embedding: tuple[float, ...] | None = None  # mean-pooled encoder state, if computed
+
+
+class Strategy:
+    """Base class: subclasses implement :meth:`priority` (or override :meth:`order`)."""
+
+    name: ClassVar[str] = ""
+    #: the score a strategy ranks by, shown in the queue
+    score_name: ClassVar[str | None] = None
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def priority(self, c: Candidate) -> float:
+        """Higher is reviewed first."""
+        raise NotImplementedError
+
+    def order(self, pool: Sequence[Candidate]) -> list[Candidate]:
+        """The pool, most worth reviewing first; ties broken by clip id (deterministic)."""
+        return sorted(pool, key=lambda c: (-_finite(self.priority(c)), c.clip_id))
+
+    def select(self, pool: Sequence[Candidate], *, count: int | None = None,
+               budget_seconds: float | None = None) -> list[Candidate]:
+        """Take candidates in :meth:`order` until ``count`` clips or ``budget_seconds``.
+
+        A clip that would overrun the budget is passed over and smaller ones after it
+        may still fit, so the budget is used well without ever being exceeded.
+        """
+        chosen: list[Candidate] = []
+        spent = 0.0
+        for c in self.order(pool):
+            if count is not None and len(chosen) >= count:
+                break
+            if budget_seconds is not None and spent + c.duration > budget_seconds:
+                continue
+            chosen.append(c)
+            spent += c.duration
+        return chosen
+
+
+def _finite(x: float) -> float:
+    return x if np.isfinite(x) else float("-inf")
+
+
+STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+def register(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
+    """Class decorator adding a strategy to :data:`STRATEGIES` under ``name``."""
+
+    def deco(cls: type[Strategy]) -> type[Strategy]:
+        cls.name = name
+        STRATEGIES[name] = cls
+        return cls
+
+    return deco
+
+
+def get_strategy(name: str, seed: int = 0) -> Strategy:
+    """Instantiate a registered strategy.
+
+    Raises
+    ------
+    UnknownStrategy
+        The name is not registered; the message lists the names that are.
+    """
+    try:
+        return STRATEGIES[name](seed=seed)
+    except KeyError:
+        raise UnknownStrategy(f"unknown strategy {name!r}; choose one of: "
+                              f"{', '.join(sorted(STRATEGIES))}") from None
+
+
+class _ByScore(Strategy):
+    def priority(self, c: Candidate) -> float:
+        return c.scores.get(self.score_name or "", float("nan"))
+
+
+@register("random")
+class RandomStrategy(Strategy):
+    """Uniformly random order, reproducible from the seed (the baseline)."""
+
+    def order(self, pool: Sequence[Candidate]) -> list[Candidate]:
+        items = sorted(pool, key=lambda c: c.clip_id)
+        random.Random(self.seed).shuffle(items)
+        return items
+
+
+@register("least-confidence")
+class LeastConfidence(_ByScore):
+    """``1 - exp(mean token log-prob)``: the clip's overall doubt."""
+
+    score_name = "least_confidence"
+
+
+@register("min-word-prob")
+class MinWordProb(_ByScore):
+    """The weakest word: ``1 - min word probability``."""
+
+    score_name = "min_word_prob"
+
+
+@register("errors-per-second")
+class ErrorsPerSecond(_ByScore):
+    """Expected word errors per second of audio: most fixes per minute listened."""
+
+    score_name = "errors_per_second"
+
+
+@register("entropy")
+class Entropy(_ByScore):
+    """Mean token entropy."""
+
+    score_name = "entropy"
+
+
+@register("longest-first")
+class LongestFirst(Strategy):
+    """Longest clips first (a baseline that ignores the model)."""
+
+    def priority(self, c: Candidate) -> float:
+        return c.duration
+
+
+DEFAULT_STRATEGY = "errors-per-second"
