@@ -70,8 +70,6 @@ def load_audio(path: Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     UnreadableAudio
         Undecodable, too long, empty, non-finite, or silent; the message says which.
     """
-    import librosa
-
     path = Path(path)
     header_seconds = probe_duration(path)
     if header_seconds is not None and header_seconds > cfg.max_file_hours * 3600:
@@ -80,14 +78,36 @@ def load_audio(path: Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
             "cut it into parts or raise AudioConfig.max_file_hours"
         )
     try:
-        # librosa tries soundfile first and falls back to audioread for other formats;
-        # soxr resampling is fast and band-limited.
-        audio, _ = librosa.load(str(path), sr=SAMPLE_RATE, mono=True, res_type="soxr_hq")
+        audio, rate = _decode(path)
     except Exception as exc:  # decoders raise many unrelated types
         raise UnreadableAudio(f"{path}: cannot decode audio ({type(exc).__name__}: {exc}); "
                               "check the file is a wav, flac, ogg or mp3 file and not truncated") from exc
+    if not np.isfinite(audio).all():  # checked before resampling, which would smear it
+        raise UnreadableAudio(f"{path}: contains NaN or infinite samples; re-export the file")
+    if rate != SAMPLE_RATE and audio.size:
+        import librosa
+
+        audio = librosa.resample(audio, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
     check_audio(audio, str(path), cfg)
     return audio.astype(np.float32, copy=False)
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """Samples (mono float32) and rate: libsndfile first, audioread for anything else."""
+    import soundfile as sf
+
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        return audio.mean(axis=1), int(rate)
+    except sf.LibsndfileError:
+        import warnings
+
+        import librosa
+
+        with warnings.catch_warnings():  # librosa warns that it falls back; we know
+            warnings.simplefilter("ignore")
+            audio, rate = librosa.load(str(path), sr=None, mono=True)
+        return audio.astype(np.float32), int(rate)
 
 
 def check_audio(audio: np.ndarray, name: str, cfg: AudioConfig = AudioConfig()) -> None:

@@ -46,6 +46,9 @@ class DecodeConfig:
     pack: bool = True  # pack several short clips into one 30 s window
     pack_gap_seconds: float = 1.0  # silence between packed clips
     pack_window_seconds: float = 28.0  # fill a window up to this much audio
+    # a packed clip with fewer words per second than this (or with words over its
+    # edges) is decoded again alone: Whisper sometimes skips an utterance of a window
+    pack_min_words_per_second: float = 0.6
     threads: int = 0  # torch threads; 0 leaves torch's default
 
 

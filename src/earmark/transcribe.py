@@ -173,6 +173,7 @@ class Decoder:
         self.blank = [*tk.encode(" "), tk.eot]  # not allowed as the first token
         heads = model.alignment_heads.coalesce().indices().T.tolist()
         self.align_heads = [(int(l), int(h)) for l, h in heads]
+        self.retried = 0  # clips of packed windows decoded again alone
 
     # -- public -----------------------------------------------------------------------
 
@@ -198,9 +199,20 @@ class Decoder:
         bs = max(1, self.cfg.batch_size)
         for b in range(0, len(groups), bs):
             windows = [_build_window(audios, g, self.cfg.pack_gap_seconds) for g in groups[b : b + bs]]
+            retry: list[int] = []
             for window, decoded in zip(windows, self._decode(windows)):
-                for index, transcript in self._split(window, decoded):
+                for index, transcript, suspect in self._split(window, decoded):
                     results[index] = transcript
+                    if suspect:
+                        retry.append(index)
+            # Whisper sometimes skips or merges an utterance of a packed window; those
+            # clips are decoded again alone, which costs little because they are few.
+            for r in range(0, len(retry), bs):
+                singles = [_build_window(audios, [i], 0.0) for i in retry[r : r + bs]]
+                for window, decoded in zip(singles, self._decode(singles)):
+                    for index, transcript, _ in self._split(window, decoded):
+                        results[index] = transcript
+            self.retried += len(retry)
             if on_batch:
                 on_batch(sum(len(g) for g in groups[b : b + bs]))
         return results  # type: ignore[return-value]
@@ -342,8 +354,12 @@ class Decoder:
         return [WordScore(t.word, t.start, t.end, t.probability, len(t.tokens))
                 for t in timings if t.word]
 
-    def _split(self, window: _Window, d: _Decoded) -> Iterable[tuple[int, Transcript]]:
-        """Give each clip of the window its words and tokens, in clip-relative times."""
+    def _split(self, window: _Window, d: _Decoded) -> Iterable[tuple[int, Transcript, bool]]:
+        """Give each clip of the window its words and tokens, in clip-relative times.
+
+        Yields (clip index, transcript, suspect): ``suspect`` marks a clip of a packed
+        window whose words look lost or misplaced (see :func:`_suspect`).
+        """
         words = self._align(window, d)
         token_scores = [TokenScore(t, self.tokenizer.decode([t]), p, lp, e)
                         for t, p, lp, e in zip(d.tokens, d.probs, d.logprobs, d.entropies)]
@@ -367,11 +383,13 @@ class Decoder:
                           words[i].p, words[i].n_tokens) for i in mine)
             text = "".join(w.word for w in clip_words).strip() if len(window.placements) > 1 \
                 else self.tokenizer.decode(d.tokens).strip()
+            packed = len(window.placements) > 1
+            suspect = packed and _suspect(place, [words[i] for i in mine], self.cfg)
             yield place.index, Transcript(
                 text=text, tokens=tuple(toks), words=clip_words, duration=place.duration,
                 avg_logprob=float(np.mean([t.logprob for t in toks])) if toks else 0.0,
                 no_speech_prob=d.no_speech_prob, compression_ratio=compression_ratio(text),
-                stop_reason=d.stop_reason)
+                stop_reason=d.stop_reason), suspect
 
 
 def _loops(tokens: list[int], min_tokens: int, max_period: int = 8) -> bool:
@@ -390,6 +408,15 @@ def _loops(tokens: list[int], min_tokens: int, max_period: int = 8) -> bool:
             if all(tail[i] == tail[i % period] for i in range(period, span)):
                 return True
     return False
+
+
+def _suspect(place: _Placement, words: Sequence[WordScore], cfg: DecodeConfig) -> bool:
+    """Whether a packed clip's words look lost (too few) or misplaced (over its edges)."""
+    if place.duration >= 1.0 and len(words) < cfg.pack_min_words_per_second * place.duration:
+        return True
+    slack = cfg.pack_gap_seconds / 2
+    return any(w.start < place.start - slack or w.end > place.start + place.duration + slack
+               for w in words)
 
 
 def _owner(placements: Sequence[_Placement], t: float) -> int:

@@ -1,0 +1,57 @@
+"""Helpers shared by the benchmark scripts: the shared data set and result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "speechocean762"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def read_manifest(data: Path = DATA, limit: int | None = None) -> list[dict]:
+    """Rows of the speechocean762 manifest, with ``audio`` made absolute."""
+    rows = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    for r in rows:
+        r["audio"] = str(data / r["audio"])
+    return rows[:limit] if limit else rows
+
+
+def write_result(name: str, figures: dict) -> Path:
+    """Write flat figures (numbers as numbers) to ``benchmarks/results/<name>.json``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.json"
+    record = {**figures, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+    out.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def clip_wer(reference: str, hypothesis: str) -> float:
+    """WER of one clip after Whisper's English normalizer (1.0 for an empty hypothesis)."""
+    import jiwer
+    from whisper.normalizers import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    ref, hyp = norm(reference or ""), norm(hypothesis or "")
+    if not ref.strip():
+        return 0.0 if not hyp.strip() else 1.0
+    return float(jiwer.wer(ref, hyp)) if hyp.strip() else 1.0
+
+
+def machine() -> str:
+    """A one-line description of where the figures were measured."""
+    import torch
+
+    return (f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), "
+            f"{'CUDA' if torch.cuda.is_available() else 'CPU only'}")
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, in GB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6

@@ -1,0 +1,101 @@
+"""The project database: schema version, migrations, WAL, append-only corrections."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from earmark.errors import CorruptDatabase, ProjectExists, ProjectNotFound, SchemaTooNew
+from earmark.project import init_project, open_project
+from earmark.store import (SCHEMA_VERSION, Clip, Correction, Meta, ModelVersion, Source, Store,
+                           schema_version, sqlite_url)
+
+
+def test_new_database_has_current_schema_and_wal(tmp_path):
+    store = Store(sqlite_url(tmp_path / "a.db"))
+    assert schema_version(store.engine) == SCHEMA_VERSION
+    with store.engine.connect() as c:
+        assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_reopening_keeps_data_and_version(tmp_path):
+    url = sqlite_url(tmp_path / "a.db")
+    Store(url).ensure_model_version("tiny.en")
+    again = Store(url)
+    assert again.active_model().spec == "tiny.en"
+    assert schema_version(again.engine) == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path):
+    store = Store(sqlite_url(tmp_path / "a.db"))
+    with store.session() as s:
+        s.get(Meta, "schema_version").value = str(SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaTooNew, match="upgrade earmark"):
+        Store(sqlite_url(tmp_path / "a.db"))
+
+
+def test_corrupt_database_gives_actionable_error(tmp_path):
+    db = tmp_path / "earmark.db"
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CorruptDatabase, match="restore it from a backup"):
+        Store(sqlite_url(db))
+
+
+def test_project_errors(tmp_path):
+    with pytest.raises(ProjectNotFound, match="earmark init"):
+        open_project(tmp_path / "nothing")
+    init_project(tmp_path / "p")
+    with pytest.raises(ProjectExists):
+        init_project(tmp_path / "p")
+    (tmp_path / "p" / "earmark.json").write_text("{broken")
+    with pytest.raises(ProjectNotFound, match="not a valid project config"):
+        open_project(tmp_path / "p")
+
+
+def _clip(store: Store) -> int:
+    with store.session() as s:
+        src = Source(path="x.wav", sha256="h" * 64, status="ok")
+        s.add(src)
+        s.flush()
+        clip = Clip(source_id=src.id, offset=0.0, duration=2.0, audio_path="audio/x.flac")
+        s.add(clip)
+        s.flush()
+        return clip.id
+
+
+def test_corrections_are_append_only_and_latest_wins(tmp_path):
+    store = Store(sqlite_url(tmp_path / "a.db"))
+    cid = _clip(store)
+    with store.session() as s:
+        s.add(Correction(clip_id=cid, text="first", annotator="ann"))
+    with store.session() as s:
+        s.add(Correction(clip_id=cid, text="second", annotator="bob"))
+    latest = store.latest_corrections()
+    assert [c.text for c in latest] == ["second"]
+    with store.session() as s:
+        assert [c.text for c in s.scalars(select(Correction).order_by(Correction.id))] == ["first", "second"]
+    with store.session() as s:
+        s.add(Correction(clip_id=cid, flag="no speech", annotator="ann"))
+    assert store.latest_corrections() == []
+    assert store.latest_corrections(include_flagged=True)[0].flag == "no speech"
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    store = Store(sqlite_url(tmp_path / "a.db"))
+    cid = _clip(store)
+    with pytest.raises(RuntimeError):
+        with store.session() as s:
+            s.add(Correction(clip_id=cid, text="lost", annotator="a"))
+            s.flush()
+            raise RuntimeError("killed mid-write")
+    assert store.latest_corrections() == []
+
+
+def test_one_active_model(tmp_path):
+    store = Store(sqlite_url(tmp_path / "a.db"))
+    a = store.ensure_model_version("tiny.en")
+    b = store.ensure_model_version("/ckpt/v1.pt", name="v1")
+    assert store.active_model().id == a.id
+    store.set_active(b.id)
+    with store.session() as s:
+        assert [m.name for m in s.scalars(select(ModelVersion).where(ModelVersion.active))] == ["v1"]
