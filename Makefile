@@ -33,6 +33,8 @@ demo: $(STAMP)
 	$(BIN)/earmark rank $(DEMO)
 	$(BIN)/earmark queue $(DEMO) --top 15
 	$(BIN)/earmark status $(DEMO)
+	@# ends in the review app (foreground, Ctrl+C stops it); DEMO_NO_APP=1 skips it for scripts
+	@if [ -z "$(DEMO_NO_APP)" ]; then $(BIN)/earmark review $(DEMO); fi
 
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest

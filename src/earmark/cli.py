@@ -117,6 +117,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from .project import open_project
+    from .review import PROJECT_ENV
+
+    project = open_project(args.project)  # a wrong path fails here, not in the browser
+    app = Path(__file__).resolve().parents[2] / "app" / "Review.py"
+    if not app.is_file():
+        raise EarmarkError(f"{app}: the review app is not here; it ships in earmark's source "
+                           "tree, so install earmark from a checkout (pip install -e .)")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
+           "--server.address", args.host, "--server.port", str(args.port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "viewer"]
+    env = {**os.environ, PROJECT_ENV: str(project.root.resolve())}
+    print(f"review app for {args.project}: http://{args.host}:{args.port}  (Ctrl+C stops it)",
+          flush=True)
+    return subprocess.run(cmd, env=env).returncode
+
+
 # --- parser -------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +201,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--show-rejected", type=int, default=10, metavar="N",
                    help="list up to N rejected files with reasons (default 10)")
     s.set_defaults(func=cmd_status)
+
+    from .cli_train import add_commands  # finetune, round, evaluate, export
+
+    add_commands(sub)
+
+    s = sub.add_parser("review", help="open the review app in the browser",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Start the review app (Streamlit): annotators correct the clips "
+                                   "the model is least sure of, with a dashboard and a clip browser. "
+                                   "It listens on loopback unless --host says otherwise.",
+                       epilog="example:\n  earmark review myproj                  # http://127.0.0.1:8501\n"
+                              "  earmark review myproj --host 0.0.0.0 --port 8600   # reachable "
+                              "from the network")
+    s.add_argument("project")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    s.set_defaults(func=cmd_review)
     return p
 
 

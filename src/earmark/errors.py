@@ -39,6 +39,18 @@ class PoolExhausted(EarmarkError):
     """No clip is left to rank, review or select."""
 
 
+class NothingRanked(PoolExhausted):
+    """The review queue is empty because ``earmark rank`` has not run yet."""
+
+
+class DatabaseBusy(EarmarkError):
+    """The project database stayed locked by another writer past the wait limit."""
+
+
+class InvalidReview(EarmarkError):
+    """A review action with a wrong value: an empty text, an unknown flag or clip, no name."""
+
+
 class NoCorrections(EarmarkError):
     """Fine-tuning or evaluation needs corrections and there are none."""
 

@@ -1,0 +1,124 @@
+"""Widgets every page of the review app shares: the project, errors, the annotator,
+the round's progress and the clip player. All work goes through ``earmark.review``.
+
+``streamlit run app/Review.py`` puts this folder on ``sys.path``, so pages import this
+module by name.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from earmark import review
+from earmark.errors import EarmarkError
+from earmark.player import player_html
+from earmark.project import Project, open_project
+
+
+@contextmanager
+def shown_errors() -> Iterator[None]:
+    """Show an earmark error as a message and stop the page: never a traceback."""
+    try:
+        yield
+    except EarmarkError as exc:
+        st.error(str(exc))
+        st.stop()
+    except SQLAlchemyError as exc:  # a database fault earmark did not foresee
+        st.error(f"The project database failed: {getattr(exc, 'orig', exc)}")
+        st.stop()
+
+
+# the open project (an engine and its connection pool) is the one shared resource
+@st.cache_resource(show_spinner=False)
+def _open(root: str) -> Project:
+    return open_project(root)
+
+
+def project() -> Project:
+    """The project named by ``earmark review`` (through the environment)."""
+    root = os.environ.get(review.PROJECT_ENV, "")
+    if not root:
+        st.error("No project given: start the app with `earmark review PROJECT`.")
+        st.stop()
+    with shown_errors():
+        return _open(root)
+
+
+def header(proj: Project) -> None:
+    """The round's progress against its budget and the active model (every page), and
+    the message about the last action, if any."""
+    with shown_errors():
+        p = review.round_progress(proj)
+    flagged = f", {p.flagged} flagged" if p.flagged else ""
+    clips = f"{p.clips} clip{'' if p.clips == 1 else 's'}"
+    st.progress(p.fraction, text=f"**Round {p.number}**: {clips} corrected{flagged}, "
+                                 f"{p.minutes:.1f} of {p.budget_minutes:g} min of audio · "
+                                 f"model **{p.model_version or 'none'}**")
+    if st.session_state.get("flash"):
+        st.success(st.session_state.pop("flash"))
+
+
+def _sign_out(proj: Project) -> None:
+    ss = st.session_state
+    if ss.get("clip_id") is not None:
+        review.release(proj, ss.clip_id, holder())
+    for key in ("annotator", "clip_id", "opened_at"):
+        ss.pop(key, None)
+
+
+def annotator(proj: Project) -> str:
+    """The annotator's name: asked once, then kept for the browser session.
+
+    Stops the page until a name is given.
+    """
+    ss = st.session_state
+    if ss.get("annotator"):
+        with st.sidebar:
+            st.markdown(f"Annotating as **{ss.annotator}**")
+            st.button("Change name", key="sign_out", on_click=_sign_out, args=(proj,))
+        return ss.annotator
+    with st.form("who"):
+        name = st.text_input("Your name", key="annotator_name", max_chars=64,
+                             placeholder="e.g. Ada",
+                             help="Recorded with every correction you save.")
+        if st.form_submit_button("Start reviewing", type="primary") and name.strip():
+            ss.annotator = name.strip()
+            st.rerun()
+    st.stop()
+
+
+def holder() -> str:
+    """This browser session's lease holder id (the name plus a per-session token)."""
+    ss = st.session_state
+    if "lease_token" not in ss:
+        ss.lease_token = uuid.uuid4().hex[:8]
+    return review.holder_id(ss.annotator, ss.lease_token)
+
+
+def player(proj: Project, item: review.ReviewItem) -> None:
+    """Audio with speed and replay, and the hypothesis with clickable, coloured words."""
+    with shown_errors():
+        wav = review.clip_wav(item)
+    # an iframe: its script runs, and it sizes itself to the words it shows
+    st.iframe(player_html(wav, item.words, proj.config.selection.low_confidence),
+              height="content", alt=f"Player and hypothesis of {item.name}")
+
+
+def clip_caption(item: review.ReviewItem) -> str:
+    """One line about a clip: name, length, queue place, score, speaker, model."""
+    bits = [f"**{item.name}**", f"{item.duration:.1f} s"]
+    if item.rank is not None:
+        bits.append(f"queue #{item.rank}")
+    if item.score is not None:
+        bits.append(f"score {item.score:.2f}")
+    if item.speaker:
+        bits.append(f"speaker {item.speaker}")
+    if item.model_version:
+        bits.append(f"hypothesis by {item.model_version}")
+    return " · ".join(bits)

@@ -1,0 +1,87 @@
+"""Browse: find any clip by text, status, score or speaker; listen to it, read its
+history, and correct it again (the earlier texts stay in the history)."""
+
+from __future__ import annotations
+
+import time
+
+import earmark_ui as ui
+import streamlit as st
+
+from earmark import review
+
+st.set_page_config(page_title="earmark · Browse", page_icon="🔎", layout="wide")
+proj = ui.project()
+ui.header(proj)
+st.title("Browse")
+ss = st.session_state
+
+with ui.shown_errors():
+    frame = review.clips_frame(proj)
+if frame.empty:
+    st.info(f"No clips yet: add audio with `earmark import {proj.root} AUDIO`.")
+    st.stop()
+
+f = st.columns([3, 3, 2, 2])
+query = f[0].text_input("Search text", key="q", placeholder="words in the transcript or file name")
+statuses = f[1].multiselect("Status", review.STATUSES, key="statuses")
+speaker = f[2].selectbox("Speaker", ["any", *review.speakers(frame)], key="speaker")
+scored = frame["score"].dropna()
+score_range = None
+if len(scored) and scored.min() < scored.max():
+    low, high = float(scored.min()), float(scored.max())
+    chosen = f[3].slider("Score", low, high, (low, high), key="score")
+    # the full range keeps clips without a score; narrowing it asks for scored clips
+    score_range = None if chosen == (low, high) else chosen
+
+rows = review.filter_clips(frame, text=query, statuses=statuses, score_range=score_range,
+                           speaker=None if speaker == "any" else speaker)
+st.caption(f"{len(rows)} of {len(frame)} clips")
+st.dataframe(rows[["clip", "name", "status", "score", "rank", "duration", "speaker", "text",
+                   "annotator", "corrections"]],
+             hide_index=True, width="stretch", height=280,
+             column_config={"score": st.column_config.NumberColumn(format="%.2f"),
+                            "duration": st.column_config.NumberColumn("dur (s)", format="%.1f")})
+if rows.empty:
+    st.stop()
+
+labels = {int(r.clip): f"{r.clip} · {r.name} · {r.status}" for r in rows.itertuples()}
+clip_id = st.selectbox("Open clip", list(labels), format_func=labels.get, key="open_clip")
+with ui.shown_errors():
+    history = review.clip_history(proj, clip_id)
+item = history.item
+if ss.get("browse_opened", (None,))[0] != clip_id:
+    ss.browse_opened = (clip_id, time.time())
+
+st.markdown(ui.clip_caption(item))
+ui.player(proj, item)
+if history.held_by:
+    st.caption(f"Open in {history.held_by}'s review queue right now.")
+if history.reference_text:
+    st.caption(f"Reference from the import manifest: {history.reference_text}")
+
+st.subheader("History")
+if not history.entries:
+    st.caption("Not corrected yet.")
+for e in reversed(history.entries):
+    what = f"flagged **{e.flag}**" + (f" ({e.note})" if e.note else "") if e.flag else f"“{e.text}”"
+    rnd = f" · round {e.round_number}" if e.round_number else ""
+    st.markdown(f"- {e.created_at:%Y-%m-%d %H:%M} UTC · **{e.annotator}** · {what} · "
+                f"{e.seconds_spent:.0f} s{rnd}")
+st.caption("What the models wrote")
+for model, text in history.transcripts:
+    st.markdown(f"- model **{model}**: “{text}”")
+
+st.subheader("Correct again")
+name = ui.annotator(proj)
+with st.form(f"recorrect-{clip_id}", border=False):
+    text = st.text_area("Transcript", value=item.start_text, key=f"retext-{clip_id}", height=100,
+                        help="Ctrl+Enter (⌘+Enter on a Mac) saves.")
+    save = st.form_submit_button("Save correction", type="primary", key="resave")
+st.caption("**Ctrl+Enter** (⌘+Enter) saves. The earlier texts stay in the history.")
+if save:
+    with ui.shown_errors():
+        review.save_correction(proj, item, text, annotator=name,
+                               seconds_spent=time.time() - ss.browse_opened[1])
+    ss.flash = f"Saved a new correction of {item.name}; the earlier ones stay in its history."
+    st.rerun()

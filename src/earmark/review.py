@@ -1,0 +1,801 @@
+"""The review workflow over the store: leases, corrections, round progress, search and
+the dashboard's figures.
+
+The Streamlit pages in ``app/`` only call these functions, so everything the app does
+can be done (and tested) from Python. Three rules hold here:
+
+* A clip shown to one annotator is *leased* to them (:func:`next_clip`); the lease is
+  taken with one conditional insert-or-update, so two sessions never hold the same clip,
+  and an expired lease simply loses that condition and returns the clip to the queue.
+* Corrections and flags are appended, never updated: re-correcting a clip, or two people
+  saving the same clip, leaves every text in the history (:func:`clip_history`).
+* Database locks become :class:`~earmark.errors.DatabaseBusy` with a message a person
+  can act on, never a driver traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from .config import SAMPLE_RATE, to_dict
+from .errors import DatabaseBusy, EarmarkError, InvalidReview, NothingRanked, PoolExhausted
+from .project import Project
+from .selection import DEFAULT_STRATEGY, get_strategy
+from .store import (
+    Clip,
+    Correction,
+    Lease,
+    ModelVersion,
+    QueueEntry,
+    Round,
+    Source,
+    Transcript,
+    utcnow,
+)
+
+#: environment variable through which ``earmark review`` tells the app its project
+PROJECT_ENV = "EARMARK_PROJECT"
+
+#: why a clip can be flagged instead of corrected
+FLAG_REASONS = ("no speech", "unintelligible", "wrong language", "bad audio", "other")
+
+#: a clip's state as the Browse page shows it, in the order of the workflow
+STATUSES = ("queued", "in review", "corrected", "flagged", "not ranked")
+
+# candidates read per query in next_clip; more are read if others take these first
+_CANDIDATES_PER_READ = 20
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _domain_errors(fn: F) -> F:
+    """Turn a lock that outlasted the driver's wait into :class:`DatabaseBusy`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig).lower() and "busy" not in str(exc.orig).lower():
+                raise
+            raise DatabaseBusy(
+                "the project database is locked by another process (for example `earmark "
+                "rank` storing transcripts); wait a moment and try again"
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- what a page shows ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Word:
+    """One word of a hypothesis with its time span (seconds) and probability."""
+
+    text: str  # as the model wrote it, leading space included
+    start: float
+    end: float
+    p: float
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A clip as the review page shows it."""
+
+    clip_id: int
+    name: str  # source file name, with the offset for a clip of a split file
+    duration: float  # seconds
+    speaker: str | None
+    audio_path: Path  # absolute path of the stored 16 kHz FLAC
+    rank: int | None  # place in the queue, None when not queued
+    score: float | None  # the ranking score (higher: reviewed sooner)
+    model_version: str | None  # the model that wrote the hypothesis
+    transcript_id: int | None
+    hypothesis: str  # the model's text ("" when the clip is not transcribed)
+    words: tuple[Word, ...]
+    start_text: str  # what the text box starts from: the newest correction, else the hypothesis
+
+
+@dataclass(frozen=True)
+class RoundProgress:
+    """How far the current round is: corrected clips and audio against its budget."""
+
+    number: int
+    budget_minutes: float
+    clips: int  # clips with a text correction in this round
+    minutes: float  # their audio, in minutes
+    flagged: int  # clips flagged in this round
+    model_version: str | None  # the active model
+
+    @property
+    def fraction(self) -> float:
+        """Share of the budget corrected, clipped to [0, 1]."""
+        return min(1.0, self.minutes / self.budget_minutes) if self.budget_minutes > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One correction or flag of a clip."""
+
+    correction_id: int
+    created_at: datetime  # UTC
+    annotator: str
+    text: str | None  # None for a flag
+    flag: str | None
+    note: str | None
+    seconds_spent: float  # how long the clip was open
+    hypothesis: str | None  # the text the annotator started from
+    round_number: int | None
+
+
+@dataclass(frozen=True)
+class ClipHistory:
+    """Everything known about one clip, for the Browse page."""
+
+    item: ReviewItem
+    reference_text: str | None  # from the import manifest; never shown as a correction
+    transcripts: tuple[tuple[str, str], ...]  # (model version, text), oldest model first
+    entries: tuple[HistoryEntry, ...]  # oldest first
+    held_by: str | None  # annotator holding an unexpired lease on it
+
+
+# --- small helpers --------------------------------------------------------------------
+
+def _utc(dt: datetime) -> datetime:
+    # SQLite hands datetimes back without a zone; every stored time is UTC
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _clip_name(source_path: str, offset: float) -> str:
+    return Path(source_path).name + (f"@{offset:.1f}s" if offset else "")
+
+
+def annotator_of(holder: str) -> str:
+    """The annotator's name in a lease holder id ``NAME#SESSION``."""
+    return holder.split("#", 1)[0]
+
+
+def _insert(s: Session) -> Callable[..., Any]:
+    """The dialect's INSERT with ON CONFLICT, which a conditional lease needs."""
+    name = s.get_bind().dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        raise EarmarkError(f"the review app needs SQLite or PostgreSQL; this project uses {name}")
+    return insert
+
+
+def score_name(project: Project) -> str:
+    """The score the queue is ordered by (the default strategy's for unscored orders)."""
+    with project.store.session() as s:
+        strategy = s.scalar(select(QueueEntry.strategy).limit(1))
+    name = get_strategy(strategy or project.config.selection.strategy).score_name
+    return name or get_strategy(DEFAULT_STRATEGY).score_name or ""
+
+
+# --- leases -----------------------------------------------------------------------------
+
+def _lease_stmt(insert: Callable[..., Any], clip_id: int, holder: str, now: datetime,
+                expires: datetime) -> Any:
+    """INSERT the lease, or overwrite the existing one only if it expired or is the holder's."""
+    return insert(Lease).values(clip_id=clip_id, annotator=holder, expires_at=expires).on_conflict_do_update(
+        index_elements=[Lease.clip_id],
+        set_={"annotator": holder, "expires_at": expires},
+        where=(Lease.expires_at <= now) | (Lease.annotator == holder),
+    )
+
+
+def _take(s: Session, clip_id: int, holder: str, now: datetime, expires: datetime) -> bool:
+    """Lease ``clip_id`` to ``holder`` unless someone else holds an unexpired lease.
+
+    One statement decides, so concurrent callers cannot both succeed: SQLite runs one
+    writer at a time, and PostgreSQL locks the conflicting row while it checks the
+    condition. The row count says whether this caller got the lease.
+    """
+    return s.execute(_lease_stmt(_insert(s), clip_id, holder, now, expires)).rowcount == 1
+
+
+def _claim(s: Session, clip_id: int, holder: str, now: datetime, expires: datetime) -> bool:
+    """:func:`_take`, undone when the clip was saved after it was read as free (its lease
+    had run out and its first holder saved it meanwhile)."""
+    if not _take(s, clip_id, holder, now, expires):
+        return False
+    if s.scalar(select(func.count()).where(Correction.clip_id == clip_id)):
+        s.execute(delete(Lease).where(Lease.clip_id == clip_id, Lease.annotator == holder))
+        return False
+    return True
+
+
+def _lease_expiry(project: Project) -> tuple[datetime, datetime]:
+    now = utcnow()
+    return now, now + timedelta(minutes=project.config.review.lease_minutes)
+
+
+@_domain_errors
+def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> ReviewItem:
+    """Lease the first clip of the queue that nobody corrected, flagged or holds.
+
+    The holder's other leases are released: one session works on one clip at a time.
+
+    Parameters
+    ----------
+    project
+        An open project.
+    holder
+        Who takes the lease: ``NAME#SESSION`` (see :func:`holder_id`), unique per browser
+        session so that two tabs never share a clip.
+    exclude
+        Clip ids this session skipped; they stay in the queue for everyone else.
+
+    Raises
+    ------
+    NothingRanked
+        The queue is empty and nothing has been reviewed: ``earmark rank`` has not run.
+    PoolExhausted
+        Every queued clip is reviewed, held by others, or skipped by this session; the
+        message says which.
+    """
+    now, expires = _lease_expiry(project)
+    tried: set[int] = set(exclude)
+    held_elsewhere = select(Lease.clip_id).where(Lease.expires_at > now, Lease.annotator != holder)
+    with project.store.session() as s:
+        while True:
+            query = (select(QueueEntry.clip_id)
+                     .where(QueueEntry.clip_id.not_in(select(Correction.clip_id)),
+                            QueueEntry.clip_id.not_in(held_elsewhere))
+                     .order_by(QueueEntry.rank).limit(_CANDIDATES_PER_READ))
+            if tried:
+                query = query.where(QueueEntry.clip_id.not_in(tried))
+            candidates = s.scalars(query).all()
+            if not candidates:
+                chosen = None
+                break
+            chosen = next((c for c in candidates if _claim(s, c, holder, now, expires)), None)
+            if chosen is not None:
+                s.execute(delete(Lease).where(Lease.annotator == holder, Lease.clip_id != chosen))
+                break
+            tried.update(candidates)  # others took them between the read and the lease
+    if chosen is None:
+        raise _why_empty(project, holder, exclude)
+    return open_clip(project, chosen)
+
+
+def _why_empty(project: Project, holder: str, exclude: Collection[int]) -> PoolExhausted:
+    """The error that explains an empty queue to a person."""
+    now = utcnow()
+    root = project.root
+    with project.store.session() as s:
+        queued = s.scalar(select(func.count()).select_from(QueueEntry)) or 0
+        reviewed = s.scalar(select(func.count(func.distinct(Correction.clip_id)))) or 0
+        clips = s.scalar(select(func.count()).select_from(Clip)) or 0
+        open_ids = set(s.scalars(select(QueueEntry.clip_id)
+                                 .where(QueueEntry.clip_id.not_in(select(Correction.clip_id)))))
+        held = set(s.scalars(select(Lease.clip_id).where(Lease.expires_at > now,
+                                                         Lease.annotator != holder)))
+    if clips == 0:
+        return NothingRanked(f"no clips yet: add audio with `earmark import {root} AUDIO` and "
+                             f"then run `earmark rank {root}`")
+    if queued == 0 and reviewed == 0:
+        return NothingRanked(f"nothing ranked yet: run `earmark rank {root}` to transcribe and "
+                             "order the clips for review")
+    if not open_ids:
+        return PoolExhausted(f"all clips reviewed: every clip in the queue has a correction or a "
+                             f"flag. Fine-tune and re-rank (`earmark round {root}`), or import "
+                             "more audio and run `earmark rank`")
+    skipped = open_ids & set(exclude)
+    others = open_ids & held
+    parts = []
+    if skipped:
+        parts.append(f"you skipped {len(skipped)}")
+    if others:
+        parts.append(f"{len(others)} are open in other annotators' browsers and return to the "
+                     f"queue if their lease of {project.config.review.lease_minutes:g} min runs out")
+    return PoolExhausted(f"no clip left for you: of the {len(open_ids)} clips still to review, "
+                         + "; ".join(parts))
+
+
+def holder_id(annotator: str, session: str) -> str:
+    """The lease holder of one browser session: ``NAME#SESSION``."""
+    return f"{annotator}#{session}"
+
+
+@_domain_errors
+def renew(project: Project, clip_id: int, holder: str) -> bool:
+    """Extend the holder's lease on a clip (retaking it if it expired and is free).
+
+    Returns
+    -------
+    bool
+        False when another session holds the clip now; saving still works, and both
+        texts are kept.
+    """
+    now, expires = _lease_expiry(project)
+    with project.store.session() as s:
+        return _take(s, clip_id, holder, now, expires)
+
+
+@_domain_errors
+def release(project: Project, clip_id: int, holder: str) -> None:
+    """Give a held clip back to the queue at once (no-op when the holder has no lease)."""
+    with project.store.session() as s:
+        s.execute(delete(Lease).where(Lease.clip_id == clip_id, Lease.annotator == holder))
+
+
+def skip(project: Project, clip_id: int, holder: str) -> None:
+    """Skip a clip: it returns to the queue for others at once.
+
+    The caller keeps it out of its own :func:`next_clip` calls through ``exclude``, so
+    the same session is not handed the clip it just passed over.
+    """
+    release(project, clip_id, holder)
+
+
+# --- reading one clip ---------------------------------------------------------------------
+
+def _transcript_for(s: Session, clip_id: int, mv_id: int | None) -> Transcript | None:
+    """The transcript by ``mv_id``, else the newest one of any model."""
+    if mv_id is not None:
+        tr = s.scalars(select(Transcript).where(Transcript.clip_id == clip_id,
+                                                Transcript.model_version_id == mv_id)).first()
+        if tr is not None:
+            return tr
+    return s.scalars(select(Transcript).where(Transcript.clip_id == clip_id)
+                     .order_by(Transcript.id.desc())).first()
+
+
+@_domain_errors
+def open_clip(project: Project, clip_id: int) -> ReviewItem:
+    """Read one clip with the hypothesis to show (no lease is taken).
+
+    The hypothesis is the queue's model's transcript, else the active model's, else the
+    newest; the text box starts from the newest text correction when there is one.
+
+    Raises
+    ------
+    InvalidReview
+        No clip has this id.
+    """
+    sname = score_name(project)
+    with project.store.session() as s:
+        clip = s.get(Clip, clip_id)
+        if clip is None:
+            raise InvalidReview(f"clip {clip_id} is not in the project {project.root}")
+        source = s.get(Source, clip.source_id)
+        entry = s.get(QueueEntry, clip_id)
+        active = s.scalar(select(ModelVersion.id).where(ModelVersion.active.is_(True)))
+        tr = _transcript_for(s, clip_id, entry.model_version_id if entry else active)
+        mv_name = (s.scalar(select(ModelVersion.name).where(ModelVersion.id == tr.model_version_id))
+                   if tr else None)
+        latest_text = s.scalar(select(Correction.text).where(Correction.clip_id == clip_id,
+                                                             Correction.text.is_not(None))
+                               .order_by(Correction.id.desc()).limit(1))
+    hypothesis = tr.text.strip() if tr else ""
+    score = entry.score if entry else (tr.scores.get(sname) if tr else None)
+    return ReviewItem(
+        clip_id=clip.id, name=_clip_name(source.path, clip.offset) if source else str(clip.id),
+        duration=clip.duration, speaker=clip.speaker, audio_path=project.clip_path(clip.audio_path),
+        rank=entry.rank if entry else None, score=score, model_version=mv_name,
+        transcript_id=tr.id if tr else None, hypothesis=hypothesis,
+        words=tuple(Word(w["word"], float(w["start"]), float(w["end"]), float(w["p"]))
+                    for w in (tr.words if tr else [])),
+        start_text=latest_text if latest_text is not None else hypothesis,
+    )
+
+
+def clip_wav(item: ReviewItem) -> bytes:
+    """The clip's audio as a 16-bit WAV file, which every browser plays."""
+    import soundfile as sf
+
+    from .audio import read_clip
+
+    buf = io.BytesIO()
+    sf.write(buf, read_clip(item.audio_path), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return buf.getvalue()
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def _open_round(s: Session, project: Project) -> Round:
+    """The open round, opened now (numbered after the last) if there is none.
+
+    The insert does nothing when a concurrent save opened the same round first.
+    """
+    current = s.scalars(select(Round).where(Round.closed_at.is_(None))
+                        .order_by(Round.number.desc())).first()
+    if current is not None:
+        return current
+    number = (s.scalar(select(func.max(Round.number))) or 0) + 1
+    active = s.scalar(select(ModelVersion.id).where(ModelVersion.active.is_(True)))
+    s.execute(_insert(s)(Round).values(
+        number=number, budget_minutes=project.config.review.round_budget_minutes,
+        model_version_id=active, config={"review": to_dict(project.config.review)},
+        started_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=[Round.number]))
+    return s.scalars(select(Round).where(Round.number == number)).one()
+
+
+def _check_annotator(annotator: str) -> str:
+    name = annotator.strip()
+    if not name:
+        raise InvalidReview("no annotator name: enter your name so corrections record who made them")
+    return name
+
+
+def _append(project: Project, item: ReviewItem, *, annotator: str, seconds_spent: float,
+            holder: str | None, text: str | None = None, flag: str | None = None,
+            note: str | None = None) -> int:
+    with project.store.session() as s:
+        round_ = _open_round(s, project)
+        row = Correction(clip_id=item.clip_id, text=text, flag=flag, note=note,
+                         annotator=annotator, seconds_spent=max(0.0, float(seconds_spent)),
+                         transcript_id=item.transcript_id, hypothesis=item.start_text,
+                         round_id=round_.id)
+        s.add(row)
+        if holder is not None:
+            s.execute(delete(Lease).where(Lease.clip_id == item.clip_id, Lease.annotator == holder))
+        s.flush()
+        return row.id
+
+
+@_domain_errors
+def save_correction(project: Project, item: ReviewItem, text: str, *, annotator: str,
+                    seconds_spent: float, holder: str | None = None) -> int:
+    """Append a correction of ``item`` and release the holder's lease, in one transaction.
+
+    Parameters
+    ----------
+    item
+        The clip as it was shown: its transcript id and ``start_text`` record which
+        hypothesis the annotator started from.
+    text
+        What the annotator typed; runs of whitespace (newlines too) become one space.
+    annotator
+        Who corrected it.
+    seconds_spent
+        How long the clip was open, in seconds.
+    holder
+        The lease to release, if the clip was leased.
+
+    Returns
+    -------
+    int
+        The id of the new correction row.
+
+    Raises
+    ------
+    InvalidReview
+        The text is empty (flag the clip as "no speech" instead) or no name is given.
+    """
+    text = " ".join(text.split())
+    if not text:
+        raise InvalidReview("the correction is empty: type what is said, or flag the clip "
+                            "(for example as 'no speech')")
+    return _append(project, item, annotator=_check_annotator(annotator),
+                   seconds_spent=seconds_spent, holder=holder, text=text)
+
+
+@_domain_errors
+def flag(project: Project, item: ReviewItem, reason: str, *, annotator: str,
+         seconds_spent: float, note: str | None = None, holder: str | None = None) -> int:
+    """Append a flag (a clip nobody can transcribe as is) and release the lease.
+
+    Parameters
+    ----------
+    reason
+        One of :data:`FLAG_REASONS`.
+    note
+        Free text, e.g. what "other" means here.
+
+    Raises
+    ------
+    InvalidReview
+        ``reason`` is not one of :data:`FLAG_REASONS`, or no name is given.
+    """
+    if reason not in FLAG_REASONS:
+        raise InvalidReview(f"unknown flag reason {reason!r}; choose one of: {', '.join(FLAG_REASONS)}")
+    return _append(project, item, annotator=_check_annotator(annotator),
+                   seconds_spent=seconds_spent, holder=holder, flag=reason,
+                   note=(note or "").strip() or None)
+
+
+# --- progress and history -------------------------------------------------------------
+
+@_domain_errors
+def round_progress(project: Project) -> RoundProgress:
+    """Corrected clips and minutes of the open round, against its budget.
+
+    Before the first save of a round the round does not exist yet; it is reported with
+    the next number, the configured budget and nothing done.
+    """
+    with project.store.session() as s:
+        active = s.scalar(select(ModelVersion.name).where(ModelVersion.active.is_(True)))
+        current = s.scalars(select(Round).where(Round.closed_at.is_(None))
+                            .order_by(Round.number.desc())).first()
+        if current is None:
+            number = (s.scalar(select(func.max(Round.number))) or 0) + 1
+            return RoundProgress(number, project.config.review.round_budget_minutes, 0, 0.0, 0, active)
+        rows = s.execute(select(Correction.clip_id, Correction.flag, Clip.duration)
+                         .join(Clip, Clip.id == Correction.clip_id)
+                         .where(Correction.round_id == current.id)).all()
+    corrected = {cid: dur for cid, fl, dur in rows if fl is None}
+    flagged = {cid for cid, fl, _ in rows if fl is not None} - set(corrected)
+    return RoundProgress(current.number, current.budget_minutes, len(corrected),
+                         sum(corrected.values()) / 60, len(flagged), active)
+
+
+@_domain_errors
+def clip_history(project: Project, clip_id: int) -> ClipHistory:
+    """The clip, every model's transcript of it, and every correction and flag, oldest first.
+
+    Raises
+    ------
+    InvalidReview
+        No clip has this id.
+    """
+    item = open_clip(project, clip_id)
+    now = utcnow()
+    with project.store.session() as s:
+        reference = s.scalar(select(Clip.reference_text).where(Clip.id == clip_id))
+        transcripts = s.execute(select(ModelVersion.name, Transcript.text)
+                                .join(ModelVersion, ModelVersion.id == Transcript.model_version_id)
+                                .where(Transcript.clip_id == clip_id)
+                                .order_by(ModelVersion.id)).all()
+        rows = s.execute(select(Correction, Round.number)
+                         .outerjoin(Round, Round.id == Correction.round_id)
+                         .where(Correction.clip_id == clip_id).order_by(Correction.id)).all()
+        holder = s.scalar(select(Lease.annotator).where(Lease.clip_id == clip_id,
+                                                        Lease.expires_at > now))
+    entries = tuple(HistoryEntry(c.id, _utc(c.created_at), c.annotator, c.text, c.flag, c.note,
+                                 c.seconds_spent, c.hypothesis, number) for c, number in rows)
+    return ClipHistory(item, reference, tuple((m, t.strip()) for m, t in transcripts), entries,
+                       annotator_of(holder) if holder else None)
+
+
+# --- the clip table (Browse) -------------------------------------------------------------
+
+_CLIP_COLUMNS = ["clip", "name", "speaker", "duration", "status", "score", "rank", "text",
+                 "hypothesis", "annotator", "corrections", "updated"]
+
+
+def _corrections_frame(s: Session) -> pd.DataFrame:
+    rows = s.execute(select(Correction.id, Correction.clip_id, Correction.text, Correction.flag,
+                            Correction.annotator, Correction.seconds_spent,
+                            Correction.transcript_id, Correction.hypothesis,
+                            Correction.created_at).order_by(Correction.id)).all()
+    df = pd.DataFrame(rows, columns=["id", "clip", "text", "flag", "annotator", "seconds",
+                                     "transcript_id", "hypothesis", "created_at"])
+    df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+    return df
+
+
+@_domain_errors
+def clips_frame(project: Project) -> pd.DataFrame:
+    """One row per clip with its status, ranking score and newest text.
+
+    Columns: ``clip, name, speaker, duration, status, score, rank, text, hypothesis,
+    annotator, corrections, updated``. ``status`` is one of :data:`STATUSES`; ``text`` is
+    the newest correction, else the hypothesis of the active model; ``score`` is the
+    queue's score, else the active model's score by the same measure (NaN if untranscribed).
+    """
+    sname = score_name(project)
+    now = utcnow()
+    with project.store.session() as s:
+        active = s.scalar(select(ModelVersion.id).where(ModelVersion.active.is_(True)))
+        clips = pd.DataFrame(s.execute(select(Clip.id, Source.path, Clip.offset, Clip.speaker,
+                                              Clip.duration)
+                                       .join(Source, Source.id == Clip.source_id)
+                                       .order_by(Clip.id)).all(),
+                             columns=["clip", "path", "offset", "speaker", "duration"])
+        trs = pd.DataFrame(s.execute(select(Transcript.clip_id, Transcript.text, Transcript.scores)
+                                     .where(Transcript.model_version_id == active)).all(),
+                           columns=["clip", "hypothesis", "scores"])
+        queue = pd.DataFrame(s.execute(select(QueueEntry.clip_id, QueueEntry.rank,
+                                              QueueEntry.score)).all(),
+                             columns=["clip", "rank", "queue_score"])
+        leased = set(s.scalars(select(Lease.clip_id).where(Lease.expires_at > now)))
+        corr = _corrections_frame(s)
+    if clips.empty:
+        return pd.DataFrame(columns=_CLIP_COLUMNS)
+    clips["name"] = [_clip_name(p, o) for p, o in zip(clips["path"], clips["offset"])]
+    trs["hypothesis"] = trs["hypothesis"].str.strip()
+    trs["model_score"] = [sc.get(sname, np.nan) for sc in trs["scores"]]
+    latest = corr.groupby("clip").tail(1)[["clip", "text", "flag", "annotator", "created_at"]]
+    latest = latest.rename(columns={"text": "last_text", "flag": "last_flag", "created_at": "updated"})
+    df = clips.merge(trs[["clip", "hypothesis", "model_score"]], on="clip", how="left")
+    df = df.merge(queue, on="clip", how="left").merge(latest, on="clip", how="left")
+    df["score"] = df["queue_score"].fillna(df["model_score"]).astype(float)
+    df["rank"] = df["rank"].astype("Int64")
+    df["corrections"] = df["clip"].map(corr.groupby("clip").size()).fillna(0).astype(int)
+    df["text"] = df["last_text"].where(df["last_text"].notna(), df["hypothesis"]).fillna("")
+    df["hypothesis"] = df["hypothesis"].fillna("")
+    df["status"] = np.select(
+        [df["last_flag"].notna(), df["last_text"].notna(), df["clip"].isin(leased), df["rank"].notna()],
+        ["flagged", "corrected", "in review", "queued"], default="not ranked")
+    return df[_CLIP_COLUMNS].reset_index(drop=True)
+
+
+def filter_clips(frame: pd.DataFrame, *, text: str = "", statuses: Collection[str] = (),
+                 score_range: tuple[float, float] | None = None,
+                 speaker: str | None = None) -> pd.DataFrame:
+    """Rows of a :func:`clips_frame` that match every filter given.
+
+    Parameters
+    ----------
+    text
+        Case-insensitive substring of the newest text, the hypothesis or the file name.
+    statuses
+        Keep these statuses (all when empty).
+    score_range
+        Inclusive (low, high); clips without a score are dropped when given.
+    speaker
+        Exact speaker label.
+    """
+    keep = pd.Series(True, index=frame.index)
+    if text.strip():
+        needle = text.strip().lower()
+        keep &= (frame["text"].str.lower().str.contains(needle, regex=False)
+                 | frame["hypothesis"].str.lower().str.contains(needle, regex=False)
+                 | frame["name"].str.lower().str.contains(needle, regex=False))
+    if statuses:
+        keep &= frame["status"].isin(list(statuses))
+    if score_range is not None:
+        keep &= frame["score"].between(*score_range)
+    if speaker:
+        keep &= frame["speaker"] == speaker
+    return frame[keep.fillna(False)]
+
+
+def search_clips(project: Project, *, text: str = "", statuses: Collection[str] = (),
+                 score_range: tuple[float, float] | None = None,
+                 speaker: str | None = None) -> pd.DataFrame:
+    """Clips matching the filters, as in :func:`filter_clips`, ordered by clip id."""
+    return filter_clips(clips_frame(project), text=text, statuses=statuses,
+                        score_range=score_range, speaker=speaker)
+
+
+# --- dashboard figures --------------------------------------------------------------------
+
+@_domain_errors
+def labeled_over_time(project: Project) -> pd.DataFrame:
+    """Cumulative labeled audio: one row per clip, at the time of its first text correction.
+
+    Columns: ``time`` (UTC), ``clips``, ``minutes``.
+    """
+    with project.store.session() as s:
+        rows = s.execute(select(Correction.clip_id, func.min(Correction.created_at), Clip.duration)
+                         .join(Clip, Clip.id == Correction.clip_id)
+                         .where(Correction.text.is_not(None))
+                         .group_by(Correction.clip_id, Clip.duration)).all()
+    df = pd.DataFrame(rows, columns=["clip", "time", "seconds"])
+    df["time"] = pd.to_datetime(df["time"], utc=True)
+    df = df.sort_values("time", kind="stable")
+    return pd.DataFrame({"time": df["time"], "clips": np.arange(1, len(df) + 1),
+                         "minutes": df["seconds"].cumsum() / 60}).reset_index(drop=True)
+
+
+@_domain_errors
+def model_wer(project: Project) -> pd.DataFrame:
+    """The WER of each model version on every dev set it was evaluated on.
+
+    Fine-tuning measures the parent and the new version on the dev clips it held out and
+    records both in the new version's record (``dev_wer_before``, ``dev_wer_after``); each
+    is one row here, so the parent and the child are compared on the same clips.
+    Columns: ``model``, ``dev_set`` (the version whose held-out clips were used),
+    ``wer``, ``order`` (creation order of ``model``).
+    """
+    with project.store.session() as s:
+        versions = s.execute(select(ModelVersion.id, ModelVersion.name, ModelVersion.record)
+                             .order_by(ModelVersion.id)).all()
+    order = {name: vid for vid, name, _ in versions}
+    rows = []
+    for _, name, record in versions:
+        record = record or {}
+        parent = (record.get("parent") or {}).get("name")
+        if parent in order and isinstance(record.get("dev_wer_before"), (int, float)):
+            rows.append((parent, name, float(record["dev_wer_before"]), order[parent]))
+        if isinstance(record.get("dev_wer_after"), (int, float)):
+            rows.append((name, name, float(record["dev_wer_after"]), order[name]))
+    return pd.DataFrame(rows, columns=["model", "dev_set", "wer", "order"])
+
+
+def score_distribution(project: Project) -> pd.DataFrame:
+    """Ranking score and status of every scored clip. Columns: ``clip``, ``score``, ``status``."""
+    df = clips_frame(project)
+    return df.loc[df["score"].notna(), ["clip", "score", "status"]].reset_index(drop=True)
+
+
+def word_edits(hypothesis: str, corrected: str) -> tuple[int, int]:
+    """(word edits, corrected words) turning ``hypothesis`` into ``corrected``.
+
+    Case and punctuation are ignored, so the rate counts changed words, not restyling.
+    """
+    import jiwer
+
+    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(),
+                          jiwer.RemoveMultipleSpaces(), jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+    ref_words = norm(corrected)[0] if corrected.strip() else []
+    hyp_words = norm(hypothesis)[0] if hypothesis.strip() else []
+    if not ref_words or not hyp_words:
+        return max(len(ref_words), len(hyp_words)), len(ref_words)
+    out = jiwer.process_words(corrected, hypothesis, reference_transform=norm, hypothesis_transform=norm)
+    return out.substitutions + out.deletions + out.insertions, len(ref_words)
+
+
+@_domain_errors
+def edit_rates(project: Project) -> pd.DataFrame:
+    """How much annotators changed the model's text, per corrected clip.
+
+    Each clip's newest text correction is compared with the model hypothesis it was made
+    on. Columns: ``clip``, ``score`` (the ranking score of that transcript), ``edits``,
+    ``words``, ``edit_rate`` (edits / corrected words).
+    """
+    sname = score_name(project)
+    with project.store.session() as s:
+        corr = _corrections_frame(s)
+        corr = corr[corr["text"].notna()].groupby("clip").tail(1)
+        trs = {tid: (text, scores) for tid, text, scores in s.execute(
+            select(Transcript.id, Transcript.text, Transcript.scores)
+            .where(Transcript.id.in_([int(t) for t in corr["transcript_id"].dropna()])))}
+    rows = []
+    for c in corr.itertuples():
+        text, scores = trs.get(c.transcript_id, (c.hypothesis or "", {}))
+        edits, words = word_edits(text, c.text)
+        rows.append((c.clip, scores.get(sname, np.nan), edits, words, edits / max(words, 1)))
+    return pd.DataFrame(rows, columns=["clip", "score", "edits", "words", "edit_rate"])
+
+
+def edit_rate_by_band(project: Project, bands: int = 4) -> pd.DataFrame:
+    """Word edit rate of corrected clips by ranking-score band (quantiles of the score).
+
+    If the ranking works, high-score bands need more edits. Columns: ``band`` (label with
+    the score range), ``low``, ``high``, ``clips``, ``edit_rate`` (pooled: all edits over
+    all corrected words of the band); bands ordered from low to high score.
+    """
+    df = edit_rates(project).dropna(subset=["score"])
+    columns = ["band", "low", "high", "clips", "edit_rate"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    codes = pd.qcut(df["score"].rank(method="first"), q=min(bands, len(df)), labels=False)
+    out = []
+    for _, g in df.groupby(codes, sort=True):
+        low, high = float(g["score"].min()), float(g["score"].max())
+        out.append((f"{low:.2f}–{high:.2f}", low, high, len(g),
+                    g["edits"].sum() / max(int(g["words"].sum()), 1)))
+    return pd.DataFrame(out, columns=columns)
+
+
+@_domain_errors
+def annotator_rates(project: Project) -> pd.DataFrame:
+    """Clips per hour of open-clip time, per annotator (corrections and flags both count).
+
+    Columns: ``annotator``, ``clips``, ``hours``, ``clips_per_hour``.
+    """
+    with project.store.session() as s:
+        corr = _corrections_frame(s)
+    columns = ["annotator", "clips", "hours", "clips_per_hour"]
+    if corr.empty:
+        return pd.DataFrame(columns=columns)
+    g = corr.groupby("annotator").agg(clips=("id", "size"), seconds=("seconds", "sum")).reset_index()
+    g["hours"] = g["seconds"] / 3600
+    g["clips_per_hour"] = g["clips"] / g["hours"].where(g["hours"] > 0)
+    return g[columns].sort_values("clips_per_hour", ascending=False).reset_index(drop=True)
+
+
+def speakers(frame: pd.DataFrame) -> list[str]:
+    """The distinct speaker labels of a :func:`clips_frame`, sorted."""
+    return sorted(str(x) for x in frame["speaker"].dropna().unique())
+

@@ -1,0 +1,91 @@
+"""The Browse page: search and filters, a clip's history, and correcting it again."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from earmark import review
+from earmark.reports import queue
+from earmark.store import Correction
+
+pytestmark = pytest.mark.slow
+
+
+def browse(app_for, project):
+    at = app_for(project).run()  # the main page first, as a browser would open it
+    return at.switch_page("pages/2_Browse.py").run()
+
+
+def listed(at) -> list[int]:
+    return [int(c) for c in at.dataframe[0].value["clip"]]
+
+
+def test_search_and_filters(ranked, app_for):
+    frame = review.clips_frame(ranked)
+    at = browse(app_for, ranked)
+    assert not at.exception
+    assert sorted(listed(at)) == sorted(frame["clip"])
+    assert at.caption[0].value == f"{len(frame)} of {len(frame)} clips"
+    assert "Round 1" in at.get("progress")[0].proto.text  # progress on every page
+
+    word = frame["hypothesis"].iloc[0].split()[0].lower()
+    at.text_input(key="q").input(word).run()
+    expected = review.search_clips(ranked, text=word)
+    assert listed(at) == list(expected["clip"]) and len(expected) >= 1
+
+    at.text_input(key="q").input("").run()
+    first = queue(ranked, top=1)[0]
+    review.save_correction(ranked, review.open_clip(ranked, first.clip_id), "a lien was filed",
+                           annotator="ada", seconds_spent=3)
+    at.multiselect(key="statuses").select("corrected").run()
+    assert listed(at) == [first.clip_id]
+
+    at.multiselect(key="statuses").unselect("corrected").run()
+    speaker = review.speakers(frame)[0]
+    at.selectbox(key="speaker").select(speaker).run()
+    assert listed(at) == list(frame.loc[frame["speaker"] == speaker, "clip"])
+
+    at.selectbox(key="speaker").select("any").run()
+    low, high = at.slider(key="score").value
+    mid = (low + high) / 2
+    at.slider(key="score").set_range(mid, high).run()
+    assert listed(at) == list(frame.loc[frame["score"] >= mid, "clip"])
+
+    at.text_input(key="q").input("no such words anywhere").run()
+    assert at.caption[0].value.startswith("0 of") and not at.text_area
+
+
+def test_open_a_clip_see_its_history_and_correct_it_again(ranked, app_for):
+    target = queue(ranked, top=2)[1]
+    item = review.open_clip(ranked, target.clip_id)
+    review.save_correction(ranked, item, "first text", annotator="bob", seconds_spent=7)
+    at = browse(app_for, ranked)
+    at.selectbox(key="open_clip").select(target.clip_id).run()
+    history = [m.value for m in at.markdown]
+    assert any("**bob**" in m and "first text" in m for m in history)
+    assert any("model **tiny.en**" in m and target.text.strip() in m for m in history)
+    # no name yet: the page asks for it before the correction form
+    at.text_input(key="annotator_name").input("ada")
+    at.button[0].click().run()
+    box = at.text_area(key=f"retext-{target.clip_id}")
+    assert box.value == "first text"  # starts from the newest text
+    box.input("second text")
+    at.button(key="resave").click().run()
+    assert not at.exception
+    with ranked.store.session() as s:
+        rows = s.scalars(select(Correction).where(Correction.clip_id == target.clip_id)
+                         .order_by(Correction.id)).all()
+    assert [(r.annotator, r.text, r.hypothesis) for r in rows] == [
+        ("bob", "first text", target.text.strip()), ("ada", "second text", "first text")]
+    assert "earlier ones stay in its history" in at.success[0].value
+    history = [m.value for m in at.markdown]
+    assert any("second text" in m for m in history) and any("first text" in m for m in history)
+
+
+def test_browse_with_no_clips(tmp_path, app_for):
+    from earmark.project import init_project
+
+    project = init_project(tmp_path / "empty")
+    at = browse(app_for, project)
+    assert not at.exception and "No clips yet" in at.info[0].value

@@ -1,0 +1,309 @@
+"""The review library: leases, append-only corrections, rounds, search, dashboard data.
+
+These run on the ``handmade`` project (transcripts written by the fixture), because the
+logic under test is bookkeeping in the database, not anything the model decides.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, select, update
+
+from earmark import review
+from earmark.errors import DatabaseBusy, InvalidReview, NothingRanked, PoolExhausted
+from earmark.project import open_project
+from earmark.store import Correction, Lease, Round, utcnow
+
+
+def expire_leases(project) -> None:
+    """Make every lease run out now (as if the annotator walked away)."""
+    with project.store.session() as s:
+        s.execute(update(Lease).values(expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def corrections(project, clip_id=None) -> list[Correction]:
+    with project.store.session() as s:
+        q = select(Correction).order_by(Correction.id)
+        if clip_id is not None:
+            q = q.where(Correction.clip_id == clip_id)
+        return list(s.scalars(q))
+
+
+def test_next_clip_follows_the_queue_and_leases_each_clip_to_one_session(handmade):
+    a = review.next_clip(handmade, "ann#1")
+    b = review.next_clip(handmade, "bob#1")
+    assert (a.rank, b.rank) == (1, 2)
+    assert a.hypothesis == f"hello world{a.clip_id}"
+    assert [w.text.strip() for w in a.words] == ["hello", f"world{a.clip_id}"]
+    # asking again keeps the clip the session holds instead of taking another
+    assert review.next_clip(handmade, "ann#1").clip_id == a.clip_id
+    # the same name in a second browser session is a different holder
+    assert review.next_clip(handmade, "ann#2").rank == 3
+
+
+def test_expired_lease_returns_the_clip_to_the_queue(handmade):
+    a = review.next_clip(handmade, "ann#1")
+    assert review.next_clip(handmade, "bob#1").clip_id != a.clip_id
+    expire_leases(handmade)
+    assert review.next_clip(handmade, "cy#1").clip_id == a.clip_id
+    assert review.renew(handmade, a.clip_id, "ann#1") is False  # cy has it now
+
+
+def test_concurrent_sessions_never_get_the_same_clip(handmade):
+    # each thread has its own connection pool, as separate app processes would
+    projects = [open_project(handmade.root) for _ in range(6)]
+    start = threading.Barrier(len(projects))
+    got: dict[int, int | None] = {}
+
+    def work(i: int) -> None:
+        start.wait()
+        try:
+            got[i] = review.next_clip(projects[i], f"user{i}#s").clip_id
+        except PoolExhausted:
+            got[i] = None
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(projects))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = [c for c in got.values() if c is not None]
+    assert len(taken) == 3 and len(set(taken)) == 3  # three clips, three holders, no sharing
+    with handmade.store.session() as s:
+        assert len(s.scalars(select(Lease)).all()) == 3
+    for p in projects:
+        p.store.dispose()
+
+
+def test_a_clip_saved_after_it_was_read_as_free_is_not_leased(handmade):
+    item = review.next_clip(handmade, "ann#1")
+    expire_leases(handmade)
+    # ann saves late, while bob's session has already read the clip as free
+    review.save_correction(handmade, item, "saved late", annotator="ann", seconds_spent=1)
+    now = utcnow()
+    with handmade.store.session() as s:
+        assert review._claim(s, item.clip_id, "bob#1", now, now + timedelta(minutes=10)) is False
+        assert s.scalars(select(Lease).where(Lease.clip_id == item.clip_id)).all() == []
+
+
+def test_skip_gives_the_clip_to_others_but_not_back_to_the_skipper(handmade):
+    first = review.next_clip(handmade, "ann#1")
+    review.skip(handmade, first.clip_id, "ann#1")
+    assert review.next_clip(handmade, "ann#1", exclude=[first.clip_id]).rank == 2
+    assert review.next_clip(handmade, "bob#1").clip_id == first.clip_id
+    assert corrections(handmade) == []
+
+
+def test_save_records_who_when_how_long_and_the_starting_hypothesis(handmade):
+    item = review.next_clip(handmade, "ann#1")
+    review.save_correction(handmade, item, "  hello   there ", annotator="ann", seconds_spent=12.5,
+                           holder="ann#1")
+    (row,) = corrections(handmade)
+    assert (row.clip_id, row.text, row.flag, row.annotator) == (item.clip_id, "hello there", None, "ann")
+    assert row.seconds_spent == 12.5
+    assert row.transcript_id == item.transcript_id and row.hypothesis == item.hypothesis
+    assert abs((utcnow() - review._utc(row.created_at)).total_seconds()) < 60
+    with handmade.store.session() as s:
+        assert s.scalars(select(Lease)).all() == []  # released with the save
+    # the clip left the queue: the next session starts at rank 2
+    assert review.next_clip(handmade, "bob#1").rank == 2
+
+
+def test_two_saves_of_one_clip_keep_both_texts(handmade):
+    item = review.next_clip(handmade, "ann#1")
+    expire_leases(handmade)
+    same = review.next_clip(handmade, "bob#1")
+    assert same.clip_id == item.clip_id
+    review.save_correction(handmade, same, "bob's text", annotator="bob", seconds_spent=3, holder="bob#1")
+    review.save_correction(handmade, item, "ann's text", annotator="ann", seconds_spent=4, holder="ann#1")
+    history = review.clip_history(handmade, item.clip_id)
+    assert [e.text for e in history.entries] == ["bob's text", "ann's text"]
+    assert [e.annotator for e in history.entries] == ["bob", "ann"]
+    # re-correcting starts from the newest text and records that as its hypothesis
+    again = review.open_clip(handmade, item.clip_id)
+    assert again.start_text == "ann's text"
+    review.save_correction(handmade, again, "final text", annotator="cy", seconds_spent=1)
+    rows = corrections(handmade, item.clip_id)
+    assert [r.text for r in rows] == ["bob's text", "ann's text", "final text"]
+    assert rows[-1].hypothesis == "ann's text"
+
+
+def test_flag_needs_a_known_reason_and_takes_the_clip_out_of_the_queue(handmade):
+    item = review.next_clip(handmade, "ann#1")
+    with pytest.raises(InvalidReview, match="unknown flag reason"):
+        review.flag(handmade, item, "boring", annotator="ann", seconds_spent=1)
+    review.flag(handmade, item, "bad audio", annotator="ann", seconds_spent=2, note=" hum ",
+                holder="ann#1")
+    (row,) = corrections(handmade)
+    assert (row.text, row.flag, row.note) == (None, "bad audio", "hum")
+    assert review.next_clip(handmade, "ann#1").rank == 2
+    assert review.round_progress(handmade).flagged == 1
+
+
+def test_empty_text_or_missing_name_are_refused_with_advice(handmade):
+    item = review.next_clip(handmade, "ann#1")
+    with pytest.raises(InvalidReview, match="flag the clip"):
+        review.save_correction(handmade, item, "   ", annotator="ann", seconds_spent=1)
+    with pytest.raises(InvalidReview, match="name"):
+        review.save_correction(handmade, item, "text", annotator=" ", seconds_spent=1)
+    with pytest.raises(InvalidReview, match="not in the project"):
+        review.open_clip(handmade, 999)
+    assert corrections(handmade) == []
+
+
+def test_empty_queue_explains_itself(handmade, unranked):
+    with pytest.raises(NothingRanked, match="run `earmark rank"):
+        review.next_clip(unranked, "ann#1")
+    held = review.next_clip(handmade, "bob#1")
+    skipped = review.next_clip(handmade, "ann#1")
+    last = review.next_clip(handmade, "cy#1")
+    with pytest.raises(PoolExhausted, match="you skipped 1; 2 are open in other annotators"):
+        review.next_clip(handmade, "ann#1", exclude=[skipped.clip_id])
+    for item, who in ((held, "bob"), (skipped, "ann"), (last, "cy")):
+        review.save_correction(handmade, item, "done", annotator=who, seconds_spent=1,
+                               holder=f"{who}#1")
+    with pytest.raises(PoolExhausted, match="all clips reviewed") as exc:
+        review.next_clip(handmade, "ann#1")
+    assert not isinstance(exc.value, NothingRanked)
+
+
+def test_round_progress_counts_this_round_against_its_budget(handmade):
+    before = review.round_progress(handmade)
+    assert (before.number, before.clips, before.minutes, before.model_version) == (1, 0, 0.0, "tiny.en")
+    assert before.budget_minutes == handmade.config.review.round_budget_minutes
+    items = [review.next_clip(handmade, f"u{i}#1") for i in range(2)]
+    for i, item in enumerate(items):
+        review.save_correction(handmade, item, "text", annotator=f"u{i}", seconds_spent=5,
+                               holder=f"u{i}#1")
+    review.save_correction(handmade, items[0], "again", annotator="u0", seconds_spent=5)
+    now = review.round_progress(handmade)
+    assert now.clips == 2  # a clip corrected twice counts once
+    assert now.minutes == pytest.approx(sum(i.duration for i in items) / 60)
+    assert 0 < now.fraction < 1
+    # closing the round (the fine-tuning step does) makes the next save open round 2
+    with handmade.store.session() as s:
+        s.execute(update(Round).values(closed_at=utcnow()))
+    assert review.round_progress(handmade).number == 2
+    review.save_correction(handmade, items[1], "round two", annotator="u1", seconds_spent=5)
+    assert (review.round_progress(handmade).number, review.round_progress(handmade).clips) == (2, 1)
+
+
+def test_search_filters_by_text_status_score_and_speaker(handmade):
+    frame = review.clips_frame(handmade)
+    assert list(frame["status"]) == ["queued"] * 3
+    assert list(frame["rank"]) == [1, 2, 3] and list(frame["score"]) == [3.0, 2.0, 1.0]
+    first, second = review.next_clip(handmade, "ann#1"), review.next_clip(handmade, "bob#1")
+    review.save_correction(handmade, first, "A Lien Was Filed", annotator="ann", seconds_spent=1,
+                           holder="ann#1")
+    found = review.search_clips(handmade, text="lien was")
+    assert list(found["clip"]) == [first.clip_id] and list(found["status"]) == ["corrected"]
+    assert list(review.search_clips(handmade, statuses=["in review"])["clip"]) == [second.clip_id]
+    assert list(review.search_clips(handmade, score_range=(1.5, 2.5))["clip"]) == [second.clip_id]
+    speaker = review.speakers(frame)[0]
+    by_speaker = review.search_clips(handmade, speaker=speaker)
+    assert len(by_speaker) >= 1 and set(by_speaker["speaker"]) == {speaker}
+    assert review.search_clips(handmade, text="no such words").empty
+
+
+def test_dashboard_figures(handmade):
+    assert review.labeled_over_time(handmade).empty
+    assert review.edit_rate_by_band(handmade).empty
+    assert review.annotator_rates(handmade).empty
+    items = [review.next_clip(handmade, f"u{i}#1") for i in range(3)]
+    # clip scores are 3, 2, 1: make the high-score clips need the most edits
+    texts = ["totally other words here", f"hello earth{items[1].clip_id}", f"Hello, world{items[2].clip_id}!"]
+    for i, (item, text) in enumerate(zip(items, texts)):
+        review.save_correction(handmade, item, text, annotator="ann" if i else "bob",
+                               seconds_spent=60, holder=f"u{i}#1")
+    labeled = review.labeled_over_time(handmade)
+    assert list(labeled["clips"]) == [1, 2, 3]
+    assert labeled["minutes"].iloc[-1] == pytest.approx(sum(i.duration for i in items) / 60)
+    rates = review.edit_rates(handmade).set_index("clip")
+    assert rates.loc[items[2].clip_id, "edit_rate"] == 0  # case and punctuation are not edits
+    assert rates.loc[items[1].clip_id, "edits"] == 1
+    bands = review.edit_rate_by_band(handmade, bands=3)
+    assert list(bands["clips"]) == [1, 1, 1]
+    assert bands["edit_rate"].is_monotonic_increasing and bands["low"].is_monotonic_increasing
+    per_annotator = review.annotator_rates(handmade).set_index("annotator")
+    assert per_annotator.loc["ann", "clips"] == 2
+    assert per_annotator.loc["ann", "clips_per_hour"] == pytest.approx(60)
+    dist = review.score_distribution(handmade)
+    assert sorted(dist["score"]) == [1.0, 2.0, 3.0] and set(dist["status"]) == {"corrected"}
+
+
+def test_model_wer_compares_parent_and_child_on_the_child_dev_set(handmade):
+    from earmark.store import ModelVersion
+
+    assert review.model_wer(handmade).empty
+    with handmade.store.session() as s:
+        s.add(ModelVersion(name="ft-001", spec="x.pt", status="ready", record={
+            "parent": {"name": "tiny.en"}, "dev_wer_before": 0.42, "dev_wer_after": 0.30,
+            "dev_after": {"wer": 0.30}}))
+    wer = review.model_wer(handmade)
+    assert list(zip(wer["model"], wer["dev_set"], wer["wer"])) == [
+        ("tiny.en", "ft-001", 0.42), ("ft-001", "ft-001", 0.30)]
+
+
+@pytest.mark.parametrize("hyp, ref, expected", [
+    ("Hello, World.", "hello world", (0, 2)),
+    ("the cat sat", "the cat sat down", (1, 4)),
+    ("", "two words", (2, 2)),
+    ("stray words", "", (2, 0)),
+])
+def test_word_edits(hyp, ref, expected):
+    assert review.word_edits(hyp, ref) == expected
+
+
+def test_a_locked_database_is_a_domain_error(handmade):
+    db = handmade.root / "earmark.db"
+    # wait 0.1 s for locks instead of the store's 30 s
+    event.listen(handmade.store.engine, "connect",
+                 lambda conn, _: conn.execute("PRAGMA busy_timeout=100"))
+    handmade.store.engine.dispose()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # holds the write lock, as a long `rank` chunk would
+    try:
+        with pytest.raises(DatabaseBusy, match="locked by another process"):
+            review.next_clip(handmade, "ann#1")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert review.next_clip(handmade, "ann#1").rank == 1
+
+
+def test_the_lease_is_one_conditional_statement_on_postgresql_too():
+    from sqlalchemy.dialects import postgresql
+
+    now = utcnow()
+    stmt = review._lease_stmt(postgresql.insert, 7, "ann#1", now, now + timedelta(minutes=10))
+    sql = str(stmt.compile(dialect=postgresql.dialect()))
+    assert "ON CONFLICT (clip_id) DO UPDATE" in sql
+    assert "WHERE leases.expires_at <=" in sql and "OR leases.annotator =" in sql
+
+
+def test_player_marks_low_words_by_two_cues_and_plays_word_spans():
+    from earmark.player import SPEEDS, player_html
+
+    words = [review.Word(" Take", 0.1, 0.4, 0.91), review.Word(" <b>&", 0.4, 0.9, 0.23),
+             review.Word("-ish", 0.9, 1.2, 0.6)]
+    page = player_html(b"RIFFdata", words, threshold=0.5, margin=0.15)
+    assert 'src="data:audio/wav;base64,UklGRmRhdGE="' in page
+    assert ('<span class="w low" id="w1" data-start="0.400" data-end="0.900" title="p=0.23">'
+            '&lt;b&gt;&amp;</span>') in page
+    assert 'class="w" id="w0"' in page and 'title="p=0.91"' in page
+    assert "&amp;</span><span" in page  # "-ish" joins the word before it, as the model wrote
+    assert ".low { color: #c62828; font-weight: 700; text-decoration: underline" in page
+    assert "const MARGIN = 0.15;" in page
+    assert all(f'<option value="{s:g}"' in page for s in SPEEDS) and min(SPEEDS) == 0.5 and max(SPEEDS) == 2.0
+    assert "no words" in player_html(b"", [], threshold=0.5)
+
+
+def test_review_command_refuses_a_missing_project(tmp_path, capsys):
+    from earmark.cli import main
+
+    assert main(["review", str(tmp_path / "nowhere")]) == 2
+    assert "no earmark project here" in capsys.readouterr().err

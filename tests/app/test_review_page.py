@@ -1,0 +1,167 @@
+"""The Review page, driven by ``streamlit.testing.v1.AppTest`` over a project ranked by
+the real tiny.en model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from earmark import review
+from earmark.reports import queue
+from earmark.store import Correction, Lease, utcnow
+
+pytestmark = pytest.mark.slow
+
+
+def shown_clip(at) -> int:
+    """The id of the clip the page shows (its text box is keyed by clip id)."""
+    (box,) = at.text_area
+    return int(box.key.removeprefix("text-"))
+
+
+def all_corrections(project) -> list[Correction]:
+    with project.store.session() as s:
+        return list(s.scalars(select(Correction).order_by(Correction.id)))
+
+
+def test_asks_the_name_once_then_shows_the_queue_in_order(ranked, app_for, sign_in):
+    at = app_for(ranked).run()
+    assert not at.exception
+    assert at.text_input(key="annotator_name").label == "Your name"
+    assert not at.text_area  # no clip before a name
+    sign_in(at, "ada")
+    head = queue(ranked, top=3)
+    assert shown_clip(at) == head[0].clip_id
+    assert at.text_area[0].value == head[0].text.strip()  # pre-filled with the hypothesis
+    assert head[0].name in at.markdown[0].value and "queue #1" in at.markdown[0].value
+    progress = at.get("progress")[0].proto.text
+    assert "Round 1" in progress and "model **tiny.en**" in progress
+    assert "Ctrl+Enter" in at.caption[0].value  # the keyboard save is documented
+    assert at.sidebar.markdown[0].value == "Annotating as **ada**"
+    at.run()  # a rerun keeps the name and the clip
+    assert shown_clip(at) == head[0].clip_id
+    assert not [w for w in at.text_input if w.key == "annotator_name"]
+
+
+def test_save_records_the_correction_and_opens_the_next_clip(ranked, app_for, sign_in):
+    head = queue(ranked, top=2)
+    at = sign_in(app_for(ranked), "ada")
+    at.text_area[0].input("Metoprolol was started for rate control.")
+    at.button(key="save").click().run()
+    assert not at.exception
+    (row,) = all_corrections(ranked)
+    assert (row.clip_id, row.annotator, row.flag) == (head[0].clip_id, "ada", None)
+    assert row.text == "Metoprolol was started for rate control."
+    assert row.hypothesis == head[0].text.strip() and row.transcript_id is not None
+    assert row.seconds_spent > 0 and row.round_id is not None
+    assert shown_clip(at) == head[1].clip_id
+    assert at.success[0].value.startswith(f"Saved {head[0].name}")
+    assert "1 clip corrected" in at.get("progress")[0].proto.text
+
+
+def test_an_empty_correction_shows_advice_not_a_traceback(ranked, app_for, sign_in):
+    at = sign_in(app_for(ranked))
+    first = shown_clip(at)
+    at.text_area[0].input("   ")
+    at.button(key="save").click().run()
+    assert not at.exception
+    assert "the correction is empty" in at.error[0].value
+    assert all_corrections(ranked) == [] and shown_clip(at) == first
+
+
+def test_skip_moves_on_and_gives_the_clip_to_the_next_annotator(ranked, app_for, sign_in):
+    head = queue(ranked, top=2)
+    ada = sign_in(app_for(ranked), "ada")
+    ada.button(key="skip").click().run()
+    assert shown_clip(ada) == head[1].clip_id
+    ada.run()
+    assert shown_clip(ada) == head[1].clip_id  # the skipped clip does not come back this session
+    bob = sign_in(app_for(ranked), "bob")
+    assert shown_clip(bob) == head[0].clip_id
+    assert all_corrections(ranked) == []
+
+
+def test_flag_with_a_reason(ranked, app_for, sign_in):
+    head = queue(ranked, top=2)
+    at = sign_in(app_for(ranked), "ada")
+    at.selectbox(key=f"flag_reason-{head[0].clip_id}").select("bad audio")
+    at.text_input(key=f"flag_note-{head[0].clip_id}").input("hum at 50 Hz")
+    at.button(key="flag").click().run()
+    (row,) = all_corrections(ranked)
+    assert (row.clip_id, row.text, row.flag, row.note, row.annotator) == (
+        head[0].clip_id, None, "bad audio", "hum at 50 Hz", "ada")
+    assert shown_clip(at) == head[1].clip_id
+    assert "Flagged" in at.success[0].value and "1 flagged" in at.get("progress")[0].proto.text
+    assert set(at.selectbox(key=f"flag_reason-{head[1].clip_id}").options) == set(review.FLAG_REASONS)
+
+
+def test_two_sessions_never_get_the_same_clip_until_the_lease_runs_out(ranked, app_for, sign_in):
+    head = queue(ranked, top=3)
+    ada = sign_in(app_for(ranked), "ada")
+    bob = sign_in(app_for(ranked), "bob")
+    assert (shown_clip(ada), shown_clip(bob)) == (head[0].clip_id, head[1].clip_id)
+    # ada walks away; her lease runs out and the clip goes to the next session
+    with ranked.store.session() as s:
+        s.execute(update(Lease).where(Lease.clip_id == head[0].clip_id)
+                  .values(expires_at=utcnow() - timedelta(seconds=1)))
+    cy = sign_in(app_for(ranked), "cy")
+    assert shown_clip(cy) == head[0].clip_id
+    # ada comes back: she is told, and her save is kept next to cy's
+    ada.run()
+    assert "another annotator has it now" in ada.warning[0].value
+    ada.text_area[0].input("ada's text")
+    ada.button(key="save").click().run()
+    cy.text_area[0].input("cy's text")
+    cy.button(key="save").click().run()
+    texts = [(c.annotator, c.text) for c in all_corrections(ranked) if c.clip_id == head[0].clip_id]
+    assert texts == [("ada", "ada's text"), ("cy", "cy's text")]
+
+
+def test_when_every_clip_is_reviewed_the_page_says_so(ranked, app_for, sign_in):
+    for i, row in enumerate(queue(ranked, top=100)):
+        item = review.open_clip(ranked, row.clip_id)
+        review.save_correction(ranked, item, f"text {i}", annotator="bot", seconds_spent=1)
+    at = sign_in(app_for(ranked))
+    assert not at.exception and not at.text_area
+    assert "all clips reviewed" in at.info[0].value
+
+
+def test_skipped_clips_can_be_shown_again_when_nothing_else_is_left(ranked, app_for, sign_in):
+    rows = queue(ranked, top=100)
+    for row in rows[1:]:
+        review.save_correction(ranked, review.open_clip(ranked, row.clip_id), "done",
+                               annotator="bot", seconds_spent=1)
+    at = sign_in(app_for(ranked))
+    at.button(key="skip").click().run()
+    assert "you skipped 1" in at.info[0].value
+    at.button(key="unskip").click().run()
+    assert shown_clip(at) == rows[0].clip_id
+
+
+def test_a_project_with_nothing_ranked_says_what_to_run(unranked, app_for, sign_in):
+    at = sign_in(app_for(unranked))
+    assert not at.exception
+    assert "nothing ranked yet" in at.info[0].value and "earmark rank" in at.info[0].value
+
+
+def test_a_missing_project_is_a_clear_message(tmp_path, app_for):
+    at = app_for(tmp_path / "nowhere").run()
+    assert not at.exception
+    assert "no earmark project here" in at.error[0].value
+
+
+def test_no_project_given_is_a_clear_message(app_for, monkeypatch):
+    at = app_for("unused")
+    monkeypatch.delenv(review.PROJECT_ENV)
+    at.run()
+    assert not at.exception and "earmark review PROJECT" in at.error[0].value
+
+
+def test_change_name_releases_the_clip(ranked, app_for, sign_in):
+    at = sign_in(app_for(ranked), "ada")
+    at.button(key="sign_out").click().run()
+    assert at.text_input(key="annotator_name").label == "Your name" and not at.text_area
+    with ranked.store.session() as s:
+        assert s.scalars(select(Lease)).all() == []

@@ -1,0 +1,135 @@
+"""End to end in a real browser: `earmark review` serves the app on loopback, headless
+Chromium (Debian's, driven by Playwright) types a correction and saves it from the
+keyboard, and the correction is read back from the project database.
+
+A screenshot of the review page is written to ``test-output/browser/review.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "data_samples"
+OUT = REPO / "test-output" / "browser"
+CHROMIUM = Path("/usr/bin/chromium")
+EARMARK = Path(sys.executable).with_name("earmark")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser, pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="needs Debian's chromium at /usr/bin/chromium (`make browser-deps`)"),
+]
+
+
+def earmark(*args: str) -> None:
+    subprocess.run([str(EARMARK), *args], check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def project_root(tmp_path_factory) -> Path:
+    """A project made with the earmark command itself: init, import three clips, rank."""
+    base = tmp_path_factory.mktemp("browser")
+    rows = [json.loads(line) for line in (SAMPLES / "manifest.jsonl").read_text().splitlines()]
+    manifest = base / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps({**r, "audio": str(SAMPLES / r["audio"])}) + "\n"
+                                for r in rows if Path(r["audio"]).stem in ("s07", "s12", "s17")))
+    root = base / "proj"
+    earmark("init", str(root))
+    earmark("import", str(root), str(manifest), "--quiet")
+    earmark("rank", str(root), "--quiet")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(project_root):
+    """`earmark review` on a free loopback port; stopped (with its Streamlit child) after."""
+    port = free_port()
+    log = (OUT / "app.log")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        # its own process group, so the Streamlit child is stopped with it
+        proc = subprocess.Popen([str(EARMARK), "review", str(project_root), "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGTERM)
+            pytest.fail(f"the review app did not start:\n{log.read_text()}")
+        time.sleep(0.5)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_type_a_correction_and_save_it_from_the_keyboard(app_url, project_root):
+    from playwright.sync_api import expect, sync_playwright
+
+    from earmark.project import open_project
+    from earmark.reports import queue
+
+    first = queue(open_project(project_root), top=1)[0]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 820})
+        page.goto(app_url)
+        page.get_by_role("textbox", name="Your name").fill("ada")
+        page.get_by_role("button", name="Start reviewing").click()
+        box = page.get_by_role("textbox", name="Transcript")
+        expect(box).to_have_value(first.text.strip(), timeout=60_000)
+
+        # the hypothesis: low-confidence words by colour and underline, p on hover
+        player = page.frame_locator("iframe").first
+        low = player.locator(".w.low").first
+        expect(low).to_have_attribute("title", re.compile(r"^p=0\.\d\d$"))
+        assert "underline" in low.evaluate("e => getComputedStyle(e).textDecorationLine")
+        page.wait_for_timeout(500)  # let the fonts settle for the picture
+        page.screenshot(path=str(OUT / "review.png"))
+
+        # clicking a word plays just that word (from a little before its start)
+        start, end = float(low.get_attribute("data-start")), float(low.get_attribute("data-end"))
+        player.locator("#speed").select_option("1.5")
+        low.click()
+        audio = player.locator("audio")
+        page.wait_for_function(
+            "f => !f.contentDocument.querySelector('audio').paused",
+            arg=page.locator("iframe").first.element_handle(), timeout=10_000)
+        rate, at = audio.evaluate("a => [a.playbackRate, a.currentTime]")
+        assert rate == 1.5 and start - 0.2 <= at <= end + 0.2
+
+        box.fill("The pharmacist flagged warfarin and fluconazole.")
+        box.press("Control+Enter")
+        expect(page.get_by_text(f"Saved {first.name}")).to_be_visible(timeout=60_000)
+        browser.close()
+
+    project = open_project(project_root)
+    (row,) = project.store.latest_corrections()
+    assert (row.clip_id, row.text, row.annotator) == (
+        first.clip_id, "The pharmacist flagged warfarin and fluconazole.", "ada")
+    assert row.hypothesis == first.text.strip() and row.seconds_spent > 0
