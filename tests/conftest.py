@@ -23,6 +23,16 @@ def sample_rows() -> list[dict]:
     return rows
 
 
+def wer(reference: str, hypothesis: str) -> float:
+    """Clip WER after Whisper's English normalizer."""
+    import jiwer
+    from whisper.normalizers import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    ref, hyp = norm(reference), norm(hypothesis)
+    return float(jiwer.wer(ref, hyp)) if hyp.strip() else 1.0
+
+
 def write_wav(path: Path, audio: np.ndarray, sr: int = SR, subtype: str = "PCM_16") -> Path:
     import soundfile as sf
 

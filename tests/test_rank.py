@@ -1,0 +1,129 @@
+"""Ranking end to end with tiny.en: the queue finds the errors, and a killed run resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from conftest import REPO, SAMPLES, wer
+from earmark.reports import mark_words, queue, status
+from earmark.store import QueueEntry, Transcript
+
+pytestmark = pytest.mark.slow
+
+
+def test_queue_puts_the_clips_with_most_errors_first(ranked_project):
+    rows = queue(ranked_project, top=100)
+    st = status(ranked_project)
+    assert len(rows) == st.clips == st.transcribed == st.queued > 20
+    with ranked_project.store.session() as s:
+        refs = dict(s.execute(select(Transcript.clip_id, Transcript.text)).all())
+    from earmark.store import Clip
+
+    with ranked_project.store.session() as s:
+        ref_text = dict(s.execute(select(Clip.id, Clip.reference_text)).all())
+    errs = [wer(ref_text[r.clip_id], refs[r.clip_id]) for r in rows if ref_text[r.clip_id]]
+    third = len(errs) // 3
+    assert np.mean(errs[:third]) > np.mean(errs[-third:]) + 0.2
+    scores = [r.score for r in rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_queue_marks_low_confidence_words(ranked_project):
+    top = queue(ranked_project, top=1)[0]
+    marked = mark_words(top.words, 0.5)
+    assert "[" in marked
+    assert mark_words([{"word": " sure", "p": 0.9}, {"word": " maybe", "p": 0.1}], 0.5) == "sure [maybe]"
+
+
+def test_rank_again_transcribes_nothing_new(ranked_project):
+    from earmark.ranking import rank
+
+    report = rank(ranked_project, progress=False)
+    assert report.transcribed == 0 and report.queued == status(ranked_project).clips
+
+
+def test_strategy_choice_reorders_the_queue(ranked_project):
+    from earmark.config import SelectionConfig
+    from earmark.ranking import build_queue
+
+    mv = ranked_project.store.active_model()
+    try:
+        build_queue(ranked_project, mv.id, SelectionConfig(strategy="random", seed=1))
+        rnd = [r.clip_id for r in queue(ranked_project, 100)]
+        build_queue(ranked_project, mv.id, SelectionConfig(strategy="longest-first"))
+        longest = queue(ranked_project, 100)
+        assert rnd != [r.clip_id for r in longest]
+        assert longest[0].duration == max(r.duration for r in longest)
+    finally:
+        build_queue(ranked_project, mv.id, ranked_project.config.selection)
+
+
+def _earmark(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "earmark.cli", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=600, **kw)
+
+
+def test_killed_rank_resumes_without_losing_or_repeating_work(tmp_path):
+    proj = tmp_path / "p"
+    assert _earmark("init", str(proj)).returncode == 0
+    assert _earmark("import", str(proj), str(SAMPLES / "audio"), "-q").returncode == 0
+    # one clip per window and batch: every two clips are committed on their own
+    cmd = [sys.executable, "-m", "earmark.cli", "rank", str(proj), "--no-pack", "--batch-size", "1", "-q"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    from earmark.project import open_project
+
+    project = open_project(proj)
+    deadline = time.time() + 300
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        with project.store.session() as s:
+            done = s.scalar(select(func.count()).select_from(Transcript))
+        if done >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with project.store.session() as s:
+        kept = dict(s.execute(select(Transcript.clip_id, Transcript.id)).all())
+        total = s.scalar(select(func.count()).select_from(
+            __import__("earmark.store", fromlist=["Clip"]).Clip))
+    assert 2 <= len(kept) < total, "the run should have been killed part way"
+
+    out = _earmark("rank", str(proj), "-q")
+    assert out.returncode == 0, out.stderr
+    assert f"transcribed {total - len(kept)} clips" in out.stdout
+    with project.store.session() as s:
+        after = dict(s.execute(select(Transcript.clip_id, Transcript.id)).all())
+        assert s.scalar(select(func.count()).select_from(QueueEntry)) == total
+    assert len(after) == total
+    assert all(after[c] == i for c, i in kept.items())  # earlier work kept, not redone
+
+
+def test_cli_help_and_errors(tmp_path):
+    out = _earmark("--help")
+    assert out.returncode == 0
+    for cmd in ("init", "import", "rank", "queue", "status"):
+        assert cmd in out.stdout
+        assert _earmark(cmd, "--help").returncode == 0
+    missing = _earmark("status", str(tmp_path / "nope"))
+    assert missing.returncode == 2
+    assert "no earmark project here" in missing.stderr and "Traceback" not in missing.stderr
+    bad = _earmark("rank", str(tmp_path / "nope"), "--strategy", "clever")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_cli_queue_and_status_output(ranked_project):
+    out = _earmark("queue", str(ranked_project.root), "--top", "3", "--plain")
+    assert out.returncode == 0
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("rank") and len(lines) == 4
+    st = _earmark("status", str(ranked_project.root))
+    assert "active model tiny.en" in st.stdout and "transcribed" in st.stdout
