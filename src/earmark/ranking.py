@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from tqdm.auto import tqdm
 
 from . import audio as au
@@ -169,10 +169,3 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
     n, seconds, wall = transcribe_pending(project, mv, decode, progress)
     queued = build_queue(project, mv.id, selection)
     return RankReport(mv.name, n, seconds, wall, queued, selection.strategy)
-
-
-def count_transcribed(project: Project, mv_id: int) -> int:
-    """How many clips ``mv_id`` has transcribed."""
-    with project.store.session() as s:
-        return s.scalar(select(func.count()).select_from(TranscriptRow)
-                        .where(TranscriptRow.model_version_id == mv_id)) or 0

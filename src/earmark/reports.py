@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from .project import Project
-from .store import Clip, Correction, ModelVersion, QueueEntry, Source, Transcript
+from .store import Clip, QueueEntry, Source, Transcript
 
 
 @dataclass(frozen=True)

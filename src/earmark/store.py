@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
     JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
-    create_engine, event, func, inspect, select, text,
+    create_engine, event, func, inspect, select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -281,14 +281,3 @@ def sqlite_url(path: Any) -> str:
 def dumps(obj: Any) -> str:
     """JSON for records; kept here so every record is written the same way."""
     return json.dumps(obj, sort_keys=True, default=str)
-
-
-def lease_expiry(minutes: float) -> datetime:
-    """When a lease taken now runs out."""
-    return utcnow() + timedelta(minutes=minutes)
-
-
-def ping(engine: Engine) -> None:
-    """Run a trivial query; raises when the database is unreachable."""
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
