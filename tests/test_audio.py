@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SR, tone, write_wav
+from _support import SR, tone, write_wav
 from earmark.audio import check_audio, find_audio, load_audio, rms_dbfs, split_points
 from earmark.config import AudioConfig
 from earmark.errors import UnreadableAudio

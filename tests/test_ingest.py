@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from conftest import SR, tone, write_wav
+from _support import SR, tone, write_wav
 from earmark.errors import BadManifest
 from earmark.ingest import import_audio, read_manifest
 from earmark.store import Clip, Correction, Source

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import sample_rows
+from _support import sample_rows
 from earmark.errors import ModelWeightsNotFound
 
 

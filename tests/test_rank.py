@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from conftest import REPO, SAMPLES, wer
+from _support import REPO, SAMPLES, wer
 from earmark.reports import mark_words, queue, status
 from earmark.store import QueueEntry, Transcript
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SR, sample_rows, wer
+from _support import SR, sample_rows, wer
 from earmark.config import DecodeConfig
 from earmark.transcribe import _loops, compression_ratio, pack_windows
 
