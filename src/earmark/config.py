@@ -70,6 +70,55 @@ class ReviewConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Random changes to training audio, so a few minutes of speech go further."""
+
+    # Kaldi-style speed perturbation: tempo and pitch change together (resampling)
+    speed_factors: tuple[float, ...] = (0.9, 1.0, 1.1)
+    noise_prob: float = 0.5  # chance that a clip gets white noise added
+    snr_db: tuple[float, float] = (10.0, 30.0)  # noise level: SNR drawn uniformly in this range
+    freq_masks: int = 2  # SpecAugment frequency masks per 30 s window
+    freq_mask_bins: int = 12  # widest frequency mask, in mel bins (of 80)
+    time_masks_per_10s: float = 1.0  # SpecAugment time masks per 10 s of speech in a window
+    time_mask_frames: int = 30  # widest time mask, in 10 ms frames (a short word at most)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How corrections fine-tune the active model (``earmark finetune``)."""
+
+    # "full": every weight; "decoder": encoder frozen and its outputs computed once
+    # (much faster, no audio augmentation); "lora": PEFT adapters on the attention and
+    # MLP projections, merged into the saved checkpoint
+    mode: str = "full"
+    epochs: int = 5  # passes over the training corrections (early stopping may end sooner)
+    max_steps: int = 0  # stop after this many optimizer steps; 0: no limit
+    lr: float = 5e-5  # peak learning rate (AdamW); LoRA usually wants ~10x more
+    warmup_fraction: float = 0.1  # share of the steps with a linear warm-up, then linear decay
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0  # gradient clipping
+    batch_size: int = 4  # 30 s windows per forward pass (each packs several clips)
+    grad_accum: int = 1  # forward passes summed into one optimizer step
+    pack: bool = True  # pack clips into 30 s windows as decoding does (the encoder always sees 30 s)
+    seed: int = 0  # data order, packing and augmentation
+    augment: bool = True  # speed, noise and SpecAugment (not in "decoder" mode)
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
+    # replayed clips per training correction: uncorrected clips the parent model was
+    # most confident about, with its own transcripts, to limit forgetting; 0: none
+    replay_fraction: float = 0.0
+    patience: int = 2  # dev evaluations without a better dev WER before stopping
+    eval_every: int = 0  # optimizer steps between dev evaluations; 0: once per epoch
+    dev_fraction: float = 0.15  # share of speakers (or clips) held out as the dev split
+    dev_min_clips: int = 8  # the dev split is filled up to at least this many clips
+    gate_margin: float = 0.0  # activate only if dev WER drops by more than this
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    save_every: int = 10  # optimizer steps between saved training states (for --resume)
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    threads: int = 0  # torch CPU threads; 0 leaves torch's default
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """A project's settings, stored in ``PROJECT/earmark.json``."""
 
@@ -78,6 +127,7 @@ class ProjectConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -61,3 +61,15 @@ class UnknownStrategy(EarmarkError):
 
 class BadManifest(EarmarkError):
     """A manifest file (JSONL or CSV) is malformed."""
+
+
+class UnknownModelVersion(EarmarkError):
+    """A model version name (or spec) is not in the project."""
+
+
+class NothingToResume(EarmarkError):
+    """``earmark finetune --resume`` found no unfinished fine-tuning run."""
+
+
+class BadConfig(EarmarkError):
+    """A configuration value is out of range or names an unknown option."""

@@ -1,0 +1,214 @@
+"""Benchmark: does fine-tuning tiny.en on ~10 minutes of corrections lower test WER?
+
+speechocean762 (read speech of Mandarin-L1 children and adults) is split by speaker,
+with a seed, into a training pool and held-out test speakers. About ten minutes of the
+pool's clips are imported into a temporary project and their references saved as
+corrections (in sentence case, as a reviewer would type them; WER is computed after
+Whisper's normalizer, so case does not count). Then:
+
+1. zero-shot test WER of tiny.en;
+2. for each mode (full = the default, decoder, lora): fine-tune from tiny.en with
+   ``earmark.finetune`` and measure the test WER of the new version and the wall time
+   of the whole ``finetune`` call (dev evaluations and saving included).
+
+``--tune`` runs configurations (``--config "lr=1e-4,epochs=3"``, repeatable) and
+reports only the dev WER on the dev split held out from the training pool's
+corrections, never the test speakers: that is how the defaults were chosen.
+
+Writes ``benchmarks/results/finetune.json`` (flat keys) unless ``--tune`` or ``--out -``.
+
+    .venv/bin/python benchmarks/bench_finetune.py
+    .venv/bin/python benchmarks/bench_finetune.py --tune --config "lr=3e-5" --config "lr=1e-4"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy import select
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data" / "speechocean762"
+
+
+def parse_config(text: str) -> dict:
+    """"lr=1e-4,epochs=3,augment=False" -> {"lr": 1e-4, "epochs": 3, "augment": False}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, value = part.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value.strip().replace("True", "true").replace("False", "false"))
+        except json.JSONDecodeError:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def split_speakers(rows: list[dict], n_test: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """(pool rows, test rows): whole speakers, chosen with ``seed``."""
+    speakers = sorted({r["speaker"] for r in rows})
+    random.Random(seed).shuffle(speakers)
+    test = set(speakers[:n_test])
+    return [r for r in rows if r["speaker"] not in test], [r for r in rows if r["speaker"] in test]
+
+
+def select_minutes(rows: list[dict], minutes: float, seed: int) -> list[dict]:
+    """Random clips of the pool until ``minutes`` of audio."""
+    rows = list(rows)
+    random.Random(seed + 1).shuffle(rows)
+    out, total = [], 0.0
+    for r in rows:
+        if total >= minutes * 60:
+            break
+        out.append(r)
+        total += r["duration"]
+    return out
+
+
+def write_manifest(rows: list[dict], path: Path) -> Path:
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps({"audio": str(DATA / r["audio"]), "text": r["text"],
+                                "speaker": r["speaker"]}) + "\n")
+    return path
+
+
+def sentence_case(text: str) -> str:
+    t = " ".join(text.split()).lower()
+    return t[:1].upper() + t[1:]
+
+
+def make_project(root: Path, rows: list[dict]):
+    """A project holding ``rows`` with their references saved as corrections."""
+    from earmark.ingest import import_audio
+    from earmark.project import init_project
+    from earmark.store import Clip, Correction
+
+    project = init_project(root)
+    import_audio(project, write_manifest(rows, root.parent / "train.jsonl"), progress=False)
+    with project.store.session() as s:
+        for clip in s.scalars(select(Clip).order_by(Clip.id)):
+            s.add(Correction(clip_id=clip.id, text=sentence_case(clip.reference_text or ""),
+                             annotator="benchmark-oracle"))
+    return project
+
+
+def run_mode(project, base_id: int, cfg, test_manifest: Path | None) -> dict:
+    """Fine-tune from the base model with ``cfg``; test WER of the result (if a manifest)."""
+    from earmark.evaluate import evaluate
+    from earmark.finetune import finetune
+
+    project.store.set_active(base_id)  # every mode starts from zero-shot tiny.en
+    start = time.perf_counter()
+    res = finetune(project, cfg, progress=sys.stderr.isatty())
+    seconds = time.perf_counter() - start
+    out = {"version": res.version, "seconds": round(seconds, 1), "steps": res.steps,
+           "train_seconds": round(res.train_seconds, 1), "dev_wer_before": round(res.dev_wer_before, 4),
+           "dev_wer_after": round(res.dev_wer_after, 4), "activated": res.activated,
+           "stopped_early": res.stopped_early, "dev_clips": res.dev_clips, "train_clips": res.train_clips,
+           "decode_speed_before": round(res.decode_speed_before, 2),
+           "decode_speed_after": round(res.decode_speed_after, 2)}
+    if test_manifest is not None:
+        ev = evaluate(project, model=res.version, manifest=test_manifest)
+        out.update(test_wer=round(ev.wer, 4), test_cer=round(ev.cer, 4),
+                   test_error_auc=round(ev.confidence.auc, 4), test_ece=round(ev.confidence.ece, 4),
+                   test_decode_seconds=round(ev.decode_seconds, 1))
+    print(json.dumps({"mode": cfg.mode, **out}), flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=10.0, help="corrected audio to train on")
+    ap.add_argument("--test-speakers", type=int, default=25)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--modes", default="full,decoder,lora")
+    ap.add_argument("--config", action="append", default=[],
+                    help="FinetuneConfig overrides, e.g. 'lr=1e-4,epochs=3' (repeat to compare)")
+    ap.add_argument("--lora-lr", type=float, default=None, help="lr for lora mode (default: config's x10)")
+    ap.add_argument("--tune", action="store_true",
+                    help="report dev WER (from the training pool) only; never touch the test speakers")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "finetune.json"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from earmark.config import FinetuneConfig
+    from earmark.evaluate import evaluate
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = [json.loads(l) for l in (DATA / "manifest.jsonl").read_text().splitlines() if l.strip()]
+    pool, test = split_speakers(rows, args.test_speakers, args.seed)
+    chosen = select_minutes(pool, args.minutes, args.seed)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_ft_"))
+    work.mkdir(parents=True, exist_ok=True)
+    project = make_project(work / "proj", chosen)
+    base = project.store.active_model()
+    test_manifest = None if args.tune else write_manifest(test, work / "test.jsonl")
+    info = {"train_clips_total": len(chosen), "train_minutes": round(sum(r["duration"] for r in chosen) / 60, 2),
+            "train_speakers": len({r["speaker"] for r in chosen}), "test_clips": len(test),
+            "test_speakers": len({r["speaker"] for r in test}),
+            "test_minutes": round(sum(r["duration"] for r in test) / 60, 2)}
+    print(json.dumps(info), flush=True)
+
+    results: dict = {**info, "seed": args.seed, "threads": torch.get_num_threads(),
+                     "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads"}
+    if test_manifest is not None:
+        start = time.perf_counter()
+        zs = evaluate(project, model=base.name, manifest=test_manifest)
+        results.update(zero_shot_wer=round(zs.wer, 4), zero_shot_cer=round(zs.cer, 4),
+                       zero_shot_error_auc=round(zs.confidence.auc, 4),
+                       zero_shot_ece=round(zs.confidence.ece, 4),
+                       zero_shot_decode_seconds=round(time.perf_counter() - start, 1))
+        print(json.dumps({"zero_shot_wer": results["zero_shot_wer"]}), flush=True)
+
+    configs = [parse_config(c) for c in args.config] or [{}]
+    for k, overrides in enumerate(configs):
+        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+            cfg = replace(FinetuneConfig(), mode=mode, **overrides)
+            if mode == "lora" and "lr" not in overrides:
+                cfg = replace(cfg, lr=args.lora_lr or cfg.lr * 10)
+            out = run_mode(project, base.id, cfg, test_manifest)
+            tag = mode if len(configs) == 1 else f"{mode}_{k}"
+            results[f"config_{tag}"] = {"mode": mode, "lr": cfg.lr, "epochs": cfg.epochs,
+                                        "augment": cfg.augment, **overrides}
+            for key, value in out.items():
+                results[f"{key}_{tag}"] = value
+            if "test_wer" in out:
+                results[f"wer_{tag}"] = out["test_wer"]
+    if "wer_full" in results and "zero_shot_wer" in results:
+        results["finetuned_wer"] = results["wer_full"]
+        results["relative_wer_reduction"] = round(
+            (results["zero_shot_wer"] - results["wer_full"]) / results["zero_shot_wer"], 4)
+
+    print("\n| mode | test WER | rel. reduction | dev WER before -> after | wall s |")
+    print("|---|---|---|---|---|")
+    if "zero_shot_wer" in results:
+        print(f"| zero-shot tiny.en | {results['zero_shot_wer']:.3f} | - | - | - |")
+    for key in sorted(k for k in results if k.startswith("config_")):
+        tag = key.removeprefix("config_")
+        wer = results.get(f"wer_{tag}")
+        rel = (f"{(results['zero_shot_wer'] - wer) / results['zero_shot_wer']:.1%}"
+               if wer is not None and "zero_shot_wer" in results else "-")
+        print(f"| {tag} {results[key]} | {wer if wer is not None else '-'} | {rel} | "
+              f"{results[f'dev_wer_before_{tag}']:.3f} -> {results[f'dev_wer_after_{tag}']:.3f} | "
+              f"{results[f'seconds_{tag}']:.0f} |")
+    if not args.tune and args.out != "-":
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

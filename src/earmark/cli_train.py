@@ -1,0 +1,204 @@
+"""The ``finetune``, ``round``, ``evaluate`` and ``export`` commands (argparse only).
+
+Kept apart from :mod:`earmark.cli` so that file stays a list of commands; each function
+here parses into :class:`~earmark.config.FinetuneConfig` and calls the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, replace
+from typing import Any
+
+
+def finetune_config(args: argparse.Namespace, base):
+    """The project's FinetuneConfig with the command line's overrides."""
+    overrides = {k: v for k, v in (
+        ("mode", args.mode), ("epochs", args.epochs), ("max_steps", args.max_steps), ("lr", args.lr),
+        ("batch_size", args.batch_size), ("grad_accum", args.grad_accum), ("seed", args.seed),
+        ("replay_fraction", args.replay), ("patience", args.patience), ("device", args.device),
+        ("threads", args.threads)) if v is not None}
+    if args.no_augment:
+        overrides["augment"] = False
+    return replace(base, **overrides)
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def print_finetune(r, project_arg: str) -> None:
+    print(f"{r.version} from {r.parent}: {r.train_clips} training clips"
+          f"{f' + {r.replay_clips} replayed' if r.replay_clips else ''}, {r.dev_clips} dev clips, "
+          f"{r.steps} steps{' (stopped early)' if r.stopped_early else ''}"
+          f"{f', resumed at step {r.resumed_from_step}' if r.resumed_from_step else ''}; "
+          f"{r.total_seconds:.0f} s")
+    print(f"dev WER {_fmt(r.dev_wer_before)} -> {_fmt(r.dev_wer_after)}, "
+          f"CER {_fmt(r.dev_cer_before)} -> {_fmt(r.dev_cer_after)}; decoding "
+          f"{r.decode_speed_before:.1f} -> {r.decode_speed_after:.1f} audio s/s")
+    print(r.message)
+    print(f"checkpoint {r.checkpoint}")
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .finetune import finetune
+    from .project import open_project
+
+    project = open_project(args.project)
+    result = finetune(project, finetune_config(args, project.config.finetune), resume=args.resume,
+                      progress=not args.quiet)
+    print_finetune(result, args.project)
+    if result.activated:
+        print(f"next: earmark rank {args.project}   (or `earmark round` next time: both in one)")
+    return 0
+
+
+def cmd_round(args: argparse.Namespace) -> int:
+    from .project import open_project
+    from .reports import mark_words
+    from .rounds import run_round
+
+    project = open_project(args.project)
+    report = run_round(project, finetune_config(args, project.config.finetune), resume=args.resume,
+                       progress=not args.quiet, top=args.top)
+    print_finetune(report.finetune, args.project)
+    if report.ranked is None:
+        print("the queue is unchanged (the new version did not pass the gate)")
+        return 0
+    q = report.queue
+    print(f"re-ranked with {report.ranked.model_version}: transcribed {report.ranked.transcribed} clips "
+          f"in {report.ranked.wall_seconds:.0f} s; queue {q.before} -> {q.after} clips")
+    print(f"queue reshuffle: mean shift {q.mean_rank_shift:.1f} places, Spearman {_fmt(q.rank_correlation)} "
+          f"over {q.common} clips; {q.top_kept} of the old top {q.top} still in the top {q.top}")
+    thr = project.config.selection.low_confidence
+    for row in report.top_clips:
+        print(f"{row.rank:>4}  {row.clip_id:>5}  {row.duration:>4.1f}s  {row.score:>6.3f}  "
+              f"{mark_words(row.words, thr, False) or '(empty)'}   [{row.name}]")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    from .project import open_project
+
+    project = open_project(args.project)
+    decode = project.config.decode
+    if args.device or args.threads:
+        decode = replace(decode, **{k: v for k, v in (("device", args.device), ("threads", args.threads)) if v})
+    r = evaluate(project, model=args.model, manifest=args.manifest, decode=decode)
+    if args.json:
+        out: dict[str, Any] = {"model": r.model, "source": r.source, "clips": r.clips,
+                               "audio_seconds": round(r.audio_seconds, 2), "wer": r.wer, "cer": r.cer,
+                               **{f"confidence_{k}": v for k, v in asdict(r.confidence).items()},
+                               **{k: v for k, v in asdict(r.rates).items() if k not in ("wer", "cer")},
+                               "decode_seconds": round(r.decode_seconds, 2)}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{r.model} on {r.source}: {r.clips} clips, {r.audio_seconds / 60:.1f} min")
+    print(f"WER {_fmt(r.wer)}  CER {_fmt(r.cer)}  ({r.rates.ref_words} reference words: "
+          f"{r.rates.substitutions} substituted, {r.rates.deletions} deleted, {r.rates.insertions} inserted"
+          f"{f'; {r.rates.skipped} clips with empty references skipped' if r.rates.skipped else ''})")
+    c = r.confidence
+    print(f"word confidence as an error detector: AUC-ROC {_fmt(c.auc)}, ECE {_fmt(c.ece)} "
+          f"over {c.words} words ({_fmt(c.error_fraction)} of them wrong)")
+    print(f"decoding {r.decode_seconds:.1f} s ({r.speed:.1f} audio s/s)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+    from .project import open_project
+
+    r = export(open_project(args.project), args.format, args.out)
+    print(f"exported {r.clips} clips ({r.seconds / 60:.1f} min) as {r.format} to {r.path}")
+    for f in r.files:
+        print(f"  {f}")
+    return 0
+
+
+def _training_flags(s: argparse.ArgumentParser) -> None:
+    s.add_argument("project")
+    s.add_argument("--mode", choices=("full", "decoder", "lora"),
+                   help="full (default): all weights; decoder: encoder frozen, outputs cached "
+                        "(faster); lora: adapters merged into the checkpoint")
+    s.add_argument("--epochs", type=int, help="passes over the corrections (default 5; early stopping may end sooner)")
+    s.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    s.add_argument("--lr", type=float, help="peak learning rate (default 5e-5; LoRA wants ~10x)")
+    s.add_argument("--batch-size", type=int, help="30 s windows per step, each packing several clips (default 4)")
+    s.add_argument("--grad-accum", type=int, help="batches summed per optimizer step (default 1)")
+    s.add_argument("--no-augment", action="store_true",
+                   help="no speed, noise or SpecAugment augmentation (on by default)")
+    s.add_argument("--replay", type=float, metavar="FRACTION",
+                   help="also train on FRACTION x (training clips) uncorrected clips the model was "
+                        "surest of, with its own transcripts, to limit forgetting (needs `rank` first)")
+    s.add_argument("--seed", type=int, help="data order and augmentation (default 0)")
+    s.add_argument("--patience", type=int, help="dev evaluations without improvement before stopping (default 2)")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the newest unfinished run (a run with the same corrections and "
+                        "settings continues anyway)")
+    s.add_argument("--device", help="cpu, cuda or auto (default auto)")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``finetune``, ``round``, ``evaluate`` and ``export``."""
+    raw = argparse.RawDescriptionHelpFormatter
+    s = sub.add_parser(
+        "finetune", help="fine-tune the active model on the corrections (a new version)",
+        formatter_class=raw,
+        description="Train a new model version on every saved, unflagged correction. A dev split "
+                    "is held out by speaker (else by clip) and kept the same across rounds. The new "
+                    "version becomes active only if its dev WER beats the active model's; otherwise "
+                    "it is kept and the command says why. A killed run continues with --resume.",
+        epilog="examples:\n  earmark finetune myproj\n  earmark finetune myproj --mode decoder --epochs 3\n"
+               "  earmark finetune myproj --mode lora --lr 5e-4\n  earmark finetune myproj --resume")
+    _training_flags(s)
+    s.set_defaults(func=cmd_finetune)
+
+    s = sub.add_parser(
+        "round", help="fine-tune, and if the new version passes the gate, re-rank the pool",
+        formatter_class=raw,
+        description="One turn of the loop: `finetune`, then (when the new version became active) "
+                    "`rank` with it; prints the dev WER change, how the queue moved and its new head.",
+        epilog="example:\n  earmark round myproj\n  earmark round myproj --mode decoder --top 5")
+    _training_flags(s)
+    s.add_argument("--top", type=int, default=10, help="clips of the new queue to show (default 10)")
+    s.set_defaults(func=cmd_round)
+
+    s = sub.add_parser(
+        "evaluate", help="WER, CER and confidence quality of a model version",
+        formatter_class=raw,
+        description="Transcribe a held-out manifest (or the dev split of the corrections) and report "
+                    "WER and CER after Whisper's English normalizer, and how well word confidence "
+                    "finds word errors (AUC-ROC, expected calibration error).",
+        epilog="examples:\n  earmark evaluate myproj                       # active model, dev split\n"
+               "  earmark evaluate myproj --model tiny.en --manifest heldout.jsonl\n"
+               "  earmark evaluate myproj --model ft-002 --json")
+    s.add_argument("project")
+    s.add_argument("--model", help="version name or spec (default: the active version)")
+    s.add_argument("--manifest", help="JSONL/CSV manifest with audio and text (default: the dev split)")
+    s.add_argument("--device", help="cpu, cuda or auto")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--json", action="store_true", help="print the figures as JSON")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser(
+        "export", help="write the corrected data as JSONL, NeMo manifests or an HF audiofolder",
+        formatter_class=raw,
+        description="Export every clip's newest unflagged correction with its train/dev split: "
+                    "jsonl (earmark's manifest), nemo (train_manifest.json, dev_manifest.json) or hf "
+                    "(audiofolder: train/ and validation/ with metadata.jsonl and the FLAC clips).",
+        epilog="examples:\n  earmark export myproj --format jsonl\n"
+               "  earmark export myproj --format hf --out corrected_ds")
+    s.add_argument("project")
+    s.add_argument("--format", choices=("jsonl", "nemo", "hf"), default="jsonl", help="layout (default jsonl)")
+    s.add_argument("--out", help="output folder (default PROJECT/exports/FORMAT; replaced if present)")
+    s.set_defaults(func=cmd_export)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run `earmark` instead")

@@ -1,0 +1,348 @@
+"""How good a model is: WER and CER, and how well its confidence finds its own errors.
+
+Error rates are computed after Whisper's English text normalizer (so "Two, six." and
+"26" compare equal) with jiwer, pooled over clips (total errors over total reference
+words), as speech papers report them.
+
+Confidence quality treats each hypothesis word's probability as a detector of word
+errors: hypothesis and reference are aligned word by word (jiwer's alignment), a word
+that is substituted or inserted is an error, and we report
+
+- the AUC-ROC of ``1 - p`` as an error score (0.5 is chance, 1.0 a perfect detector);
+- the expected calibration error (ECE) of ``p`` as the chance that the word is right.
+
+The metric functions are pure (strings and numbers in, numbers out); :func:`evaluate`
+wires them to a project, a model version and clips.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .config import DecodeConfig
+from .errors import NoCorrections, UnknownModelVersion
+
+if TYPE_CHECKING:
+    from .project import Project
+    from .store import ModelVersion
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    """Pooled word and character error rates of a set of clips."""
+
+    wer: float
+    cer: float
+    ref_words: int  # reference words after normalization (the WER denominator)
+    substitutions: int
+    deletions: int
+    insertions: int
+    skipped: int  # clips whose reference is empty after normalization (not scored)
+
+
+@dataclass(frozen=True)
+class ConfidenceQuality:
+    """Word probability as a detector of word errors."""
+
+    auc: float  # AUC-ROC of 1 - p for "this word is wrong"; nan with one class only
+    ece: float  # expected calibration error of p as P(word is right), 10 equal bins
+    words: int  # hypothesis words scored (after normalization)
+    error_fraction: float  # share of those words that are errors
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The evaluation of one model version on one set of clips."""
+
+    model: str  # version name (or spec)
+    source: str  # "dev split" or the manifest path
+    clips: int
+    audio_seconds: float
+    rates: ErrorRates
+    confidence: ConfidenceQuality
+    decode_seconds: float
+
+    @property
+    def wer(self) -> float:
+        return self.rates.wer
+
+    @property
+    def cer(self) -> float:
+        return self.rates.cer
+
+    @property
+    def speed(self) -> float:
+        """Audio seconds decoded per wall second."""
+        return self.audio_seconds / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+
+# --- pure metrics ---------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _normalizer():
+    from whisper.normalizers import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def normalize(text: str) -> str:
+    """Whisper's English normalization: lower case, no punctuation, numbers as digits."""
+    return " ".join(_normalizer()(text or "").split())
+
+
+def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> ErrorRates:
+    """Pooled WER and CER after normalization.
+
+    Clips whose reference normalizes to nothing cannot be scored by WER and are
+    counted in ``skipped`` instead.
+    """
+    import jiwer
+
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    pairs = [(normalize(r), normalize(h)) for r, h in zip(references, hypotheses)]
+    kept = [(r, h) for r, h in pairs if r]
+    if not kept:
+        return ErrorRates(math.nan, math.nan, 0, 0, 0, 0, len(pairs))
+    refs, hyps = [r for r, _ in kept], [h for _, h in kept]
+    words = jiwer.process_words(refs, hyps)
+    chars = jiwer.process_characters(refs, hyps)
+    n_ref = sum(len(r.split()) for r in refs)
+    return ErrorRates(wer=float(words.wer), cer=float(chars.cer), ref_words=n_ref,
+                      substitutions=words.substitutions, deletions=words.deletions,
+                      insertions=words.insertions, skipped=len(pairs) - len(kept))
+
+
+def _token_owners(words: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Normalize a word sequence as a whole and say which word each token came from.
+
+    The normalizer rewrites across word boundaries ("two six" -> "26"), so each prefix
+    is normalized in turn and the tokens it adds (or rewrites) belong to the word that
+    was just added.
+    """
+    tokens: list[str] = []
+    owners: list[int] = []
+    for i in range(len(words)):
+        current = normalize(" ".join(w.strip() for w in words[: i + 1])).split()
+        keep = 0
+        while keep < min(len(tokens), len(current)) and tokens[keep] == current[keep]:
+            keep += 1
+        owners = owners[:keep] + [i] * (len(current) - keep)
+        tokens = current
+    return tokens, owners
+
+
+def word_error_labels(reference: str, words: Sequence[str]) -> list[int | None]:
+    """Label each hypothesis word 1 (an error), 0 (right) or None (not scored).
+
+    Parameters
+    ----------
+    reference
+        The reference transcript of the clip.
+    words
+        The hypothesis words as the model wrote them (with punctuation and spaces).
+
+    Returns
+    -------
+    list
+        One label per word. A word is an error when any of its normalized tokens is
+        substituted or inserted in the alignment with the reference; a word with no
+        token of its own (punctuation, or merged into the next word by the
+        normalizer) is not scored.
+    """
+    import jiwer
+
+    tokens, owners = _token_owners(words)
+    labels: list[int | None] = [None] * len(words)
+    if not tokens:
+        return labels
+    ref = normalize(reference)
+    wrong = [True] * len(tokens)  # an empty reference makes every word an insertion
+    if ref:
+        for chunk in jiwer.process_words(ref, " ".join(tokens)).alignments[0]:
+            if chunk.type == "equal":
+                for k in range(chunk.hyp_start_idx, chunk.hyp_end_idx):
+                    wrong[k] = False
+    for k, i in enumerate(owners):
+        labels[i] = max(labels[i] or 0, int(wrong[k]))
+    return labels
+
+
+def roc_auc(errors: Sequence[int], scores: Sequence[float]) -> float:
+    """AUC-ROC of ``scores`` as a detector of ``errors`` (1 = error); nan with one class."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(errors, dtype=int)
+    if y.size == 0 or y.min() == y.max():
+        return math.nan
+    return float(roc_auc_score(y, np.asarray(scores, dtype=float)))
+
+
+def expected_calibration_error(confidence: Sequence[float], correct: Sequence[int],
+                               n_bins: int = 10) -> float:
+    """ECE: the bin-size-weighted mean gap between confidence and accuracy.
+
+    Parameters
+    ----------
+    confidence
+        Predicted probabilities that each item is right, in [0, 1].
+    correct
+        1 where the item is right, 0 where it is wrong.
+    n_bins
+        Equal-width bins over [0, 1]; a confidence of exactly 1 falls in the last one.
+    """
+    p = np.clip(np.asarray(confidence, dtype=float), 0.0, 1.0)
+    y = np.asarray(correct, dtype=float)
+    if p.size == 0:
+        return math.nan
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            total += mask.sum() / p.size * abs(p[mask].mean() - y[mask].mean())
+    return float(total)
+
+
+def confidence_quality(references: Sequence[str],
+                       word_probs: Sequence[Sequence[tuple[str, float]]]) -> ConfidenceQuality:
+    """Score word probabilities as error detectors over many clips.
+
+    Parameters
+    ----------
+    references
+        Reference transcript per clip.
+    word_probs
+        Per clip, the hypothesis words with their probabilities, in order.
+    """
+    labels: list[int] = []
+    probs: list[float] = []
+    for ref, words in zip(references, word_probs):
+        for lab, (_, p) in zip(word_error_labels(ref, [w for w, _ in words]), words):
+            if lab is not None:
+                labels.append(lab)
+                probs.append(float(p))
+    if not labels:
+        return ConfidenceQuality(math.nan, math.nan, 0, math.nan)
+    return ConfidenceQuality(
+        auc=roc_auc(labels, [1.0 - p for p in probs]),
+        ece=expected_calibration_error(probs, [1 - lab for lab in labels]),
+        words=len(labels), error_fraction=float(np.mean(labels)))
+
+
+# --- wiring: a project, a model version, clips ---------------------------------------
+
+def find_version(project: "Project", model: str | None) -> "ModelVersion":
+    """The version named (or with spec) ``model``; the active one when ``model`` is None.
+
+    Raises
+    ------
+    UnknownModelVersion
+        No such version; the message lists the known ones.
+    """
+    from sqlalchemy import or_, select
+
+    from .store import ModelVersion
+
+    store = project.store
+    if model is None:
+        mv = store.active_model()
+        if mv is None:
+            mv = store.ensure_model_version(project.config.decode.model)
+        return mv
+    with store.session() as s:
+        mv = s.scalars(select(ModelVersion).where(
+            or_(ModelVersion.name == model, ModelVersion.spec == model))).first()
+        names = list(s.scalars(select(ModelVersion.name).order_by(ModelVersion.id)))
+    if mv is None:
+        raise UnknownModelVersion(f"no model version {model!r} in {project.root}; known versions: "
+                                  f"{', '.join(names) or 'none'} (see `earmark status`)")
+    return mv
+
+
+def manifest_clips(path: Path) -> tuple[list[np.ndarray], list[str]]:
+    """Audio and reference text of every manifest row that has a text."""
+    from . import audio as au
+    from .ingest import read_manifest
+
+    rows = [r for r in read_manifest(Path(path)) if r.text]
+    if not rows:
+        raise NoCorrections(f"{path}: no row has a 'text' reference; evaluation needs references")
+    return [au.load_audio(r.audio) for r in rows], [r.text or "" for r in rows]
+
+
+def dev_clips(project: "Project") -> tuple[list[np.ndarray], list[str]]:
+    """Audio and corrected text of the project's dev split (see :mod:`earmark.dataset`)."""
+    from . import audio as au
+    from .dataset import current_split
+
+    split = current_split(project)
+    return ([au.read_clip(project.clip_path(ex.audio_path)) for ex in split.dev],
+            [ex.text for ex in split.dev])
+
+
+def evaluate_audio(model_obj, audios: Sequence[np.ndarray], references: Sequence[str],
+                   decode: DecodeConfig = DecodeConfig(), name: str = "model",
+                   source: str = "clips") -> EvalResult:
+    """Transcribe clips with a loaded model and score them against their references."""
+    from .transcribe import Decoder
+
+    start = time.perf_counter()
+    outs = Decoder(model_obj, decode).transcribe(list(audios))
+    seconds = time.perf_counter() - start
+    return EvalResult(
+        model=name, source=source, clips=len(audios),
+        audio_seconds=float(sum(a.size for a in audios) / 16_000),
+        rates=error_rates(references, [o.text for o in outs]),
+        confidence=confidence_quality(references, [[(w.word, w.p) for w in o.words] for o in outs]),
+        decode_seconds=seconds)
+
+
+def evaluate(project: "Project", model: str | None = None, manifest: Path | str | None = None,
+             decode: DecodeConfig | None = None) -> EvalResult:
+    """WER, CER and confidence quality of a model version on a manifest or the dev split.
+
+    Parameters
+    ----------
+    project
+        An open project.
+    model
+        A version name or spec; default the active version.
+    manifest
+        A JSONL/CSV manifest with ``audio`` and ``text``; default the dev split held
+        out from the corrections.
+    decode
+        Decoding settings; default the project's.
+
+    Raises
+    ------
+    NoCorrections
+        No manifest was given and the project has no corrections to hold out.
+    UnknownModelVersion
+        ``model`` names no version of the project.
+    """
+    from dataclasses import replace
+
+    from .models import load_model
+
+    mv = find_version(project, model)
+    decode = replace(decode or project.config.decode, model=mv.spec)
+    if decode.threads:
+        import torch
+
+        torch.set_num_threads(decode.threads)
+    if manifest is not None:
+        audios, refs = manifest_clips(Path(manifest))
+        source = str(manifest)
+    else:
+        audios, refs = dev_clips(project)
+        source = "dev split"
+    return evaluate_audio(load_model(mv.spec, decode.device), audios, refs, decode, mv.name, source)

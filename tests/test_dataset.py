@@ -1,0 +1,66 @@
+"""The dev split and training windows (pure, fast)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from earmark.config import DecodeConfig
+from earmark.dataset import Example, pack_epoch, split_dev
+from earmark.errors import NoCorrections
+
+
+def examples(n: int, speakers: int | None) -> list[Example]:
+    return [Example(clip_id=i, audio_path=f"a/{i}.flac", text=f"text {i}", duration=3.0,
+                    speaker=(f"spk{i % speakers}" if speakers else None), correction_id=100 + i)
+            for i in range(n)]
+
+
+def test_split_by_speaker_keeps_each_speaker_on_one_side():
+    split = split_dev(examples(60, 12), fraction=0.2, min_clips=8)
+    assert split.by == "speaker"
+    train_spk = {e.speaker for e in split.train}
+    dev_spk = {e.speaker for e in split.dev}
+    assert train_spk and dev_spk and not train_spk & dev_spk
+    assert len(split.dev) >= 8 and len(split.train) + len(split.dev) == 60
+
+
+def test_split_by_clip_when_speakers_are_unknown():
+    split = split_dev(examples(40, None), fraction=0.2, min_clips=4)
+    assert split.by == "speaker"  # groups are clips: the unit is one clip each
+    assert all(g.startswith("clip:") for g in split.dev_groups)
+    assert 4 <= len(split.dev) < 20
+
+
+def test_one_speaker_falls_back_to_a_clip_split():
+    split = split_dev(examples(10, 1), fraction=0.2, min_clips=3)
+    assert split.by == "clip" and len(split.train) >= 5 and len(split.dev) >= 1
+
+
+def test_split_is_stable_as_corrections_grow():
+    everything = examples(90, 20)  # later rounds add clips of old and new speakers
+    first = split_dev(everything[:30], fraction=0.2, min_clips=6)
+    later = split_dev(everything, fraction=0.2, min_clips=6, previous=first.dev_groups)
+    assert set(first.dev_groups) <= set(later.dev_groups)
+    # no clip that was held out before is trained on later
+    assert {e.clip_id for e in first.dev} <= {e.clip_id for e in later.dev}
+    again = split_dev(everything, fraction=0.2, min_clips=6, previous=first.dev_groups)
+    assert again == later
+
+
+def test_too_few_corrections_raise_an_actionable_error():
+    with pytest.raises(NoCorrections, match="at least 2"):
+        split_dev(examples(1, 1), fraction=0.2, min_clips=3)
+
+
+def test_pack_epoch_fills_windows_like_decoding():
+    durations = [3.0] * 20
+    windows = pack_epoch(durations, random.Random(0), DecodeConfig(), pack=True)
+    assert sorted(i for w in windows for i in w) == list(range(20))
+    for w in windows:  # clips + 1 s gaps fit the 28 s window
+        assert 3.0 * len(w) + (len(w) - 1) <= 28.0
+    stretched = pack_epoch(durations, random.Random(0), DecodeConfig(), pack=True, stretch=1 / 0.9)
+    assert max(len(w) for w in stretched) < max(len(w) for w in windows)
+    assert all(len(w) == 1 for w in pack_epoch(durations, random.Random(0), DecodeConfig(), pack=False))
+    assert windows == pack_epoch(durations, random.Random(0), DecodeConfig(), pack=True)

@@ -1,0 +1,93 @@
+"""Evaluation metrics on hand-made inputs (fast), and one real evaluation (slow)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from earmark.evaluate import (confidence_quality, error_rates, expected_calibration_error,
+                              normalize, roc_auc, word_error_labels)
+
+
+def test_normalize_uses_whispers_english_normalizer():
+    assert normalize("Kate LOVES China!") == "kate loves china"
+    assert normalize("TWO SIX FOUR EIGHT") == normalize("2648.")
+    assert normalize("") == ""
+
+
+def test_error_rates_pool_errors_over_clips():
+    refs = ["the cat sat", "a dog"]
+    hyps = ["The cat sad.", "a dog barked"]  # 1 substitution + 1 insertion over 5 words
+    r = error_rates(refs, hyps)
+    assert r.wer == pytest.approx(2 / 5)
+    assert (r.substitutions, r.deletions, r.insertions, r.ref_words) == (1, 0, 1, 5)
+    assert 0 < r.cer < 1
+
+
+def test_error_rates_skip_empty_references():
+    r = error_rates(["[noise]", "hello world"], ["noise", "hello world"])
+    assert r.skipped == 1 and r.wer == 0.0
+    assert math.isnan(error_rates([""], ["x"]).wer)
+    with pytest.raises(ValueError):
+        error_rates(["a"], [])
+
+
+def test_word_error_labels_mark_substitutions_and_insertions():
+    words = [" The", " cat", " sad", " very", " well."]
+    assert word_error_labels("the cat sat well", words) == [0, 0, 1, 1, 0]
+
+
+def test_word_error_labels_follow_the_normalizer_across_words():
+    # "two six four eight" normalizes to one token "2648", owned by the last word
+    assert word_error_labels("2648", [" Two", " six", " four", " eight."]) == [None, None, None, 0]
+    # a punctuation-only word owns no token and is not scored
+    assert word_error_labels("yes", [" Yes", " -"]) == [0, None]
+
+
+def test_word_error_labels_with_empty_reference_make_every_word_an_error():
+    assert word_error_labels("", [" hello", " there"]) == [1, 1]
+
+
+def test_roc_auc():
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert roc_auc([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert math.isnan(roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_expected_calibration_error():
+    # 10 words at 0.9 confidence, half right: gap 0.4 in the only bin
+    assert expected_calibration_error([0.9] * 10, [1] * 5 + [0] * 5) == pytest.approx(0.4)
+    # right where sure, wrong where unsure, each bin matching its accuracy
+    assert expected_calibration_error([1.0, 1.0, 0.0, 0.0], [1, 1, 0, 0]) == pytest.approx(0.0)
+    assert math.isnan(expected_calibration_error([], []))
+
+
+def test_confidence_quality_on_a_good_detector():
+    refs = ["the cat sat on the mat", "hello world"]
+    words = [[(" The", 0.95), (" cat", 0.9), (" sad", 0.2), (" on", 0.9), (" the", 0.97), (" mat.", 0.85)],
+             [(" Hello", 0.9), (" word.", 0.3)]]
+    q = confidence_quality(refs, words)
+    assert q.words == 8
+    assert q.error_fraction == pytest.approx(2 / 8)
+    assert q.auc == 1.0
+    assert 0 <= q.ece < 0.5
+
+
+@pytest.mark.slow
+def test_evaluate_a_manifest_with_the_real_model(tmp_path, project):
+    from _support import sample_rows
+
+    from earmark.evaluate import evaluate
+
+    rows = sample_rows()[:6]
+    manifest = tmp_path / "heldout.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = evaluate(project, model="tiny.en", manifest=manifest)
+    assert r.clips == 6 and r.model == "tiny.en"
+    assert 0.0 < r.wer < 1.0  # tiny.en gets the everyday words and misses drug names
+    assert 0.0 <= r.cer <= r.wer
+    assert r.confidence.words > 20
+    assert 0.0 <= r.confidence.ece <= 1.0
+    assert r.decode_seconds > 0

@@ -1,0 +1,200 @@
+"""Fine-tuning with the real tiny.en model on a few shipped clips.
+
+Each project holds 8 shipped clips (8 voices) with their manifest texts saved as
+corrections; 2 voices are held out as the dev split, 6 clips train. Steps are few so
+each test stays well under a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from _support import REPO, sample_rows
+from earmark.config import FinetuneConfig, ProjectConfig
+from earmark.finetune import STATE_FILE, gate_message, lr_factor
+
+CLIPS = ["s06", "s09", "s13", "s16", "s19", "s23", "s26", "s30"]  # the easy clip of each voice
+SMALL = FinetuneConfig(epochs=1, batch_size=2, dev_fraction=0.01, dev_min_clips=2, save_every=1,
+                       threads=2)
+
+
+def make_project(root: Path, cfg: FinetuneConfig = SMALL):
+    """A project with the clips of CLIPS imported and their texts saved as corrections."""
+    from earmark.ingest import import_audio
+    from earmark.project import init_project
+    from earmark.store import Clip, Correction
+
+    rows = [r for r in sample_rows() if Path(r["audio"]).stem in CLIPS]
+    manifest = root.parent / f"{root.name}.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    project = init_project(root, ProjectConfig(finetune=cfg))
+    import_audio(project, manifest, progress=False)
+    with project.store.session() as s:
+        for clip in s.scalars(select(Clip).order_by(Clip.id)):
+            s.add(Correction(clip_id=clip.id, text=clip.reference_text, annotator="test"))
+    return project
+
+
+def version(project, name: str):
+    from earmark.store import ModelVersion
+
+    with project.store.session() as s:
+        return s.scalars(select(ModelVersion).where(ModelVersion.name == name)).one()
+
+
+# --- fast ----------------------------------------------------------------------------
+
+def test_lr_warms_up_then_decays_to_zero():
+    assert [round(lr_factor(s, 10, 2), 2) for s in range(10)] == \
+        [0.5, 1.0, 1.0, 0.88, 0.75, 0.62, 0.5, 0.38, 0.25, 0.12]
+    assert lr_factor(10, 10, 2) == 0.0
+
+
+def test_gate_message_says_why():
+    ok, msg = gate_message("ft-002", "ft-001", before=0.30, after=0.20, n_dev=12, margin=0.0)
+    assert ok and "now the active model" in msg and "0.300 -> 0.200" in msg
+    ok, msg = gate_message("ft-002", "ft-001", before=0.30, after=0.30, n_dev=12, margin=0.0)
+    assert not ok and "NOT activated" in msg and "ft-001 stays active" in msg
+
+
+def test_no_corrections_is_an_actionable_error(project):
+    from earmark.errors import NoCorrections, NothingToResume
+    from earmark.finetune import finetune
+
+    with pytest.raises(NoCorrections, match="earmark review"):
+        finetune(project, SMALL, progress=False)
+    with pytest.raises(NothingToResume):
+        finetune(project, SMALL, resume=True, progress=False)
+
+
+def test_bad_config_is_refused(project):
+    from earmark.errors import BadConfig
+    from earmark.finetune import finetune
+
+    with pytest.raises(BadConfig, match="mode"):
+        finetune(project, replace(SMALL, mode="everything"), progress=False)
+
+
+# --- slow: the real model ---------------------------------------------------------------
+
+@pytest.mark.slow
+def test_finetune_saves_a_whisper_checkpoint_with_its_record(tmp_path):
+    import whisper
+
+    from earmark.evaluate import evaluate
+    from earmark.finetune import finetune
+
+    project = make_project(tmp_path / "proj")
+    r = finetune(project, progress=False)
+    assert r.parent == "tiny.en" and r.train_clips == 6 and r.dev_clips == 2 and r.steps == 1
+    assert r.activated == (r.dev_wer_after < r.dev_wer_before)
+    model = whisper.load_model(str(r.checkpoint), device="cpu")  # openai-whisper's own format
+    assert model.dims.n_text_layer == 4
+    record = json.loads((r.checkpoint.parent / "record.json").read_text())
+    mv = version(project, r.version)
+    assert mv.record == record and mv.status == ("ready" if r.activated else "rejected")
+    assert len(record["corrections"]) == 8 and record["parent"]["name"] == "tiny.en"
+    assert record["dev_wer_before"] == r.dev_wer_before and record["dev_wer_after"] == r.dev_wer_after
+    assert record["decode_speed_after"] > 0 and record["train_seconds"] > 0
+    assert not (r.checkpoint.parent / STATE_FILE).exists()
+    ev = evaluate(project, model=r.version)  # the dev split by default
+    assert ev.clips == 2 and ev.wer == pytest.approx(r.dev_wer_after)
+
+
+@pytest.mark.slow
+def test_gate_keeps_a_worse_model_without_activating_it(tmp_path):
+    from earmark.finetune import finetune
+
+    project = make_project(tmp_path / "proj")
+    # a huge learning rate wrecks the weights: the new version must not go live
+    r = finetune(project, replace(SMALL, lr=0.05, augment=False), progress=False)
+    assert not r.activated
+    assert r.dev_wer_after > r.dev_wer_before
+    assert "NOT activated" in r.message and "tiny.en stays active" in r.message
+    assert project.store.active_model().name == "tiny.en"
+    assert version(project, r.version).status == "rejected"
+    assert r.checkpoint.is_file()  # kept
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["decoder", "lora"])
+def test_other_modes_save_plain_whisper_weights(tmp_path, mode):
+    import torch
+
+    from earmark.finetune import finetune
+    from earmark.models import load_model
+
+    project = make_project(tmp_path / "proj")
+    r = finetune(project, replace(SMALL, mode=mode, max_steps=1,
+                                  lr=1e-3 if mode == "lora" else 1e-5), progress=False)
+    saved = torch.load(r.checkpoint, map_location="cpu", weights_only=True)["model_state_dict"]
+    base = load_model("tiny.en", "cpu").state_dict()
+    assert set(saved) == set(base)  # LoRA merged: no adapter keys left
+    key = "encoder.blocks.0.attn.query.weight"
+    changed = not torch.equal(saved[key], base[key].half())
+    assert changed == (mode == "lora")  # decoder mode never touches the encoder
+    dec = "decoder.blocks.0.attn.query.weight"
+    assert not torch.equal(saved[dec], base[dec].half())
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_the_active_model_and_resumes(tmp_path):
+    from earmark.finetune import finetune
+    from earmark.project import open_project
+
+    # 2 epochs of 1 step; a state is saved after every step
+    make_project(tmp_path / "proj", replace(SMALL, epochs=2, eval_every=100))
+    state = tmp_path / "proj" / "models" / "ft-001" / STATE_FILE
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "earmark.cli", "finetune", str(tmp_path / "proj"), "-q"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while not state.exists():
+        assert proc.poll() is None, proc.stdout.read().decode()
+        assert time.time() < deadline, "no training state was saved"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    project = open_project(tmp_path / "proj")
+    assert project.store.active_model().name == "tiny.en"  # untouched by the killed run
+    assert version(project, "ft-001").status == "training"
+    assert not (state.parent / "model.pt").exists()
+
+    r = finetune(project, resume=True, progress=False)
+    assert r.version == "ft-001" and r.resumed_from_step == 1 and r.steps == 2
+    assert version(project, "ft-001").record["resumes"] == [1]
+    assert not state.exists()
+    assert (project.store.active_model().name == "ft-001") == r.activated
+
+
+@pytest.mark.slow
+def test_round_reranks_with_the_new_version(tmp_path):
+    from earmark.ranking import rank
+    from earmark.rounds import run_round
+
+    project = make_project(tmp_path / "proj")
+    # two uncorrected clips make a queue to reshuffle
+    from earmark.ingest import import_audio
+
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text("".join(json.dumps(r) + "\n" for r in sample_rows()
+                             if Path(r["audio"]).stem in ("s09", "s10", "s11")))
+    import_audio(project, extra, progress=False)
+    rank(project, progress=False)
+    # a negative margin lets the version through even if dev WER ties, to reach the re-rank
+    report = run_round(project, replace(SMALL, gate_margin=-1.0), progress=False, top=3)
+    assert report.finetune.activated and report.ranked is not None
+    assert report.ranked.model_version == report.finetune.version
+    assert report.queue.before == report.queue.after == 3 and report.queue.common == 3
+    assert len(report.top_clips) == 3
