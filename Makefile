@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO   := demo_project
 
-.PHONY: install demo test test-fast browser-deps bench clean
+.PHONY: install demo test test-fast browser-deps pg-deps bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,23 @@ browser-deps:
 	    || echo "warning: could not install chromium; the browser test will be skipped"; \
 	fi
 
+# Debian's PostgreSQL server for tests/test_postgres.py, which starts a throwaway cluster
+# as the postgres user (postgresql-common goes first so that no system cluster is made).
+pg-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's postgresql for the PostgreSQL tests"; \
+	    (apt-get update -qq \
+	      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-common >/dev/null \
+	      && sed -ri 's/^#?\s*create_main_cluster\s*=.*/create_main_cluster = false/' \
+	           /etc/postgresql-common/createcluster.conf \
+	      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "warning: could not install postgresql; the PostgreSQL tests will be skipped"; \
+	  else \
+	    echo "warning: no PostgreSQL server binaries and not root; the PostgreSQL tests will be skipped (as root: apt-get install postgresql)"; \
+	  fi; \
+	fi
+
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/earmark init $(DEMO)
@@ -36,7 +53,7 @@ demo: $(STAMP)
 	@# ends in the review app (foreground, Ctrl+C stops it); DEMO_NO_APP=1 skips it for scripts
 	@if [ -z "$(DEMO_NO_APP)" ]; then $(BIN)/earmark review $(DEMO); fi
 
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps pg-deps
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)

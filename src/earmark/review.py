@@ -204,9 +204,12 @@ def _take(s: Session, clip_id: int, holder: str, now: datetime, expires: datetim
 
     One statement decides, so concurrent callers cannot both succeed: SQLite runs one
     writer at a time, and PostgreSQL locks the conflicting row while it checks the
-    condition. The row count says whether this caller got the lease.
+    condition. The row count says whether this caller got the lease; SQLAlchemy keeps an
+    INSERT's row count only when asked (``preserve_rowcount``), and psycopg reports -1
+    for it otherwise.
     """
-    return s.execute(_lease_stmt(_insert(s), clip_id, holder, now, expires)).rowcount == 1
+    stmt = _lease_stmt(_insert(s), clip_id, holder, now, expires)
+    return s.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount == 1
 
 
 def _claim(s: Session, clip_id: int, holder: str, now: datetime, expires: datetime) -> bool:
@@ -412,13 +415,16 @@ def clip_wav(item: ReviewItem) -> bytes:
 def _open_round(s: Session, project: Project) -> Round:
     """The open round, opened now (numbered after the last) if there is none.
 
-    The insert does nothing when a concurrent save opened the same round first.
+    The insert does nothing when a concurrent save opened the same round first. The last
+    number is read before the open round: on PostgreSQL each statement sees the newest
+    commits, so a round opened by another save between the two reads is then found open,
+    instead of being counted and followed by a second new round.
     """
+    number = (s.scalar(select(func.max(Round.number))) or 0) + 1
     current = s.scalars(select(Round).where(Round.closed_at.is_(None))
                         .order_by(Round.number.desc())).first()
     if current is not None:
         return current
-    number = (s.scalar(select(func.max(Round.number))) or 0) + 1
     active = s.scalar(select(ModelVersion.id).where(ModelVersion.active.is_(True)))
     s.execute(_insert(s)(Round).values(
         number=number, budget_minutes=project.config.review.round_budget_minutes,

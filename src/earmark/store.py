@@ -79,7 +79,9 @@ class ModelVersion(Base):
 
     __tablename__ = "model_versions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
+    # Text like spec: a version is named after its spec (a checkpoint path) by default, and
+    # PostgreSQL, unlike SQLite, enforces a VARCHAR length
+    name: Mapped[str] = mapped_column(Text, unique=True)
     spec: Mapped[str] = mapped_column(Text)  # what models.load_model takes
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"), default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
