@@ -44,14 +44,9 @@ pg-deps:
 	fi
 
 demo: $(STAMP)
-	rm -rf $(DEMO)
-	$(BIN)/earmark init $(DEMO)
-	$(BIN)/earmark import $(DEMO) data_samples/manifest.jsonl
-	$(BIN)/earmark rank $(DEMO)
-	$(BIN)/earmark queue $(DEMO) --top 15
-	$(BIN)/earmark status $(DEMO)
-	@# ends in the review app (foreground, Ctrl+C stops it); DEMO_NO_APP=1 skips it for scripts
-	@if [ -z "$(DEMO_NO_APP)" ]; then $(BIN)/earmark review $(DEMO); fi
+	@# init + import data_samples/ + rank + queue + status, then the review app in the
+	@# foreground (Ctrl+C stops it); DEMO_NO_APP=1 stops before the app, for scripts
+	$(BIN)/earmark demo $(DEMO) --fresh $(if $(DEMO_NO_APP),--no-app)
 
 test: $(STAMP) browser-deps pg-deps
 	$(BIN)/python -m pytest

@@ -139,6 +139,40 @@ def cmd_review(args: argparse.Namespace) -> int:
     return subprocess.run(cmd, env=env).returncode
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .project import CONFIG_FILE
+
+    samples = Path(args.samples) if args.samples else \
+        Path(__file__).resolve().parents[2] / "data_samples" / "manifest.jsonl"
+    if not samples.is_file():
+        raise EarmarkError(f"{samples}: no sample manifest here; pass --samples MANIFEST "
+                           "(the samples ship in earmark's source tree under data_samples/)")
+    root = Path(args.project)
+    if (root / CONFIG_FILE).exists():
+        if not args.fresh:
+            raise EarmarkError(f"{root}: already a project; pass --fresh to rebuild the demo there")
+        shutil.rmtree(root)
+    steps = [
+        (cmd_init, argparse.Namespace(project=str(root), model="tiny.en", db_url=None)),
+        (cmd_import, argparse.Namespace(project=str(root), source=str(samples), quiet=False)),
+        (cmd_rank, argparse.Namespace(project=str(root), model=None, batch_size=None, strategy=None,
+                                      device=None, threads=None, no_pack=False, quiet=False)),
+        (cmd_queue, argparse.Namespace(project=str(root), top=args.top, plain=False)),
+        (cmd_status, argparse.Namespace(project=str(root), show_rejected=10)),
+    ]
+    for func, ns in steps:
+        print(f"\n$ earmark {func.__name__.removeprefix('cmd_')} {root}", flush=True)
+        if code := func(ns):
+            return code
+    if args.no_app:
+        print(f"\nnext: earmark review {root}")
+        return 0
+    print(f"\n$ earmark review {root}", flush=True)
+    return cmd_review(argparse.Namespace(project=str(root), host="127.0.0.1", port=args.port))
+
+
 # --- parser -------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,6 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     s.set_defaults(func=cmd_review)
+
+    s = sub.add_parser("demo", help="the whole loop on the shipped samples",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Create a project from the shipped data_samples/ (synthetic "
+                                   "speech full of drug names, legal and engineering terms), rank "
+                                   "it, show the queue and status, and open the review app.",
+                       epilog="examples:\n  earmark demo                     # ./demo_project, then the app\n"
+                              "  earmark demo /tmp/d --fresh --no-app")
+    s.add_argument("project", nargs="?", default="demo_project", help="folder (default demo_project)")
+    s.add_argument("--samples", help="manifest to import (default: the shipped data_samples)")
+    s.add_argument("--fresh", action="store_true", help="delete an existing project in the folder first")
+    s.add_argument("--top", type=int, default=15, help="queue rows to show (default 15)")
+    s.add_argument("--no-app", action="store_true", help="stop before opening the review app")
+    s.add_argument("--port", type=int, default=8501, help="review app port (default 8501)")
+    s.set_defaults(func=cmd_demo)
     return p
 
 
