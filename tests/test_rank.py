@@ -126,3 +126,28 @@ def test_cli_queue_and_status_output(ranked_project):
     assert lines[0].startswith("rank") and len(lines) == 4
     st = _earmark("status", str(ranked_project.root))
     assert "active model tiny.en" in st.stdout and "transcribed" in st.stdout
+
+
+def test_rank_with_a_limit_transcribes_a_prefix_then_the_rest(tmp_path):
+    from earmark.ingest import import_audio
+    from earmark.project import init_project
+    from earmark.ranking import rank
+
+    project = init_project(tmp_path / "p")
+    import_audio(project, SAMPLES / "manifest.jsonl", progress=False)
+    total = status(project).clips
+    first = rank(project, progress=False, limit=5)
+    assert first.transcribed == 5 and first.queued == 5 and first.windows >= 1
+    rest = rank(project, progress=False)
+    assert rest.transcribed == total - 5 and rest.queued == total
+    assert rest.retried <= rest.transcribed and rest.audio_seconds_per_second > 0
+
+
+def test_demo_runs_the_loop_on_the_shipped_samples(tmp_path):
+    out = _earmark("demo", str(tmp_path / "d"), "--no-app", "--top", "5")
+    assert out.returncode == 0, out.stderr
+    assert "imported 31 files as 32 clips" in out.stdout
+    assert "queue: 32 clips ordered by errors-per-second" in out.stdout
+    assert "next: earmark review" in out.stdout
+    again = _earmark("demo", str(tmp_path / "d"), "--no-app")
+    assert again.returncode == 2 and "--fresh" in again.stderr
