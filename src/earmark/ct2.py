@@ -115,6 +115,16 @@ def _split_fused(v: dict[str, np.ndarray], src: str, names: list[str], prefix: s
         out[f"{prefix}.{name}.bias"] = b
 
 
+def _block(v: dict[str, np.ndarray], src: str, dst: str, out: dict[str, np.ndarray]) -> None:
+    """Self-attention and MLP of one residual block (both sides share this part)."""
+    _split_fused(v, f"{src}/self_attention/linear_0", ["query", "key", "value"], f"{dst}.attn", out)
+    _linear(v, f"{src}/self_attention/linear_1", f"{dst}.attn.out", out)
+    _norm(v, f"{src}/self_attention/layer_norm", f"{dst}.attn_ln", out)
+    _linear(v, f"{src}/ffn/linear_0", f"{dst}.mlp.0", out)
+    _linear(v, f"{src}/ffn/linear_1", f"{dst}.mlp.2", out)
+    _norm(v, f"{src}/ffn/layer_norm", f"{dst}.mlp_ln", out)
+
+
 def _count_layers(v: dict[str, np.ndarray], side: str) -> int:
     pattern = re.compile(rf"^{side}/layer_(\d+)/")
     return 1 + max(int(m.group(1)) for k in v if (m := pattern.match(k)))
@@ -157,29 +167,18 @@ def to_whisper_state_dict(model: CT2Model) -> dict[str, np.ndarray]:
         _linear(v, f"encoder/{name}", f"encoder.{name}", out)
     out["encoder.positional_embedding"] = v["encoder/position_encodings/encodings"]
     for i in range(dims["n_audio_layer"]):
-        s, d = f"encoder/layer_{i}", f"encoder.blocks.{i}"
-        _split_fused(v, f"{s}/self_attention/linear_0", ["query", "key", "value"], f"{d}.attn", out)
-        _linear(v, f"{s}/self_attention/linear_1", f"{d}.attn.out", out)
-        _norm(v, f"{s}/self_attention/layer_norm", f"{d}.attn_ln", out)
-        _linear(v, f"{s}/ffn/linear_0", f"{d}.mlp.0", out)
-        _linear(v, f"{s}/ffn/linear_1", f"{d}.mlp.2", out)
-        _norm(v, f"{s}/ffn/layer_norm", f"{d}.mlp_ln", out)
+        _block(v, f"encoder/layer_{i}", f"encoder.blocks.{i}", out)
     _norm(v, "encoder/layer_norm", "encoder.ln_post", out)
 
     out["decoder.token_embedding.weight"] = v["decoder/embeddings/weight"]
     out["decoder.positional_embedding"] = v["decoder/position_encodings/encodings"]
     for i in range(dims["n_text_layer"]):
         s, d = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        _split_fused(v, f"{s}/self_attention/linear_0", ["query", "key", "value"], f"{d}.attn", out)
-        _linear(v, f"{s}/self_attention/linear_1", f"{d}.attn.out", out)
-        _norm(v, f"{s}/self_attention/layer_norm", f"{d}.attn_ln", out)
+        _block(v, s, d, out)
         _linear(v, f"{s}/attention/linear_0", f"{d}.cross_attn.query", out)
         _split_fused(v, f"{s}/attention/linear_1", ["key", "value"], f"{d}.cross_attn", out)
         _linear(v, f"{s}/attention/linear_2", f"{d}.cross_attn.out", out)
         _norm(v, f"{s}/attention/layer_norm", f"{d}.cross_attn_ln", out)
-        _linear(v, f"{s}/ffn/linear_0", f"{d}.mlp.0", out)
-        _linear(v, f"{s}/ffn/linear_1", f"{d}.mlp.2", out)
-        _norm(v, f"{s}/ffn/layer_norm", f"{d}.mlp_ln", out)
     _norm(v, "decoder/layer_norm", "decoder.ln", out)
     # decoder/projection is tied to the token embedding in both formats: nothing to copy.
     return out
