@@ -173,6 +173,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_review(argparse.Namespace(project=str(root), host="127.0.0.1", port=args.port))
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .config import SimulateConfig
+    from .simulate import simulate
+
+    base = SimulateConfig()
+    overrides = {k: v for k, v in (("rounds", args.rounds), ("budget_minutes", args.budget),
+                                   ("seeds", args.seeds), ("speakers", args.speakers),
+                                   ("test_speakers", args.test_speakers),
+                                   ("dev_speakers", args.dev_speakers), ("model", args.model),
+                                   ("lr", args.lr), ("epochs", args.epochs),
+                                   ("workers", args.workers), ("threads", args.threads))
+                 if v is not None}
+    if args.strategies:
+        overrides["strategies"] = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    cfg = replace(base, **overrides)
+    record = simulate(Path(args.manifest), cfg, Path(args.out))
+    print(record["table"])
+    print(f"best: {record['best_strategy']} (label saving {record['best_label_saving']}); "
+          f"default {record['default_strategy']} word-error AUC {record['default_error_auc']:.3f}")
+    print(f"wrote {args.out}/rounds.csv, rounds.json, summary.json, learning_curve.png")
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +276,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     s.set_defaults(func=cmd_review)
+
+    s = sub.add_parser("simulate", help="replay the loop with reference texts to compare strategies",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Replay active learning with the manifest's reference texts as the "
+                                   "annotator: split speakers into pool/dev/test, then each round rank "
+                                   "the pool, label clips up to the budget of audio minutes, fine-tune "
+                                   "the base model's decoder on everything labeled, and score the test "
+                                   "set. Writes rounds.csv/json, learning_curve.png and summary.json.",
+                       epilog="example:\n  earmark simulate --manifest ../shared/data/speechocean762/manifest.jsonl "
+                              "\\\n      --strategies random,errors-per-second --rounds 4 --budget 2 --seeds 3 "
+                              "--out sim/")
+    s.add_argument("--manifest", required=True, help="JSONL with audio, text, speaker (and duration)")
+    s.add_argument("--strategies", help="comma-separated names (default: every registered strategy)")
+    s.add_argument("--rounds", type=int, help="rounds after the zero-shot round 0 (default 4)")
+    s.add_argument("--budget", type=float, help="audio minutes labeled per round (default 2)")
+    s.add_argument("--seeds", type=int, help="repeats with different speaker splits (default 3)")
+    s.add_argument("--speakers", type=int, help="speakers drawn for the study (default: all)")
+    s.add_argument("--test-speakers", type=int, help="held-out test speakers (default 20)")
+    s.add_argument("--dev-speakers", type=int, help="held-out dev speakers (default 10)")
+    s.add_argument("--model", help="Whisper model (default tiny.en)")
+    s.add_argument("--lr", type=float, help="decoder fine-tuning learning rate")
+    s.add_argument("--epochs", type=int, help="passes over the labeled clips per round")
+    s.add_argument("--workers", type=int, help="seeds simulated in parallel processes (default 1)")
+    s.add_argument("--threads", type=int, help="torch threads per process")
+    s.add_argument("--out", default="simulate", help="output folder (default ./simulate)")
+    s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("demo", help="the whole loop on the shipped samples",
                        formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -148,4 +148,44 @@ class LongestFirst(Strategy):
         return c.duration
 
 
+@register("diverse-errors-per-second")
+class DiverseErrorsPerSecond(Strategy):
+    """The most uncertain clips (errors per second), spread out by k-center greedy.
+
+    The top ``shortlist`` share of the pool by errors per second is ordered by
+    k-center greedy in the space of mean-pooled encoder states (each next clip the one
+    farthest from those already taken), so a round does not spend its budget on ten
+    clips of the same voice and the same trouble; the rest of the pool follows in
+    score order. Without embeddings it is plain ``errors-per-second``.
+    """
+
+    score_name = "errors_per_second"
+    shortlist = 0.3  # share of the pool, by score, that the spread is chosen from
+
+    def order(self, pool: Sequence[Candidate]) -> list[Candidate]:
+        base = sorted(pool, key=lambda c: (-_finite(c.scores.get("errors_per_second", float("nan"))),
+                                           c.clip_id))
+        top = base[: max(1, int(np.ceil(self.shortlist * len(base))))] if base else []
+        if len(top) < 3 or any(c.embedding is None for c in top):
+            return base
+        return k_center_order(top) + base[len(top):]
+
+
+def k_center_order(items: Sequence[Candidate]) -> list[Candidate]:
+    """Greedy k-center order: the first item, then each time the one farthest (cosine
+    distance of centred embeddings) from every item already taken."""
+    x = np.asarray([c.embedding for c in items], dtype=np.float64)
+    x = x - x.mean(axis=0)
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    taken = [0]
+    dist = 1.0 - x @ x[0]
+    dist[0] = -np.inf
+    for _ in range(len(items) - 1):
+        k = int(np.argmax(dist))
+        taken.append(k)
+        dist = np.minimum(dist, 1.0 - x @ x[k])
+        dist[taken] = -np.inf
+    return [items[k] for k in taken]
+
+
 DEFAULT_STRATEGY = "errors-per-second"

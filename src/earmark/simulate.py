@@ -1,0 +1,535 @@
+"""The active-learning loop replayed with reference transcripts as the annotator.
+
+For each seed the manifest's speakers are split into a pool, a dev set and a test set
+(speaker-disjoint). Round 0 scores the zero-shot model; every later round ranks the
+unlabeled pool with the current model, lets a strategy pick clips until the round's
+budget of audio minutes is spent, takes the references as the corrections, fine-tunes
+the base model (decoder only) on everything labeled so far, and scores the result.
+
+Compute is the constraint, so the encoder runs once per clip: in decoder-only
+fine-tuning it is frozen, and its outputs serve the ranking, the training, the
+evaluation and the diversity strategy's embeddings (mean over the clip's own frames)
+for the whole run. Each clip sits alone at the start of its window; decoding and
+training keep only the encoder positions that cover the clip plus a margin.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import SAMPLE_RATE, DecodeConfig, FinetuneConfig, SimulateConfig, to_dict
+from .errors import BadConfig
+
+if TYPE_CHECKING:
+    import torch
+    import whisper
+
+    from .transcribe import Transcript
+
+POSITIONS_PER_SECOND = 50  # encoder positions per second of audio
+
+
+@dataclass(frozen=True)
+class Study:
+    """The clips of a simulation and their encoder outputs (computed once)."""
+
+    ids: list[str]
+    speakers: list[str]
+    texts: list[str]
+    durations: np.ndarray  # seconds
+    features: np.ndarray  # (clips, frames, state) float16: encoder outputs, clip at t=0
+    frames: np.ndarray  # encoder positions each clip uses
+    embeddings: np.ndarray  # (clips, state): mean over the clip's own frames
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """One (strategy, seed, round) point of a learning curve."""
+
+    strategy: str
+    seed: int
+    round: int
+    labeled_clips: int
+    labeled_minutes: float
+    changed_minutes: float  # audio minutes labeled so far whose hypothesis a person changed
+    test_wer: float
+    dev_wer: float
+    seconds: float  # wall time of the round
+
+
+# --- data -------------------------------------------------------------------------------
+
+def read_manifest(path: Path | str) -> list[dict[str, Any]]:
+    """Rows of a JSONL manifest (audio, text, speaker, duration), audio made absolute."""
+    path = Path(path)
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for r in rows:
+        if "speaker" not in r or "text" not in r:
+            raise BadConfig(f"{path}: simulate needs 'speaker' and 'text' on every row")
+        r["audio"] = str((path.parent / r["audio"]).resolve())
+    return rows
+
+
+def as_typed(text: str) -> str:
+    """A reference as a person would type the correction: all-caps corpora (such as
+    speechocean762) in sentence case, since training Whisper on all-caps text teaches it
+    rare upper-case tokens and made the test WER worse here; other text unchanged."""
+    return text.capitalize() if text.isupper() else text
+
+
+def split_speakers(speakers: Sequence[str], seed: int, n_test: int,
+                   n_dev: int) -> tuple[set[str], set[str], set[str]]:
+    """Speaker-disjoint (pool, dev, test) sets, drawn with ``seed``."""
+    names = sorted(set(speakers))
+    if n_test + n_dev >= len(names):
+        raise BadConfig(f"{len(names)} speakers cannot give {n_test} test and {n_dev} dev "
+                        "speakers and still leave a pool")
+    random.Random(seed).shuffle(names)
+    return set(names[n_test + n_dev :]), set(names[n_test : n_test + n_dev]), set(names[:n_test])
+
+
+def choose_speakers(rows: list[dict[str, Any]], n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """The rows of ``n`` speakers drawn with ``seed`` (all rows when ``n`` is 0)."""
+    names = sorted({r["speaker"] for r in rows})
+    if not n or n >= len(names):
+        return rows
+    keep = set(random.Random(seed).sample(names, n))
+    return [r for r in rows if r["speaker"] in keep]
+
+
+def encode_study(model: "whisper.Whisper", rows: list[dict[str, Any]], cfg: SimulateConfig,
+                 decode: DecodeConfig) -> Study:
+    """Run the encoder once per clip (alone in its window) and keep what later rounds need."""
+    import torch
+    import whisper
+
+    from .audio import read_clip
+    from .transcribe import Decoder
+
+    encoder = Decoder(model, decode).encoder  # the one decoding uses (int8 on the CPU)
+    audios = [read_clip(r["audio"]) for r in rows]
+    durations = np.array([min(a.size / SAMPLE_RATE, 30.0) for a in audios])
+    margin = cfg.context_margin_seconds * POSITIONS_PER_SECOND
+    frames = np.minimum(np.ceil(durations * POSITIONS_PER_SECOND + margin), 1500).astype(int)
+    width = int(frames.max())
+    feats = np.zeros((len(rows), width, model.dims.n_audio_state), dtype=np.float16)
+    emb = np.zeros((len(rows), model.dims.n_audio_state), dtype=np.float32)
+    for b in range(0, len(rows), 8):
+        mels = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(a)),
+                                                        model.dims.n_mels) for a in audios[b : b + 8]])
+        with torch.inference_mode():
+            out = encoder(mels).float().numpy()
+        for k, f in enumerate(out):
+            i = b + k
+            feats[i] = f[:width]
+            own = max(1, int(durations[i] * POSITIONS_PER_SECOND))
+            emb[i] = f[:own].mean(axis=0)
+    return Study(ids=[str(r.get("id", r["audio"])) for r in rows], speakers=[r["speaker"] for r in rows],
+                 texts=[as_typed(r["text"]) for r in rows], durations=durations, features=feats,
+                 frames=frames, embeddings=emb)
+
+
+# --- decoding and training over cached encoder outputs -------------------------------------
+
+def decode(decoder: Any, study: Study, idx: Sequence[int], batch: int = 16) -> dict[int, "Transcript"]:
+    """Transcripts of the clips ``idx``, decoded from their cached encoder outputs.
+
+    Clips are batched by length, and each batch keeps only the positions its longest
+    clip needs.
+    """
+    order = sorted(idx, key=lambda i: (study.durations[i], i))
+    out: dict[int, Transcript] = {}
+    for b in range(0, len(order), batch):
+        chunk = order[b : b + batch]
+        cut = int(study.frames[chunk].max())
+        ts = decoder.transcribe_features(study.features[chunk, :cut],
+                                         [float(study.durations[i]) for i in chunk])
+        out.update(zip(chunk, ts))
+    return out
+
+
+def corpus_wer(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> float:
+    """Pooled WER (Whisper's normalizer) of the clips ``idx``."""
+    from .evaluate import error_rates
+
+    return error_rates([study.texts[i] for i in idx], [transcripts[i].text for i in idx]).wer
+
+
+def changed(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> float:
+    """Audio minutes of the clips ``idx`` whose hypothesis differs from the reference."""
+    from .evaluate import normalize
+
+    return float(sum(study.durations[i] for i in idx
+                     if normalize(transcripts[i].text) != normalize(study.texts[i])) / 60)
+
+
+def candidates(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> list:
+    """Selection candidates of the clips ``idx`` (clip id = study index)."""
+    from .scoring import clip_scores
+    from .selection import Candidate
+
+    out = []
+    for i in idx:
+        t = transcripts.get(i) if transcripts else None
+        scores = {} if t is None else clip_scores(
+            token_logprobs=[x.logprob for x in t.tokens], token_entropies=[x.entropy for x in t.tokens],
+            word_probs=[w.p for w in t.words], duration=float(study.durations[i]))
+        out.append(Candidate(int(i), float(study.durations[i]), scores,
+                             tuple(float(v) for v in study.embeddings[i])))
+    return out
+
+
+def finetune_config(cfg: SimulateConfig, n_clips: int, seed: int) -> FinetuneConfig:
+    """Decoder-only training for a round: ``epochs`` passes, at least ``min_steps`` steps."""
+    steps = max(cfg.min_steps, math.ceil(cfg.epochs * n_clips / cfg.batch_size))
+    return FinetuneConfig(mode="decoder", max_steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                          seed=seed, augment=False, device="cpu")
+
+
+def uses_scores(strategy: str) -> bool:
+    """Whether a strategy needs the pool decoded (random and longest-first do not)."""
+    return strategy not in ("random", "longest-first")
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_cfg: DecodeConfig,
+             seed: int, zero_shot: dict[int, "Transcript"], log: Any = print,
+             partial: Path | None = None) -> list[RoundResult]:
+    """Every strategy's rounds for one seed (one speaker split).
+
+    With ``partial``, each round is also appended to that JSONL file as it finishes,
+    so a long run that is stopped keeps what it measured.
+    """
+    import copy
+
+    from .finetune import train_pairs
+    from .selection import get_strategy
+    from .transcribe import Decoder
+
+    pool_s, dev_s, test_s = split_speakers(study.speakers, seed, cfg.test_speakers, cfg.dev_speakers)
+    pool = [i for i, s in enumerate(study.speakers) if s in pool_s]
+    dev = [i for i, s in enumerate(study.speakers) if s in dev_s]
+    test = [i for i, s in enumerate(study.speakers) if s in test_s]
+    budget = cfg.budget_minutes * 60
+    results: list[RoundResult] = []
+    zero = dict(test_wer=corpus_wer(study, zero_shot, test), dev_wer=corpus_wer(study, zero_shot, dev))
+    for name in cfg.strategies:
+        strategy = get_strategy(name, seed=seed)
+        results.append(RoundResult(name, seed, 0, 0, 0.0, 0.0, seconds=0.0, **zero))
+        labeled: list[int] = []
+        changed_min = 0.0
+        current = zero_shot  # the current model's transcripts of the pool (when decoded)
+        for rnd in range(1, cfg.rounds + 1):
+            start = time.perf_counter()
+            done = set(labeled)
+            unlabeled = [i for i in pool if i not in done]
+            picked = [c.clip_id for c in strategy.select(
+                candidates(study, current if uses_scores(name) else {}, unlabeled), budget_seconds=budget)]
+            if rnd > 1 and any(i not in current for i in picked):  # baselines: decode only the picks
+                current = {**current, **decode(decoder, study, [i for i in picked if i not in current],
+                                               cfg.batch_decode)}
+            changed_min += changed(study, current, picked)
+            labeled += picked
+            model = copy.deepcopy(base)
+            train_pairs(model, [study.texts[i] for i in labeled], features=study.features[labeled],
+                        frames=[int(study.frames[i]) for i in labeled],
+                        cfg=finetune_config(cfg, len(labeled), seed * 1000 + rnd))
+            decoder = Decoder(model, replace(decode_cfg, quantize="none", batch_size=cfg.batch_decode))
+            done = set(labeled)
+            rest = [i for i in pool if i not in done] if uses_scores(name) and rnd < cfg.rounds else []
+            ts = decode(decoder, study, test + dev + rest, cfg.batch_decode)
+            current = {i: ts[i] for i in rest}
+            r = RoundResult(name, seed, rnd, len(labeled), float(study.durations[labeled].sum() / 60),
+                            changed_min, corpus_wer(study, ts, test), corpus_wer(study, ts, dev),
+                            time.perf_counter() - start)
+            results.append(r)
+            if partial is not None:
+                with partial.open("a") as f:
+                    f.write(json.dumps(asdict(r)) + "\n")
+            log(f"seed {seed} {name:>26} round {rnd}: {r.labeled_minutes:5.2f} min labeled, "
+                f"test WER {r.test_wer:.4f}, dev WER {r.dev_wer:.4f} ({r.seconds:.0f} s)")
+    return results
+
+
+def _worker(args: tuple) -> list[RoundResult]:
+    import torch
+
+    from .models import load_model
+
+    cfg, decode_cfg, seed, zero_shot, partial = args
+    torch.set_num_threads(cfg.threads or 1)
+    base = load_model(cfg.model, "cpu")
+    return run_seed(base, _SHARED["study"], cfg, decode_cfg, seed, zero_shot,
+                    log=lambda m: print(m, flush=True), partial=partial)
+
+
+_SHARED: dict[str, Any] = {}  # what forked workers read without pickling (the study)
+
+
+def _encode_worker(args: tuple) -> Study:
+    import torch
+
+    from .models import load_model
+
+    cfg, decode_cfg, rows = args
+    torch.set_num_threads(cfg.threads or 1)
+    return encode_study(load_model(cfg.model, "cpu"), rows, cfg, decode_cfg)
+
+
+def _concat(parts: list[Study]) -> Study:
+    width = max(p.features.shape[1] for p in parts)
+    feats = np.concatenate([np.pad(p.features, ((0, 0), (0, width - p.features.shape[1]), (0, 0)))
+                            for p in parts])
+    return Study(ids=[i for p in parts for i in p.ids], speakers=[x for p in parts for x in p.speakers],
+                 texts=[t for p in parts for t in p.texts],
+                 durations=np.concatenate([p.durations for p in parts]), features=feats,
+                 frames=np.concatenate([p.frames for p in parts]),
+                 embeddings=np.concatenate([p.embeddings for p in parts]))
+
+
+# --- error detection -----------------------------------------------------------------------
+
+def error_detection(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> dict[str, float]:
+    """AUC-ROC of each confidence measure as a detector of word errors (and of clips with errors).
+
+    Word level: ``1 - p(word)`` (the per-word term of ``errors-per-second`` and of
+    ``min-word-prob``); ``1 - exp(mean token logprob)`` over the word's tokens (the
+    least-confidence measure at word level); mean token entropy over the word's tokens.
+    Clip level: each clip score against "the clip has at least one word error".
+    """
+    from .evaluate import normalize, roc_auc, word_error_labels
+    from .scoring import clip_scores
+
+    labels: list[int] = []
+    word_p, word_lc, word_ent = [], [], []
+    clip_err: list[int] = []
+    clip_sc: dict[str, list[float]] = {}
+    for i in idx:
+        t = transcripts[i]
+        words = list(t.words)
+        labs = word_error_labels(study.texts[i], [w.word for w in words])
+        pos = 0
+        tokens = list(t.tokens)
+        for w, lab in zip(words, labs):
+            toks = tokens[pos : pos + w.n_tokens] or tokens[-1:]
+            pos += w.n_tokens
+            if lab is None or not toks:
+                continue
+            labels.append(lab)
+            word_p.append(1 - w.p)
+            word_lc.append(1 - math.exp(float(np.mean([x.logprob for x in toks]))))
+            word_ent.append(float(np.mean([x.entropy for x in toks])))
+        clip_err.append(int(normalize(t.text) != normalize(study.texts[i])))
+        sc = clip_scores(token_logprobs=[x.logprob for x in t.tokens],
+                         token_entropies=[x.entropy for x in t.tokens],
+                         word_probs=[w.p for w in t.words], duration=float(study.durations[i]))
+        for k, v in sc.items():
+            clip_sc.setdefault(k, []).append(v)
+    out = {"word_auc_word_prob": roc_auc(labels, word_p),
+           "word_auc_least_confidence": roc_auc(labels, word_lc),
+           "word_auc_entropy": roc_auc(labels, word_ent),
+           "words": len(labels), "word_error_fraction": float(np.mean(labels)) if labels else math.nan}
+    for k, v in clip_sc.items():
+        out[f"clip_auc_{k}"] = roc_auc(clip_err, v)
+    return out
+
+
+# --- the summary -----------------------------------------------------------------------------
+
+def minutes_to_reach(minutes: Sequence[float], wers: Sequence[float], target: float) -> float | None:
+    """Labeled minutes at which a curve first reaches ``target`` WER (linear in between).
+
+    None when it never does.
+    """
+    for k, (m, w) in enumerate(zip(minutes, wers)):
+        if w <= target:
+            if k == 0:
+                return float(m)
+            m0, w0 = minutes[k - 1], wers[k - 1]
+            return float(m0 + (m - m0) * (w0 - target) / (w0 - w)) if w0 != w else float(m)
+    return None
+
+
+def curve_area(minutes: Sequence[float], wers: Sequence[float]) -> float:
+    """Area under a learning curve (WER x labeled minutes, trapezoids); lower is better."""
+    m, w = np.asarray(minutes, dtype=float), np.asarray(wers, dtype=float)
+    return float(np.sum((m[1:] - m[:-1]) * (w[1:] + w[:-1]) / 2)) if m.size > 1 else 0.0
+
+
+def mean_curves(results: Sequence[RoundResult]) -> dict[str, dict[str, list[float]]]:
+    """Per strategy, per round: mean labeled minutes and mean, min, max test WER over seeds."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for name in dict.fromkeys(r.strategy for r in results):
+        rounds = sorted({r.round for r in results if r.strategy == name})
+        c: dict[str, list[float]] = {"minutes": [], "wer": [], "lo": [], "hi": [], "dev_wer": [],
+                                     "changed": []}
+        for k in rounds:
+            rs = [r for r in results if r.strategy == name and r.round == k]
+            c["minutes"].append(float(np.mean([r.labeled_minutes for r in rs])))
+            w = [r.test_wer for r in rs]
+            c["wer"].append(float(np.mean(w)))
+            c["lo"].append(float(np.min(w)))
+            c["hi"].append(float(np.max(w)))
+            c["dev_wer"].append(float(np.mean([r.dev_wer for r in rs])))
+            c["changed"].append(float(np.mean([r.changed_minutes for r in rs])))
+        out[name] = c
+    return out
+
+
+def summarize(results: Sequence[RoundResult], baseline: str = "random") -> dict[str, dict[str, Any]]:
+    """Per strategy: final test WER, minutes to reach the baseline's final WER, saving, area."""
+    curves = mean_curves(results)
+    if baseline not in curves:
+        raise BadConfig(f"the summary compares with {baseline!r}: add it to the strategies")
+    target, full = curves[baseline]["wer"][-1], curves[baseline]["minutes"][-1]
+    out = {}
+    for name, c in curves.items():
+        reach = minutes_to_reach(c["minutes"], c["wer"], target)
+        out[name] = {"final_test_wer": c["wer"][-1], "final_dev_wer": c["dev_wer"][-1],
+                     "final_minutes": c["minutes"][-1], "changed_minutes": c["changed"][-1],
+                     "minutes_to_random_final": reach,
+                     "label_saving": None if reach is None or not full else 1 - reach / full,
+                     "curve_area": curve_area(c["minutes"], c["wer"])}
+    return out
+
+
+def plot(results: Sequence[RoundResult], path: Path) -> Path:
+    """Learning curves: test WER against labeled minutes, a band (min-max) over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=90)
+    for name, c in mean_curves(results).items():
+        style = "--" if name in ("random", "longest-first") else "-"
+        (line,) = ax.plot(c["minutes"], c["wer"], style, marker="o", ms=3, label=name)
+        ax.fill_between(c["minutes"], c["lo"], c["hi"], color=line.get_color(), alpha=0.12)
+    ax.set_xlabel("labeled audio (minutes)")
+    ax.set_ylabel("test WER")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Active learning on held-out speakers (mean, band: min-max over seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def summary_table(summary: dict[str, dict[str, Any]]) -> str:
+    """The summary as a Markdown table."""
+    lines = ["| strategy | final test WER | final dev WER | labeled min | changed min | "
+             "min to random's final WER | label saving | curve area |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, s in sorted(summary.items(), key=lambda kv: kv[1]["curve_area"]):
+        reach = "not reached" if s["minutes_to_random_final"] is None else f"{s['minutes_to_random_final']:.2f}"
+        saving = "—" if s["label_saving"] is None else f"{s['label_saving']:.0%}"
+        lines.append(f"| {name} | {s['final_test_wer']:.4f} | {s['final_dev_wer']:.4f} | "
+                     f"{s['final_minutes']:.2f} | {s['changed_minutes']:.2f} | {reach} | {saving} | "
+                     f"{s['curve_area']:.3f} |")
+    return "\n".join(lines)
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: Path | str = "simulate",
+             log: Any = print) -> dict[str, Any]:
+    """Replay the loop for every strategy and seed; write the curves, plot and summary to ``out``.
+
+    Returns
+    -------
+    dict
+        ``summary`` (per strategy), ``error_detection`` (AUCs of the zero-shot model on
+        the first seed's test set), ``best_strategy``, ``best_label_saving`` and paths.
+    """
+    import torch
+
+    from .models import load_model
+    from .selection import get_strategy
+    from .transcribe import Decoder
+
+    for name in cfg.strategies:
+        get_strategy(name)  # an unknown name fails before any work
+    if cfg.rounds < 1 or cfg.seeds < 1 or cfg.budget_minutes <= 0:
+        raise BadConfig("simulate needs rounds >= 1, seeds >= 1 and a positive budget")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rows = choose_speakers(read_manifest(manifest), cfg.speakers)
+    decode_cfg = DecodeConfig(model=cfg.model, batch_size=cfg.batch_decode)
+    base = load_model(cfg.model, "cpu")
+    import multiprocessing as mp
+
+    if cfg.workers > 1:
+        k = -(-len(rows) // cfg.workers)
+        with mp.get_context("fork").Pool(cfg.workers) as p:
+            study = _concat(p.map(_encode_worker, [(cfg, decode_cfg, rows[i : i + k])
+                                                   for i in range(0, len(rows), k)]))
+    else:
+        study = encode_study(base, rows, cfg, decode_cfg)
+    log(f"encoded {len(rows)} clips ({study.durations.sum() / 60:.1f} min, "
+        f"{len(set(study.speakers))} speakers) in {time.perf_counter() - started:.0f} s")
+    # the zero-shot model's transcripts: round 0 and the first ranking of every seed
+    t0 = time.perf_counter()
+    zero_shot = decode(Decoder(base, replace(decode_cfg, quantize="none")), study,
+                       range(len(rows)), cfg.batch_decode)
+    log(f"zero-shot decoding: {time.perf_counter() - t0:.0f} s")
+    seeds = list(range(cfg.seeds))
+    partial = out / "rounds.partial.jsonl"
+    partial.unlink(missing_ok=True)
+    if cfg.workers > 1 and len(seeds) > 1:
+        _SHARED["study"] = study  # forked workers see it
+        try:
+            with mp.get_context("fork").Pool(min(cfg.workers, len(seeds))) as p:
+                parts = p.map(_worker, [(cfg, decode_cfg, s, zero_shot, partial) for s in seeds])
+        finally:
+            _SHARED.clear()
+    else:
+        parts = [run_seed(base, study, cfg, decode_cfg, s, zero_shot, log, partial) for s in seeds]
+    results = [r for part in parts for r in part]
+    _, _, test0 = split_speakers(study.speakers, 0, cfg.test_speakers, cfg.dev_speakers)
+    detection = error_detection(study, zero_shot, [i for i, s in enumerate(study.speakers) if s in test0])
+    return write_outputs(results, detection, cfg, out, time.perf_counter() - started, len(rows))
+
+
+def write_outputs(results: Sequence[RoundResult], detection: dict[str, float], cfg: SimulateConfig,
+                  out: Path, seconds: float, clips: int) -> dict[str, Any]:
+    """rounds.csv / rounds.json, learning_curve.png and summary.json in ``out``."""
+    from .selection import DEFAULT_STRATEGY
+
+    rows = [asdict(r) for r in results]
+    with (out / "rounds.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (out / "rounds.json").write_text(json.dumps(rows, indent=1) + "\n")
+    summary = summarize(results)
+    others = {k: v for k, v in summary.items() if k != "random"}
+    best = min(others, key=lambda k: (-(others[k]["label_saving"] or -math.inf), others[k]["curve_area"])) \
+        if others else "random"
+    default_score = {"errors-per-second": "errors_per_second", "min-word-prob": "min_word_prob",
+                     "least-confidence": "least_confidence", "entropy": "entropy"}.get(DEFAULT_STRATEGY)
+    word_measure = {"errors_per_second": "word_auc_word_prob", "min_word_prob": "word_auc_word_prob",
+                    "least_confidence": "word_auc_least_confidence", "entropy": "word_auc_entropy"}
+    record = {"summary": summary, "error_detection": detection, "best_strategy": best,
+              "best_label_saving": summary[best]["label_saving"] if best in summary else None,
+              "default_strategy": DEFAULT_STRATEGY,
+              "default_error_auc": detection.get(word_measure.get(default_score or "", ""), math.nan),
+              "config": to_dict(cfg), "clips": clips, "seconds": round(seconds, 1),
+              "table": summary_table(summary)}
+    (out / "summary.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+    plot(results, out / "learning_curve.png")
+    return record
