@@ -64,3 +64,36 @@ def test_pack_epoch_fills_windows_like_decoding():
     assert max(len(w) for w in stretched) < max(len(w) for w in windows)
     assert all(len(w) == 1 for w in pack_epoch(durations, random.Random(0), DecodeConfig(), pack=False))
     assert windows == pack_epoch(durations, random.Random(0), DecodeConfig(), pack=True)
+
+
+def test_replay_takes_the_surest_uncorrected_clips_with_the_models_text(tmp_path):
+    import json
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from _support import sample_rows
+    from earmark.dataset import replay_examples
+    from earmark.ingest import import_audio
+    from earmark.project import init_project
+    from earmark.store import Clip, Correction, Transcript
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in sample_rows()[:5]))
+    project = init_project(tmp_path / "proj")
+    import_audio(project, manifest, progress=False)
+    mv = project.store.active_model()
+    with project.store.session() as s:
+        clips = list(s.scalars(select(Clip).order_by(Clip.id)))
+        # stored transcripts as `rank` writes them: surest first is clip 3, then 1, then 0
+        for clip, (text, lp, flags) in zip(clips, [("zero", -0.5, []), ("one", -0.2, []),
+                                                   ("two", -0.1, ["loop"]), ("three", -0.05, []),
+                                                   ("four", -0.01, [])]):
+            s.add(Transcript(clip_id=clip.id, model_version_id=mv.id, text=text, tokens=[], words=[],
+                             avg_logprob=lp, no_speech_prob=0.0, compression_ratio=1.0,
+                             scores={"flags": flags}))
+        s.add(Correction(clip_id=clips[4].id, text="corrected", annotator="a"))  # not replayed
+    got = replay_examples(project, mv.id, 3)
+    assert [e.text for e in got] == ["three", "one", "zero"]
+    assert all(e.correction_id is None for e in got)
+    assert replay_examples(project, mv.id, 0) == []

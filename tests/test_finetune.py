@@ -21,20 +21,20 @@ from sqlalchemy import select
 
 from _support import REPO, sample_rows
 from earmark.config import FinetuneConfig, ProjectConfig
-from earmark.finetune import STATE_FILE, gate_message, lr_factor
+from earmark.finetune import STATE_FILE, gate_message, lr_factor, window_text
 
 CLIPS = ["s06", "s09", "s13", "s16", "s19", "s23", "s26", "s30"]  # the easy clip of each voice
 SMALL = FinetuneConfig(epochs=1, batch_size=2, dev_fraction=0.01, dev_min_clips=2, save_every=1,
                        threads=2)
 
 
-def make_project(root: Path, cfg: FinetuneConfig = SMALL):
-    """A project with the clips of CLIPS imported and their texts saved as corrections."""
+def make_project(root: Path, cfg: FinetuneConfig = SMALL, names: list[str] = CLIPS):
+    """A project with the clips ``names`` imported and their texts saved as corrections."""
     from earmark.ingest import import_audio
     from earmark.project import init_project
     from earmark.store import Clip, Correction
 
-    rows = [r for r in sample_rows() if Path(r["audio"]).stem in CLIPS]
+    rows = [r for r in sample_rows() if Path(r["audio"]).stem in names]
     manifest = root.parent / f"{root.name}.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     project = init_project(root, ProjectConfig(finetune=cfg))
@@ -58,6 +58,12 @@ def test_lr_warms_up_then_decays_to_zero():
     assert [round(lr_factor(s, 10, 2), 2) for s in range(10)] == \
         [0.5, 1.0, 1.0, 0.88, 0.75, 0.62, 0.5, 0.38, 0.25, 0.12]
     assert lr_factor(10, 10, 2) == 0.0
+
+
+def test_window_text_ends_every_clip_as_a_sentence():
+    # the packed decoder splits clips at sentence ends, so training keeps them
+    assert window_text(["Kate loves china", "Is it?", "", "  two six  "]) == "Kate loves china. Is it? two six."
+    assert window_text(["a b", "c"], end_punctuation=False) == "a b c"
 
 
 def test_gate_message_says_why():
@@ -180,16 +186,15 @@ def test_killed_run_leaves_the_active_model_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_round_reranks_with_the_new_version(tmp_path):
+    from earmark.ingest import import_audio
     from earmark.ranking import rank
     from earmark.rounds import run_round
 
-    project = make_project(tmp_path / "proj")
-    # two uncorrected clips make a queue to reshuffle
-    from earmark.ingest import import_audio
-
+    project = make_project(tmp_path / "proj", names=CLIPS[:5])  # 3 to train on, 2 to check
+    # three uncorrected clips make a queue to reshuffle
     extra = tmp_path / "extra.jsonl"
     extra.write_text("".join(json.dumps(r) + "\n" for r in sample_rows()
-                             if Path(r["audio"]).stem in ("s09", "s10", "s11")))
+                             if Path(r["audio"]).stem in ("s10", "s11", "s12")))
     import_audio(project, extra, progress=False)
     rank(project, progress=False)
     # a negative margin lets the version through even if dev WER ties, to reach the re-rank
@@ -198,3 +203,16 @@ def test_round_reranks_with_the_new_version(tmp_path):
     assert report.ranked.model_version == report.finetune.version
     assert report.queue.before == report.queue.after == 3 and report.queue.common == 3
     assert len(report.top_clips) == 3
+
+
+def test_cli_flags_become_a_finetune_config():
+    from earmark.cli import build_parser
+    from earmark.cli_train import finetune_config
+
+    args = build_parser().parse_args(["finetune", "p", "--mode", "lora", "--epochs", "2", "--lr", "3e-4",
+                                      "--no-augment", "--replay", "0.5", "--seed", "7", "--resume"])
+    cfg = finetune_config(args, FinetuneConfig())
+    assert (cfg.mode, cfg.epochs, cfg.lr, cfg.augment, cfg.replay_fraction, cfg.seed) == \
+        ("lora", 2, 3e-4, False, 0.5, 7)
+    assert args.resume
+    assert finetune_config(build_parser().parse_args(["round", "p"]), SMALL) == SMALL

@@ -100,6 +100,10 @@ class FinetuneConfig:
     batch_size: int = 4  # 30 s windows per forward pass (each packs several clips)
     grad_accum: int = 1  # forward passes summed into one optimizer step
     pack: bool = True  # pack clips into 30 s windows as decoding does (the encoder always sees 30 s)
+    # end each clip's text with "." when it has no final punctuation: the packed decoder
+    # splits a window's words between clips at sentence ends, so a model that stops
+    # writing them hands the next clip's first word to the previous clip
+    end_punctuation: bool = True
     seed: int = 0  # data order, packing and augmentation
     augment: bool = True  # speed, noise and SpecAugment (not in "decoder" mode)
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)

@@ -280,6 +280,22 @@ def _round_to_half(model: "torch.nn.Module") -> None:
         p.data = p.data.half().float()
 
 
+SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
+
+
+def window_text(texts: list[str], end_punctuation: bool = True) -> str:
+    """The target text of a packed window: its clips' texts in order.
+
+    With ``end_punctuation`` a clip's text that does not end a sentence gets a full
+    stop, as Whisper writes at the end of an utterance; the packed decoder relies on it
+    to tell where one clip's words end (see ``earmark.transcribe``).
+    """
+    parts = [t.strip() for t in texts if t.strip()]
+    if end_punctuation:
+        parts = [t if t.endswith(SENTENCE_END) else t + "." for t in parts]
+    return " ".join(parts)
+
+
 def lr_factor(step: int, total: int, warmup: int) -> float:
     """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
     if step < warmup:
@@ -409,7 +425,7 @@ class Trainer:
         # per micro-batch seeds: a resumed run draws the same augmentation
         rng = random.Random(self.cfg.seed * 7_919 + micro)
         gen = torch.Generator().manual_seed(self.cfg.seed * 104_729 + micro)
-        seqs = [self._tokens(" ".join(self.examples[i].text for i in w if self.examples[i].text))
+        seqs = [self._tokens(window_text([self.examples[i].text for i in w], self.cfg.end_punctuation))
                 for w in windows]
         inputs, targets = self._targets(seqs)
         if self.cfg.mode == "decoder":
@@ -503,7 +519,7 @@ class Trainer:
             self.best = trainable_state(self.model)
         else:
             st.bad_evals += 1
-            if st.bad_evals >= self.cfg.patience:
+            if st.bad_evals >= self.cfg.patience and st.step < self.total_steps:
                 st.done = st.stopped_early = True
         return score
 
@@ -513,7 +529,9 @@ class Trainer:
 
         payload = {"format": 1, "fingerprint": self.run_.record["fingerprint"],
                    "state": asdict(self.state), "trainable": trainable_state(self.model),
-                   "best": self.best, "optimizer": self.opt.state_dict(),
+                   # the best weights are often the current ones: not written twice
+                   "best": None if self.state.best_step == self.state.step else self.best,
+                   "optimizer": self.opt.state_dict(),
                    "scheduler": self.sched.state_dict(), "torch_rng": torch.get_rng_state(),
                    "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
         fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, suffix=".tmp")
@@ -535,6 +553,8 @@ class Trainer:
         self.state = _State(**payload["state"])
         self.load_trainable(payload["trainable"])
         self.best = payload["best"]
+        if self.best is None and self.state.best_step == self.state.step:
+            self.best = trainable_state(self.model)
         self.opt.load_state_dict(payload["optimizer"])
         self.sched.load_state_dict(payload["scheduler"])
         torch.set_rng_state(payload["torch_rng"])
