@@ -7,6 +7,13 @@ flat figures to ``benchmarks/results/simulate.json`` and the learning curve to
     python benchmarks/bench_simulate.py --speakers 60 --test-speakers 20 --dev-speakers 6 \\
         --rounds 4 --budget 2 --seeds 3 --workers 3 --threads 1 --out /tmp/sim/full
     python benchmarks/bench_simulate.py --from /tmp/sim/full      # results of a finished run
+    python benchmarks/bench_simulate.py --partial /tmp/sim/full --zero-shot zs.pkl --seeds 3 ...
+
+``--partial`` summarizes a run that was stopped: the rounds it appended to
+``rounds.partial.jsonl``, keeping the strategies whose every seed finished every round,
+with round 0 and the error-detection AUCs from the zero-shot transcripts in a pickle
+(``{"texts", "speakers", "durations", "zs": {clip index: Transcript}}``, the study's
+clips in the run's order).
 """
 
 from __future__ import annotations
@@ -21,6 +28,48 @@ from pathlib import Path
 from common import DATA, RESULTS, write_result
 
 
+def from_partial(out: Path, zero_shot: Path, args: argparse.Namespace) -> dict:
+    import pickle
+
+    import numpy as np
+
+    from earmark.config import SimulateConfig
+    from earmark.simulate import (RoundResult, Study, corpus_wer, error_detection, split_speakers,
+                                  write_outputs)
+
+    z = pickle.loads(zero_shot.read_bytes())
+    n = len(z["texts"])
+    study = Study(ids=[str(i) for i in range(n)], speakers=z["speakers"], texts=z["texts"],
+                  durations=np.asarray(z["durations"]), features=np.zeros((n, 1, 1), np.float16),
+                  frames=np.ones(n, int), embeddings=np.zeros((n, 1), np.float32))
+    rows = [RoundResult(**json.loads(l)) for l in (out / "rounds.partial.jsonl").read_text().splitlines()
+            if l.strip()]
+    cfg = replace(SimulateConfig(), rounds=args.rounds, budget_minutes=args.budget, seeds=args.seeds,
+                  speakers=args.speakers, test_speakers=args.test_speakers,
+                  dev_speakers=args.dev_speakers, workers=args.workers or 1, threads=args.threads or 0)
+    complete = [name for name in dict.fromkeys(r.strategy for r in rows)
+                if all({r.round for r in rows if r.strategy == name and r.seed == s}
+                       >= set(range(1, cfg.rounds + 1)) for s in range(cfg.seeds))]
+    results = []
+    for name in complete:
+        for seed in range(cfg.seeds):
+            _, dev_s, test_s = split_speakers(study.speakers, seed, cfg.test_speakers, cfg.dev_speakers)
+            dev = [i for i, s in enumerate(study.speakers) if s in dev_s]
+            test = [i for i, s in enumerate(study.speakers) if s in test_s]
+            results.append(RoundResult(name, seed, 0, 0, 0.0, 0.0, corpus_wer(study, z["zs"], test),
+                                       corpus_wer(study, z["zs"], dev), 0.0))
+            results += sorted((r for r in rows if r.strategy == name and r.seed == seed),
+                              key=lambda r: r.round)
+    _, _, test0 = split_speakers(study.speakers, 0, cfg.test_speakers, cfg.dev_speakers)
+    detection = error_detection(study, z["zs"], [i for i, s in enumerate(study.speakers) if s in test0])
+    cfg = replace(cfg, strategies=tuple(complete))
+    seconds = sum(r.seconds for r in results) / max(1, cfg.workers)
+    record = write_outputs(results, detection, cfg, out, seconds, n)
+    print("complete strategies:", ", ".join(complete), "| unfinished:",
+          ", ".join(sorted({r.strategy for r in rows} - set(complete))) or "none", file=sys.stderr)
+    return record
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--from", dest="source", help="a finished simulate output folder")
@@ -29,8 +78,13 @@ def main() -> None:
     for name, typ in (("rounds", int), ("budget", float), ("seeds", int), ("speakers", int),
                       ("test-speakers", int), ("dev-speakers", int), ("workers", int), ("threads", int)):
         p.add_argument(f"--{name}", type=typ)
+    p.add_argument("--partial", help="a stopped simulate output folder (rounds.partial.jsonl)")
+    p.add_argument("--zero-shot", help="with --partial: pickle of the zero-shot transcripts")
     args = p.parse_args()
-    if args.source:
+    if args.partial:
+        out = Path(args.partial)
+        record = from_partial(out, Path(args.zero_shot), args)
+    elif args.source:
         out = Path(args.source)
         record = json.loads((out / "summary.json").read_text())
     else:

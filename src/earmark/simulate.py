@@ -108,8 +108,13 @@ def choose_speakers(rows: list[dict[str, Any]], n: int, seed: int = 0) -> list[d
 
 
 def encode_study(model: "whisper.Whisper", rows: list[dict[str, Any]], cfg: SimulateConfig,
-                 decode: DecodeConfig) -> Study:
-    """Run the encoder once per clip (alone in its window) and keep what later rounds need."""
+                 decode: DecodeConfig, width: int | None = None) -> Study:
+    """Run the encoder once per clip (alone in its window) and keep what later rounds need.
+
+    ``width``: encoder positions kept per clip (default: what the longest clip of
+    ``rows`` needs); parts encoded apart must share it, so that a batch cut to its
+    longest clip reads real encoder states for the shorter ones, never padding.
+    """
     import torch
     import whisper
 
@@ -121,7 +126,7 @@ def encode_study(model: "whisper.Whisper", rows: list[dict[str, Any]], cfg: Simu
     durations = np.array([min(a.size / SAMPLE_RATE, 30.0) for a in audios])
     margin = cfg.context_margin_seconds * POSITIONS_PER_SECOND
     frames = np.minimum(np.ceil(durations * POSITIONS_PER_SECOND + margin), 1500).astype(int)
-    width = int(frames.max())
+    width = max(int(frames.max()), width or 0)
     feats = np.zeros((len(rows), width, model.dims.n_audio_state), dtype=np.float16)
     emb = np.zeros((len(rows), model.dims.n_audio_state), dtype=np.float32)
     for b in range(0, len(rows), 8):
@@ -282,9 +287,9 @@ def _encode_worker(args: tuple) -> Study:
 
     from .models import load_model
 
-    cfg, decode_cfg, rows = args
+    cfg, decode_cfg, rows, width = args
     torch.set_num_threads(cfg.threads or 1)
-    return encode_study(load_model(cfg.model, "cpu"), rows, cfg, decode_cfg)
+    return encode_study(load_model(cfg.model, "cpu"), rows, cfg, decode_cfg, width)
 
 
 def _concat(parts: list[Study]) -> Study:
@@ -475,8 +480,10 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
 
     if cfg.workers > 1:
         k = -(-len(rows) // cfg.workers)
+        longest = max(float(r.get("duration") or 30.0) for r in rows)
+        width = min(1500, math.ceil((longest + cfg.context_margin_seconds) * POSITIONS_PER_SECOND))
         with mp.get_context("fork").Pool(cfg.workers) as p:
-            study = _concat(p.map(_encode_worker, [(cfg, decode_cfg, rows[i : i + k])
+            study = _concat(p.map(_encode_worker, [(cfg, decode_cfg, rows[i : i + k], width)
                                                    for i in range(0, len(rows), k)]))
     else:
         study = encode_study(base, rows, cfg, decode_cfg)
