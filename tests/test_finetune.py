@@ -216,3 +216,14 @@ def test_cli_flags_become_a_finetune_config():
         ("lora", 2, 3e-4, False, 0.5, 7)
     assert args.resume
     assert finetune_config(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
+
+
+def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
+    from earmark.finetune import improves
+
+    best = {"wer": 0.30, "cer": 0.15}
+    assert improves({"wer": 0.29, "cer": 0.20}, best)
+    assert improves({"wer": 0.30, "cer": 0.14}, best)
+    assert not improves({"wer": 0.30, "cer": 0.15}, best)
+    assert not improves({"wer": 0.31, "cer": 0.01}, best)
+    assert improves(best, None)

@@ -135,7 +135,7 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
                    help="also train on FRACTION x (training clips) uncorrected clips the model was "
                         "surest of, with its own transcripts, to limit forgetting (needs `rank` first)")
     s.add_argument("--seed", type=int, help="data order and augmentation (default 0)")
-    s.add_argument("--patience", type=int, help="dev evaluations without improvement before stopping (default 2)")
+    s.add_argument("--patience", type=int, help="dev evaluations without improvement before stopping (default 3)")
     s.add_argument("--resume", action="store_true",
                    help="continue the newest unfinished run (a run with the same corrections and "
                         "settings continues anyway)")

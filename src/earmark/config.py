@@ -110,7 +110,7 @@ class FinetuneConfig:
     # replayed clips per training correction: uncorrected clips the parent model was
     # most confident about, with its own transcripts, to limit forgetting; 0: none
     replay_fraction: float = 0.0
-    patience: int = 2  # dev evaluations without a better dev WER before stopping
+    patience: int = 3  # dev evaluations without a better dev WER (or equal WER, lower CER) before stopping
     eval_every: int = 0  # optimizer steps between dev evaluations; 0: once per epoch
     dev_fraction: float = 0.15  # share of speakers (or clips) held out as the dev split
     dev_min_clips: int = 8  # the dev split is filled up to at least this many clips

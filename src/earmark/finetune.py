@@ -296,6 +296,18 @@ def window_text(texts: list[str], end_punctuation: bool = True) -> str:
     return " ".join(parts)
 
 
+def improves(score: dict[str, float], best: dict[str, float] | None) -> bool:
+    """Whether a dev score beats the best so far: lower WER, or the same WER and lower CER.
+
+    A dev split of a few dozen clips often ties on WER between epochs while CER, which
+    counts finer, still falls; without the tie-break early stopping would keep an older,
+    less trained state.
+    """
+    if best is None:
+        return True
+    return (score["wer"], score["cer"]) < (best["wer"], best["cer"])
+
+
 def lr_factor(step: int, total: int, warmup: int) -> float:
     """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
     if step < warmup:
@@ -513,7 +525,7 @@ class Trainer:
         st = self.state
         score = self.dev_score(as_saved=True)  # as the checkpoint will be: no re-scoring at the end
         st.history.append({"step": st.step, "loss": round(loss, 4), **score})
-        if score["wer"] < st.best_wer:
+        if improves(score, st.best_score):
             st.best_wer, st.best_step, st.bad_evals = score["wer"], st.step, 0
             st.best_score = score
             self.best = trainable_state(self.model)
