@@ -86,3 +86,92 @@ def test_silence_and_tone_do_not_loop(tiny_model):
     noise = (0.01 * rng.standard_normal(5 * SR)).astype(np.float32)
     results = Decoder(tiny_model, DecodeConfig(pack=False)).transcribe([noise])
     assert len(results[0].tokens) <= DecodeConfig().max_tokens_per_second * 5 + DecodeConfig().min_max_tokens
+
+
+def test_numpy_dtw_follows_whisper_path():
+    """dtw_jumps gives the same word-start columns as whisper.timing's numba DTW."""
+    import torch
+    from whisper.timing import dtw
+
+    from earmark.transcribe import dtw_jumps
+
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        x = rng.standard_normal((int(rng.integers(2, 60)), int(rng.integers(30, 800))))
+        text_idx, time_idx = dtw(torch.from_numpy(x))
+        jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
+        assert np.array_equal(dtw_jumps(x), time_idx[jumps])
+
+
+def test_batched_loop_detector_matches_the_scalar_one():
+    import torch
+
+    from earmark.transcribe import _loops_batch
+
+    rng = np.random.default_rng(1)
+    for steps in (0, 5, 11, 20, 40):
+        history = rng.integers(0, 3, size=(64, steps))  # few symbols: loops are common
+        history[:8, -min(steps, 9):] = 7  # and some rows end in a plain loop
+        nxt = rng.integers(0, 3, size=64)
+        nxt[:4] = 7
+        got = _loops_batch(torch.from_numpy(history), torch.from_numpy(nxt), 12).tolist()
+        assert got == [_loops(list(h) + [int(t)], 12) for h, t in zip(history.tolist(), nxt)]
+    assert not _loops_batch(torch.zeros(2, 30, dtype=torch.long), torch.zeros(2, dtype=torch.long), 0).any()
+
+
+def test_only_packed_clips_without_words_are_suspect():
+    from earmark.transcribe import WordScore, _Placement, _suspect
+
+    place = _Placement(index=0, start=5.0, duration=3.0)
+    spill = [WordScore(" over", 4.2, 5.4, 0.9, 1), WordScore(" edge", 7.9, 8.8, 0.9, 1)]
+    assert not _suspect(place, spill, DecodeConfig())  # words over the edges stay put
+    assert _suspect(place, [], DecodeConfig())
+    assert _suspect(place, spill, DecodeConfig(pack_min_words_per_second=1.0))
+
+
+@pytest.mark.slow
+def test_reduced_precision_leaves_the_model_alone_and_transcribes_alike(tiny_model):
+    import torch
+
+    from earmark.transcribe import Decoder, native_bf16, resolve_precision
+
+    rows, audios = _easy_and_hard()
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    # one clip per window, so that the arithmetic alone differs (not packing's context)
+    exact = Decoder(tiny_model, DecodeConfig(quantize="none", pack=False))
+    int8 = Decoder(tiny_model, DecodeConfig(quantize="int8", pack=False))
+    bf16 = Decoder(tiny_model, DecodeConfig(quantize="bf16", pack=False))
+    assert exact.encoder is tiny_model.encoder and exact.vocab_low is None
+    assert any("quantized" in type(m).__module__ for m in int8.encoder.modules())
+    assert bf16.vocab_low.dtype == torch.bfloat16
+    after = tiny_model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the model is untouched
+    assert resolve_precision("auto", "cpu") == ("bf16" if native_bf16() else "float32")
+    assert resolve_precision("bf16", "cuda") == "float32"
+    with pytest.raises(ValueError, match="quantize"):
+        Decoder(tiny_model, DecodeConfig(quantize="int4"))
+    ref = exact.transcribe(audios[:12])
+    wer_ref = np.mean([wer(r["text"], t.text) for r, t in zip(rows, ref)])
+    for dec in (int8, bf16):
+        out = dec.transcribe(audios[:12])
+        assert np.mean([wer(r["text"], t.text) for r, t in zip(rows, out)]) <= wer_ref + 0.1
+    # bf16 keeps the scores: the products accumulate in float32, and each step's best
+    # tokens get exact float32 logits
+    same = [(x, y) for x, y in zip(ref, out) if x.text == y.text]
+    assert len(same) >= 3
+    diffs = [abs(a.logprob - b.logprob) for x, y in same for a, b in zip(x.tokens, y.tokens)]
+    assert np.mean(diffs) < 0.05 and max(diffs) < 1.0
+
+
+@pytest.mark.slow
+def test_a_packed_clip_without_words_is_decoded_again(tiny_model):
+    from earmark.transcribe import Decoder
+
+    rows, audios = _easy_and_hard()
+    silence = np.zeros(2 * SR, dtype=np.float32)  # no words: always suspect when packed
+    clips = [audios[0], silence, audios[1], audios[2]]
+    dec = Decoder(tiny_model, DecodeConfig(pack=True))
+    results = dec.transcribe(clips)
+    assert dec.retried >= 1 and all(r is not None for r in results)
+    assert len(results[1].words) <= 2
+    assert all(results[i].words for i in (0, 2, 3))  # the speech around the silence kept its words

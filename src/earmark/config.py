@@ -46,10 +46,23 @@ class DecodeConfig:
     pack: bool = True  # pack several short clips into one 30 s window
     pack_gap_seconds: float = 1.0  # silence between packed clips
     pack_window_seconds: float = 28.0  # fill a window up to this much audio
-    # a packed clip with fewer words per second than this (or with words over its
-    # edges) is decoded again alone: Whisper sometimes skips an utterance of a window
-    pack_min_words_per_second: float = 0.6
-    threads: int = 0  # torch threads; 0 leaves torch's default
+    # a packed clip with no word, or fewer words per second than this, is decoded again
+    # (packed with other such clips, then alone): Whisper sometimes skips an utterance
+    # of a window (0: only wordless clips; a higher bar re-decoded many good clips and
+    # cost WER, see benchmarks/RESULTS.md)
+    pack_min_words_per_second: float = 0.0
+    # refuse EOT while the attention has not reached a packed window's last clip
+    pack_hold_eot: bool = True
+    # CPU threads for ranking (0: one per core). With 2 or more, the next batch's encoder
+    # runs in a thread of its own while this batch decodes, each with half of them
+    threads: int = 0
+    # arithmetic on the CPU: "bf16" (the encoder under bfloat16 autocast, the decoder's
+    # products on bfloat16 weights, exact float32 logits for each step's best tokens),
+    # "int8" (the encoder's linear layers in dynamic int8), "none" (float32, whisper's
+    # own), or "auto": bf16 where the CPU has bfloat16 instructions, else none. A GPU
+    # decodes in float32. bf16 and none gave the same WER on speechocean762; int8 was
+    # 0.5 points worse (benchmarks/RESULTS.md).
+    quantize: str = "auto"
 
 
 @dataclass(frozen=True)

