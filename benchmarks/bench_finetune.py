@@ -102,6 +102,31 @@ def make_project(root: Path, rows: list[dict]):
     return project
 
 
+def make_queue_project(root: Path, pool: list[dict], minutes: float):
+    """The whole pool imported and ranked by tiny.en; the head of the review queue, up to
+    ``minutes`` of audio, corrected with the references (what earmark's loop would have
+    people correct first). Returns the project and the corrected rows."""
+    from earmark.ingest import import_audio
+    from earmark.project import init_project
+    from earmark.ranking import rank
+    from earmark.store import Clip, Correction, QueueEntry
+
+    project = init_project(root)
+    import_audio(project, write_manifest(pool, root.parent / "pool.jsonl"), progress=False)
+    rank(project, progress=True)
+    chosen, total = [], 0.0
+    with project.store.session() as s:
+        for clip in s.scalars(select(Clip).join(QueueEntry, QueueEntry.clip_id == Clip.id)
+                              .order_by(QueueEntry.rank)):
+            if total >= minutes * 60:
+                break
+            s.add(Correction(clip_id=clip.id, text=sentence_case(clip.reference_text or ""),
+                             annotator="benchmark-oracle"))
+            chosen.append({"speaker": clip.speaker, "duration": clip.duration, "text": clip.reference_text})
+            total += clip.duration
+    return project, chosen
+
+
 def tuning_rows(pool: list[dict], chosen: list[dict], n: int, seed: int) -> list[dict]:
     """Up to ``n`` clips of pool speakers with no clip among the training minutes."""
     used = {r["speaker"] for r in chosen}
@@ -149,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune", action="store_true",
                     help="report dev WER (from the training pool) only; never touch the test speakers")
     ap.add_argument("--tune-clips", type=int, default=120, help="size of the --tune set")
+    ap.add_argument("--select", choices=("random", "queue"), default="random",
+                    help="which ~10 minutes get corrected: random pool clips (default), or the head "
+                         "of earmark's review queue after ranking the whole pool with tiny.en")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--out", default="finetune",
@@ -164,10 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rows = [json.loads(l) for l in (DATA / "manifest.jsonl").read_text().splitlines() if l.strip()]
     pool, test = split_speakers(rows, args.test_speakers, args.seed)
-    chosen = select_minutes(pool, args.minutes, args.seed)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_ft_"))
     work.mkdir(parents=True, exist_ok=True)
-    project = make_project(work / "proj", chosen)
+    if args.select == "queue":
+        project, chosen = make_queue_project(work / "proj", pool, args.minutes)
+    else:
+        chosen = select_minutes(pool, args.minutes, args.seed)
+        project = make_project(work / "proj", chosen)
     base = project.store.active_model()
     test_manifest = None if args.tune else write_manifest(test, work / "test.jsonl")
     if args.tune:  # measure on pool speakers outside the training minutes, never on test
@@ -180,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             "test_minutes": round(sum(r["duration"] for r in test) / 60, 2)}
     print(json.dumps(info), flush=True)
 
-    results: dict = {**info, "seed": args.seed, "threads": torch.get_num_threads(),
+    results: dict = {**info, "select": args.select, "seed": args.seed, "threads": torch.get_num_threads(),
                      "command": " ".join(["benchmarks/bench_finetune.py", *(argv or sys.argv[1:])])}
     if test_manifest is not None:  # the test set, or with --tune the tuning set
         start = time.perf_counter()

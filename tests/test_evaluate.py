@@ -91,3 +91,11 @@ def test_evaluate_a_manifest_with_the_real_model(tmp_path, project):
     assert r.confidence.words > 20
     assert 0.0 <= r.confidence.ece <= 1.0
     assert r.decode_seconds > 0
+
+
+def test_evaluate_without_corrections_or_manifest_says_what_to_do(project):
+    from earmark.errors import NoCorrections
+    from earmark.evaluate import evaluate
+
+    with pytest.raises(NoCorrections, match="--manifest"):
+        evaluate(project)

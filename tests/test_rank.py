@@ -133,11 +133,17 @@ def test_rank_with_a_limit_transcribes_a_prefix_then_the_rest(tmp_path):
     from earmark.project import init_project
     from earmark.ranking import rank
 
+    import torch
+
     project = init_project(tmp_path / "p")
     import_audio(project, SAMPLES / "manifest.jsonl", progress=False)
     total = status(project).clips
+    threads = torch.get_num_threads()
     first = rank(project, progress=False, limit=5)
     assert first.transcribed == 5 and first.queued == 5 and first.windows >= 1
+    # ranking picks its own thread count; what runs next in the process (a fine-tune,
+    # say) must get the count back, not train on one core
+    assert torch.get_num_threads() == threads
     rest = rank(project, progress=False)
     assert rest.transcribed == total - 5 and rest.queued == total
     assert rest.retried <= rest.transcribed and rest.audio_seconds_per_second > 0

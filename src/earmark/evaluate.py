@@ -284,7 +284,11 @@ def dev_clips(project: "Project") -> tuple[list[np.ndarray], list[str]]:
     from . import audio as au
     from .dataset import current_split
 
-    split = current_split(project)
+    try:
+        split = current_split(project)
+    except NoCorrections as exc:
+        raise NoCorrections(f"{project.root}: no dev split to evaluate on ({exc}); pass a held-out "
+                            "manifest with --manifest, or correct more clips first") from exc
     return ([au.read_clip(project.clip_path(ex.audio_path)) for ex in split.dev],
             [ex.text for ex in split.dev])
 
@@ -331,18 +335,15 @@ def evaluate(project: "Project", model: str | None = None, manifest: Path | str 
     """
     from dataclasses import replace
 
-    from .models import load_model
+    from .models import load_model, torch_threads
 
     mv = find_version(project, model)
     decode = replace(decode or project.config.decode, model=mv.spec)
-    if decode.threads:
-        import torch
-
-        torch.set_num_threads(decode.threads)
     if manifest is not None:
         audios, refs = manifest_clips(Path(manifest))
         source = str(manifest)
     else:
         audios, refs = dev_clips(project)
         source = "dev split"
-    return evaluate_audio(load_model(mv.spec, decode.device), audios, refs, decode, mv.name, source)
+    with torch_threads(decode.threads):
+        return evaluate_audio(load_model(mv.spec, decode.device), audios, refs, decode, mv.name, source)

@@ -712,21 +712,18 @@ def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: boo
     BadConfig
         A setting out of range.
     """
-    import torch
-
-    from .models import load_model, resolve_device
+    from .models import load_model, resolve_device, torch_threads
 
     started = time.perf_counter()
     cfg = cfg or project.config.finetune
     check_config(cfg)
     run = open_run(project, cfg, resume)
-    if run.cfg.threads:
-        torch.set_num_threads(run.cfg.threads)
-    model = load_model(run.parent["spec"], resolve_device(run.cfg.device))
-    prepare_model(model, run.cfg)
-    trainer = Trainer(project, run, model)
-    trainer.train(progress)
-    return _finish(project, run, trainer, started)
+    with torch_threads(run.cfg.threads):
+        model = load_model(run.parent["spec"], resolve_device(run.cfg.device))
+        prepare_model(model, run.cfg)
+        trainer = Trainer(project, run, model)
+        trainer.train(progress)
+        return _finish(project, run, trainer, started)
 
 
 # --- in-memory training (no project) ---------------------------------------------------------

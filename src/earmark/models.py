@@ -19,6 +19,8 @@ import importlib.util
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,3 +222,23 @@ def load_model(spec: str = "tiny.en", device: str = "auto") -> "whisper.Whisper"
         f"model {spec!r} is neither a checkpoint file nor a Whisper name "
         f"({', '.join(whisper.available_models())}); check the path or the name"
     )
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads (0: leave the count), then restore it.
+
+    torch's thread count is process-wide: ranking sets one thread per overlapped stage,
+    and a fine-tuning run that follows in the same process (a script that ranks, then
+    fine-tunes) must not inherit that and train on one core.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+

@@ -81,8 +81,8 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[i : i + size]
 
 
-def _use_threads(cfg: DecodeConfig, device: str) -> bool:
-    """Set torch's CPU threads for ranking; True when the encoder should overlap decoding.
+def _ranking_threads(cfg: DecodeConfig, device: str) -> tuple[int, bool]:
+    """torch CPU threads for ranking, and whether the encoder should overlap decoding.
 
     With two or more threads, the encoder of the next batch runs in its own thread
     while this batch decodes, each with half the threads: on two cores that is one
@@ -90,13 +90,11 @@ def _use_threads(cfg: DecodeConfig, device: str) -> bool:
     decoder's small products measured three times slower than one on this project's
     two shared cores.)
     """
-    import torch
-
+    if device != "cpu":
+        return 0, False
     threads = cfg.threads or os.cpu_count() or 1
-    overlap = device == "cpu" and threads >= 2
-    if device == "cpu":
-        torch.set_num_threads(max(1, threads // 2) if overlap else threads)
-    return overlap
+    overlap = threads >= 2
+    return (max(1, threads // 2) if overlap else threads), overlap
 
 
 def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
@@ -111,13 +109,22 @@ def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     -------
     (clips, audio seconds, wall seconds)
     """
-    from .models import load_model
+    from .models import load_model, torch_threads
 
     pending = _pending(project, mv.id, limit)
     if not pending:
         return 0, 0.0, 0.0
     model = load_model(mv.spec, cfg.device)
-    decoder = Decoder(model, cfg, overlap=_use_threads(cfg, model.device.type))
+    threads, overlap = _ranking_threads(cfg, model.device.type)
+    with torch_threads(threads):
+        return _transcribe_chunks(project, mv, cfg, pending, Decoder(model, cfg, overlap=overlap),
+                                  progress, stats)
+
+
+def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
+                       pending: list[tuple[int, str, float]], decoder: Decoder, progress: bool,
+                       stats: dict | None) -> tuple[int, float, float]:
+    """Decode ``pending`` chunk by chunk, committing each chunk's transcripts."""
     total = sum(d for _, _, d in pending)
     # a chunk holds enough clips to fill every window of a few batches, and is small
     # enough that a kill loses little and memory stays flat on any pool size
