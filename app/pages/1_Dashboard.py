@@ -7,7 +7,7 @@ import altair as alt
 import earmark_ui as ui
 import streamlit as st
 
-from earmark import review
+from earmark import dashboard, review
 
 st.set_page_config(page_title="earmark · Dashboard", page_icon="📈", layout="wide")
 proj = ui.project()
@@ -15,11 +15,11 @@ ui.header(proj)
 st.title("Dashboard")
 
 with ui.shown_errors():
-    labeled = review.labeled_over_time(proj)
-    wer = review.model_wer(proj)
-    scores = review.score_distribution(proj)
-    bands = review.edit_rate_by_band(proj)
-    rates = review.annotator_rates(proj)
+    labeled = dashboard.labeled_over_time(proj)
+    wer = dashboard.model_wer(proj)
+    scores = dashboard.score_distribution(proj)
+    bands = dashboard.edit_rate_by_band(proj)
+    rates = dashboard.annotator_rates(proj)
 
 m = st.columns(4)
 m[0].metric("Clips corrected", len(labeled))
@@ -46,7 +46,7 @@ with left:
             x=alt.X("score:Q", bin=alt.Bin(maxbins=30), title=f"score ({review.score_name(proj)})"),
             y=alt.Y("count():Q", title="clips"),
             color=alt.Color("status:N", scale=alt.Scale(
-                domain=list(review.STATUSES),
+                domain=list(dashboard.STATUSES),
                 range=["#9aa5b8", "#f2a516", "#2e9e5b", "#c62828", "#d5d8de"])),
             tooltip=["status:N", "count():Q"]))
         st.caption("Higher scores are reviewed first.")
