@@ -1,5 +1,6 @@
 """Widgets every page of the review app shares: the project, errors, the annotator,
-the round's progress and the clip player. All work goes through ``earmark.review``.
+the round's progress and the clip player. All work goes through ``earmark.review`` and
+``earmark.dashboard``.
 
 ``streamlit run app/Review.py`` puts this folder on ``sys.path``, so pages import this
 module by name.

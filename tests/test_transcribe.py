@@ -7,14 +7,15 @@ import pytest
 
 from _support import SR, sample_rows, wer
 from earmark.config import DecodeConfig
-from earmark.transcribe import _loops, compression_ratio, pack_windows
+from earmark.packing import pack_windows
+from earmark.repetition import compression_ratio, loops
 
 
 def test_loop_detector_spares_short_repeats_and_stops_loops():
-    assert not _loops([1, 0, 1, 0, 1, 0], 12)  # "one zero one zero one zero"
-    assert _loops([5, 6, 7] * 4, 12)  # "Lili, Lili, Lili, Lili,"
-    assert _loops([9] * 12, 12)
-    assert not _loops([9] * 12, 0)
+    assert not loops([1, 0, 1, 0, 1, 0], 12)  # "one zero one zero one zero"
+    assert loops([5, 6, 7] * 4, 12)  # "Lili, Lili, Lili, Lili,"
+    assert loops([9] * 12, 12)
+    assert not loops([9] * 12, 0)
 
 
 def test_pack_windows_fills_up_to_the_window():
@@ -93,7 +94,7 @@ def test_numpy_dtw_follows_whisper_path():
     import torch
     from whisper.timing import dtw
 
-    from earmark.transcribe import dtw_jumps
+    from earmark.dtw import dtw_jumps
 
     rng = np.random.default_rng(0)
     for _ in range(12):
@@ -106,7 +107,7 @@ def test_numpy_dtw_follows_whisper_path():
 def test_batched_loop_detector_matches_the_scalar_one():
     import torch
 
-    from earmark.transcribe import _loops_batch
+    from earmark.repetition import loops_batch
 
     rng = np.random.default_rng(1)
     for steps in (0, 5, 11, 20, 40):
@@ -114,26 +115,28 @@ def test_batched_loop_detector_matches_the_scalar_one():
         history[:8, -min(steps, 9):] = 7  # and some rows end in a plain loop
         nxt = rng.integers(0, 3, size=64)
         nxt[:4] = 7
-        got = _loops_batch(torch.from_numpy(history), torch.from_numpy(nxt), 12).tolist()
-        assert got == [_loops(list(h) + [int(t)], 12) for h, t in zip(history.tolist(), nxt)]
-    assert not _loops_batch(torch.zeros(2, 30, dtype=torch.long), torch.zeros(2, dtype=torch.long), 0).any()
+        got = loops_batch(torch.from_numpy(history), torch.from_numpy(nxt), 12).tolist()
+        assert got == [loops(list(h) + [int(t)], 12) for h, t in zip(history.tolist(), nxt)]
+    assert not loops_batch(torch.zeros(2, 30, dtype=torch.long), torch.zeros(2, dtype=torch.long), 0).any()
 
 
 def test_only_packed_clips_without_words_are_suspect():
-    from earmark.transcribe import WordScore, _Placement, _suspect
+    from earmark.packing import Placement, suspect
+    from earmark.transcribe import WordScore
 
-    place = _Placement(index=0, start=5.0, duration=3.0)
+    place = Placement(index=0, start=5.0, duration=3.0)
     spill = [WordScore(" over", 4.2, 5.4, 0.9, 1), WordScore(" edge", 7.9, 8.8, 0.9, 1)]
-    assert not _suspect(place, spill, DecodeConfig())  # words over the edges stay put
-    assert _suspect(place, [], DecodeConfig())
-    assert _suspect(place, spill, DecodeConfig(pack_min_words_per_second=1.0))
+    assert not suspect(place, spill, DecodeConfig())  # words over the edges stay put
+    assert suspect(place, [], DecodeConfig())
+    assert suspect(place, spill, DecodeConfig(pack_min_words_per_second=1.0))
 
 
 @pytest.mark.slow
 def test_reduced_precision_leaves_the_model_alone_and_transcribes_alike(tiny_model):
     import torch
 
-    from earmark.transcribe import Decoder, native_bf16, resolve_precision
+    from earmark.precision import native_bf16, resolve_precision
+    from earmark.transcribe import Decoder
 
     rows, audios = _easy_and_hard()
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}

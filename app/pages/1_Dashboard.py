@@ -5,9 +5,23 @@ from __future__ import annotations
 
 import altair as alt
 import earmark_ui as ui
+import pandas as pd
 import streamlit as st
 
-from earmark import review
+from earmark import dashboard, review
+
+
+def figure(title: str, frame: pd.DataFrame, empty: str, chart: alt.Chart,
+           caption: str | None = None) -> None:
+    """A figure under its title, or while ``frame`` is empty, what to do to fill it."""
+    st.subheader(title)
+    if frame.empty:
+        st.info(empty)
+        return
+    st.altair_chart(chart)
+    if caption:
+        st.caption(caption)
+
 
 st.set_page_config(page_title="earmark · Dashboard", page_icon="📈", layout="wide")
 proj = ui.project()
@@ -15,11 +29,11 @@ ui.header(proj)
 st.title("Dashboard")
 
 with ui.shown_errors():
-    labeled = review.labeled_over_time(proj)
-    wer = review.model_wer(proj)
-    scores = review.score_distribution(proj)
-    bands = review.edit_rate_by_band(proj)
-    rates = review.annotator_rates(proj)
+    labeled = dashboard.labeled_over_time(proj)
+    wer = dashboard.model_wer(proj)
+    scores = dashboard.score_distribution(proj)
+    bands = dashboard.edit_rate_by_band(proj)
+    rates = dashboard.annotator_rates(proj)
 
 m = st.columns(4)
 m[0].metric("Clips corrected", len(labeled))
@@ -29,58 +43,41 @@ m[3].metric("Annotators", len(rates))
 
 left, right = st.columns(2)
 with left:
-    st.subheader("Labeled audio over time")
-    if labeled.empty:
-        st.info("No corrections yet: save one on the Review page.")
-    else:
-        st.altair_chart(alt.Chart(labeled).mark_line(interpolate="step-after", point=True).encode(
-            x=alt.X("time:T", title="time (UTC)"),
-            y=alt.Y("minutes:Q", title="labeled audio (min)"),
-            tooltip=["time:T", "clips:Q", alt.Tooltip("minutes:Q", format=".2f")]))
-
-    st.subheader("Distribution of clip scores")
-    if scores.empty:
-        st.info(f"No scores yet: run `earmark rank {proj.root}`.")
-    else:
-        st.altair_chart(alt.Chart(scores).mark_bar().encode(
-            x=alt.X("score:Q", bin=alt.Bin(maxbins=30), title=f"score ({review.score_name(proj)})"),
-            y=alt.Y("count():Q", title="clips"),
-            color=alt.Color("status:N", scale=alt.Scale(
-                domain=list(review.STATUSES),
-                range=["#9aa5b8", "#f2a516", "#2e9e5b", "#c62828", "#d5d8de"])),
-            tooltip=["status:N", "count():Q"]))
-        st.caption("Higher scores are reviewed first.")
-
-    st.subheader("Clips per hour, per annotator")
-    if rates.empty:
-        st.info("No reviews yet.")
-    else:
-        st.altair_chart(alt.Chart(rates).mark_bar().encode(
-            x=alt.X("clips_per_hour:Q", title="clips per hour the clip was open"),
-            y=alt.Y("annotator:N", sort="-x", title=None),
-            tooltip=["annotator:N", "clips:Q", alt.Tooltip("hours:Q", format=".2f"),
-                     alt.Tooltip("clips_per_hour:Q", format=".0f")]))
+    figure("Labeled audio over time", labeled, "No corrections yet: save one on the Review page.",
+           alt.Chart(labeled).mark_line(interpolate="step-after", point=True).encode(
+               x=alt.X("time:T", title="time (UTC)"),
+               y=alt.Y("minutes:Q", title="labeled audio (min)"),
+               tooltip=["time:T", "clips:Q", alt.Tooltip("minutes:Q", format=".2f")]))
+    figure("Distribution of clip scores", scores, f"No scores yet: run `earmark rank {proj.root}`.",
+           alt.Chart(scores).mark_bar().encode(
+               x=alt.X("score:Q", bin=alt.Bin(maxbins=30), title=f"score ({review.score_name(proj)})"),
+               y=alt.Y("count():Q", title="clips"),
+               color=alt.Color("status:N", scale=alt.Scale(
+                   domain=list(dashboard.STATUSES),
+                   range=["#9aa5b8", "#f2a516", "#2e9e5b", "#c62828", "#d5d8de"])),
+               tooltip=["status:N", "count():Q"]),
+           caption="Higher scores are reviewed first.")
+    figure("Clips per hour, per annotator", rates, "No reviews yet.",
+           alt.Chart(rates).mark_bar().encode(
+               x=alt.X("clips_per_hour:Q", title="clips per hour the clip was open"),
+               y=alt.Y("annotator:N", sort="-x", title=None),
+               tooltip=["annotator:N", "clips:Q", alt.Tooltip("hours:Q", format=".2f"),
+                        alt.Tooltip("clips_per_hour:Q", format=".0f")]))
 
 with right:
-    st.subheader("WER of each model version")
-    if wer.empty:
-        st.info(f"No model has been evaluated yet: fine-tuning records it (`earmark round {proj.root}`).")
-    else:
-        st.altair_chart(alt.Chart(wer).mark_bar().encode(
-            x=alt.X("model:N", sort=alt.EncodingSortField("order"), title="model version"),
-            xOffset="dev_set:N",
-            y=alt.Y("wer:Q", title="WER", axis=alt.Axis(format="%")),
-            color=alt.Color("dev_set:N", title="dev clips held out by"),
-            tooltip=["model:N", "dev_set:N", alt.Tooltip("wer:Q", format=".1%")]))
-        st.caption("Each fine-tune measures its parent and itself on the clips it held out.")
-
-    st.subheader("How much annotators changed the hypotheses")
-    if bands.empty:
-        st.info("No corrections of scored clips yet.")
-    else:
-        st.altair_chart(alt.Chart(bands).mark_bar().encode(
-            x=alt.X("band:N", sort=None, title="score band (low → high)"),
-            y=alt.Y("edit_rate:Q", title="word edit rate", axis=alt.Axis(format="%")),
-            tooltip=["band:N", "clips:Q", alt.Tooltip("edit_rate:Q", format=".1%")]))
-        st.caption("Words changed per corrected word. If the ranking finds the clips that "
+    figure("WER of each model version", wer,
+           f"No model has been evaluated yet: fine-tuning records it (`earmark round {proj.root}`).",
+           alt.Chart(wer).mark_bar().encode(
+               x=alt.X("model:N", sort=alt.EncodingSortField("order"), title="model version"),
+               xOffset="dev_set:N",
+               y=alt.Y("wer:Q", title="WER", axis=alt.Axis(format="%")),
+               color=alt.Color("dev_set:N", title="dev clips held out by"),
+               tooltip=["model:N", "dev_set:N", alt.Tooltip("wer:Q", format=".1%")]),
+           caption="Each fine-tune measures its parent and itself on the clips it held out.")
+    figure("How much annotators changed the hypotheses", bands, "No corrections of scored clips yet.",
+           alt.Chart(bands).mark_bar().encode(
+               x=alt.X("band:N", sort=None, title="score band (low → high)"),
+               y=alt.Y("edit_rate:Q", title="word edit rate", axis=alt.Axis(format="%")),
+               tooltip=["band:N", "clips:Q", alt.Tooltip("edit_rate:Q", format=".1%")]),
+           caption="Words changed per corrected word. If the ranking finds the clips that "
                    "need work, the bars rise from left to right.")

@@ -8,7 +8,7 @@ import time
 import earmark_ui as ui
 import streamlit as st
 
-from earmark import review
+from earmark import dashboard, review
 
 st.set_page_config(page_title="earmark · Browse", page_icon="🔎", layout="wide")
 proj = ui.project()
@@ -17,15 +17,15 @@ st.title("Browse")
 ss = st.session_state
 
 with ui.shown_errors():
-    frame = review.clips_frame(proj)
+    frame = dashboard.clips_frame(proj)
 if frame.empty:
     st.info(f"No clips yet: add audio with `earmark import {proj.root} AUDIO`.")
     st.stop()
 
 f = st.columns([3, 3, 2, 2])
 query = f[0].text_input("Search text", key="q", placeholder="words in the transcript or file name")
-statuses = f[1].multiselect("Status", review.STATUSES, key="statuses")
-speaker = f[2].selectbox("Speaker", ["any", *review.speakers(frame)], key="speaker")
+statuses = f[1].multiselect("Status", dashboard.STATUSES, key="statuses")
+speaker = f[2].selectbox("Speaker", ["any", *dashboard.speakers(frame)], key="speaker")
 scored = frame["score"].dropna()
 score_range = None
 if len(scored) and scored.min() < scored.max():
@@ -34,8 +34,8 @@ if len(scored) and scored.min() < scored.max():
     # the full range keeps clips without a score; narrowing it asks for scored clips
     score_range = None if chosen == (low, high) else chosen
 
-rows = review.filter_clips(frame, text=query, statuses=statuses, score_range=score_range,
-                           speaker=None if speaker == "any" else speaker)
+rows = dashboard.filter_clips(frame, text=query, statuses=statuses, score_range=score_range,
+                              speaker=None if speaker == "any" else speaker)
 st.caption(f"{len(rows)} of {len(frame)} clips")
 st.dataframe(rows[["clip", "name", "status", "score", "rank", "duration", "speaker", "text",
                    "annotator", "corrections"]],

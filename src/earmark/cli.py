@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import EarmarkError
+
+C = TypeVar("C")
 
 EPILOG = """typical loop:
   earmark init myproj
@@ -18,6 +22,26 @@ EPILOG = """typical loop:
   earmark review myproj                      # correct clips in the browser
   earmark round myproj                       # fine-tune on corrections, re-rank
 """
+
+
+# --- shared by the commands -------------------------------------------------------------
+
+def with_overrides(base: C, **values: Any) -> C:
+    """The config ``base`` with each option given on the command line (None: left out)."""
+    return replace(base, **{k: v for k, v in values.items() if v is not None})
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
+                *, help: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """Register the subcommand ``name``, run by ``func``.
+
+    The examples of an ``epilog`` keep their line breaks; a command without examples
+    lets argparse wrap its description to the terminal.
+    """
+    formatter = argparse.RawDescriptionHelpFormatter if epilog else argparse.HelpFormatter
+    s = sub.add_parser(name, help=help, description=description, epilog=epilog, formatter_class=formatter)
+    s.set_defaults(func=func)
+    return s
 
 
 # --- commands -----------------------------------------------------------------------
@@ -55,15 +79,9 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from .ranking import rank
 
     project = open_project(args.project)
-    decode = project.config.decode
-    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("device", args.device),
-                                   ("threads", args.threads)) if v is not None}
-    if args.no_pack:
-        overrides["pack"] = False
-    decode = replace(decode, **overrides)
-    selection = project.config.selection
-    if args.strategy:
-        selection = replace(selection, strategy=args.strategy)
+    decode = with_overrides(project.config.decode, batch_size=args.batch_size, device=args.device,
+                            threads=args.threads, pack=False if args.no_pack else None)
+    selection = with_overrides(project.config.selection, strategy=args.strategy)
     report = rank(project, model=args.model, decode=decode, selection=selection,
                   progress=not args.quiet)
     if report.transcribed:
@@ -177,17 +195,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .config import SimulateConfig
     from .simulate import simulate
 
-    base = SimulateConfig()
-    overrides = {k: v for k, v in (("rounds", args.rounds), ("budget_minutes", args.budget),
-                                   ("seeds", args.seeds), ("speakers", args.speakers),
-                                   ("test_speakers", args.test_speakers),
-                                   ("dev_speakers", args.dev_speakers), ("model", args.model),
-                                   ("lr", args.lr), ("epochs", args.epochs),
-                                   ("workers", args.workers), ("threads", args.threads))
-                 if v is not None}
-    if args.strategies:
-        overrides["strategies"] = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-    cfg = replace(base, **overrides)
+    strategies = (tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+                  if args.strategies else None)
+    cfg = with_overrides(SimulateConfig(), rounds=args.rounds, budget_minutes=args.budget,
+                         seeds=args.seeds, speakers=args.speakers, test_speakers=args.test_speakers,
+                         dev_speakers=args.dev_speakers, model=args.model, lr=args.lr,
+                         epochs=args.epochs, workers=args.workers, threads=args.threads,
+                         strategies=strategies)
     record = simulate(Path(args.manifest), cfg, Path(args.out))
     print(record["table"])
     print(f"best: {record['best_strategy']} (label saving {record['best_label_saving']}); "
@@ -211,28 +225,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"earmark {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = sub.add_parser("init", help="create a project folder",
-                       description="Create a project: a folder with its config and database.")
+    s = add_command(sub, "init", cmd_init, help="create a project folder",
+                    description="Create a project: a folder with its config and database.")
     s.add_argument("project", help="folder to create")
     s.add_argument("--model", default="tiny.en",
                    help="Whisper model: tiny.en (default), base, another Whisper name, or a checkpoint path")
     s.add_argument("--db-url", help="SQLAlchemy URL (e.g. postgresql+psycopg://...); default SQLite in the folder")
-    s.set_defaults(func=cmd_init)
 
-    s = sub.add_parser("import", help="add audio: a folder or a JSONL/CSV manifest",
-                       description="Import audio. A folder is searched recursively for wav, flac, ogg "
-                                   "and mp3; a manifest (JSONL or CSV) has an 'audio' column and optional "
-                                   "'text' (reference) and 'speaker'. Files over 30 s are split at "
-                                   "silences. Unreadable, empty or silent files are recorded as rejected.")
+    s = add_command(sub, "import", cmd_import, help="add audio: a folder or a JSONL/CSV manifest",
+                    description="Import audio. A folder is searched recursively for wav, flac, ogg "
+                                "and mp3; a manifest (JSONL or CSV) has an 'audio' column and optional "
+                                "'text' (reference) and 'speaker'. Files over 30 s are split at "
+                                "silences. Unreadable, empty or silent files are recorded as rejected.")
     s.add_argument("project")
     s.add_argument("source", help="folder, manifest (.jsonl/.csv), or one audio file")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_import)
 
-    s = sub.add_parser("rank", help="transcribe new clips, score them, order the queue",
-                       description="Transcribe every clip the active model has not transcribed "
-                                   "(resumable: a killed run continues where it stopped), store token "
-                                   "probabilities, entropies and word times, and order the review queue.")
+    s = add_command(sub, "rank", cmd_rank, help="transcribe new clips, score them, order the queue",
+                    description="Transcribe every clip the active model has not transcribed "
+                                "(resumable: a killed run continues where it stopped), store token "
+                                "probabilities, entropies and word times, and order the review queue.")
     s.add_argument("project")
     s.add_argument("--model", help="rank with this model (name or checkpoint); it becomes active")
     s.add_argument("--batch-size", type=int, help="30-second windows decoded together (default 16)")
@@ -243,50 +255,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-pack", action="store_true",
                    help="one clip per 30 s window (slower; packing is on by default)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_rank)
 
-    s = sub.add_parser("queue", help="show the head of the review queue",
-                       description="Show the clips to review first, with low-confidence words marked.")
+    s = add_command(sub, "queue", cmd_queue, help="show the head of the review queue",
+                    description="Show the clips to review first, with low-confidence words marked.")
     s.add_argument("project")
     s.add_argument("--top", type=int, default=20, help="how many clips (default 20)")
     s.add_argument("--plain", action="store_true", help="mark words with [brackets], no colour")
-    s.set_defaults(func=cmd_queue)
 
-    s = sub.add_parser("status", help="counts: clips, rejected, transcribed, corrected",
-                       description="Where the project stands.")
+    s = add_command(sub, "status", cmd_status, help="counts: clips, rejected, transcribed, corrected",
+                    description="Where the project stands.")
     s.add_argument("project")
     s.add_argument("--show-rejected", type=int, default=10, metavar="N",
                    help="list up to N rejected files with reasons (default 10)")
-    s.set_defaults(func=cmd_status)
 
     from .cli_train import add_commands  # finetune, round, evaluate, export
 
     add_commands(sub)
 
-    s = sub.add_parser("review", help="open the review app in the browser",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Start the review app (Streamlit): annotators correct the clips "
-                                   "the model is least sure of, with a dashboard and a clip browser. "
-                                   "It listens on loopback unless --host says otherwise.",
-                       epilog="example:\n  earmark review myproj                  # http://127.0.0.1:8501\n"
-                              "  earmark review myproj --host 0.0.0.0 --port 8600   # reachable "
-                              "from the network")
+    s = add_command(sub, "review", cmd_review, help="open the review app in the browser",
+                    description="Start the review app (Streamlit): annotators correct the clips "
+                                "the model is least sure of, with a dashboard and a clip browser. "
+                                "It listens on loopback unless --host says otherwise.",
+                    epilog="example:\n  earmark review myproj                  # http://127.0.0.1:8501\n"
+                           "  earmark review myproj --host 0.0.0.0 --port 8600   # reachable "
+                           "from the network")
     s.add_argument("project")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8501, help="port (default 8501)")
-    s.set_defaults(func=cmd_review)
 
-    s = sub.add_parser("simulate", help="replay the loop with reference texts to compare strategies",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Replay active learning with the manifest's reference texts as the "
-                                   "annotator: split speakers into pool/dev/test, then each round rank "
-                                   "the pool, label clips up to the budget of audio minutes, fine-tune "
-                                   "the base model's decoder on everything labeled, and score the test "
-                                   "set. Writes rounds.csv/json, learning_curve.png and summary.json.",
-                       epilog="example:\n  earmark simulate --manifest ../shared/data/speechocean762/manifest.jsonl "
-                              "\\\n      --strategies random,errors-per-second --rounds 4 --budget 2 --seeds 3 "
-                              "--out sim/")
+    s = add_command(sub, "simulate", cmd_simulate,
+                    help="replay the loop with reference texts to compare strategies",
+                    description="Replay active learning with the manifest's reference texts as the "
+                                "annotator: split speakers into pool/dev/test, then each round rank "
+                                "the pool, label clips up to the budget of audio minutes, fine-tune "
+                                "the base model's decoder on everything labeled, and score the test "
+                                "set. Writes rounds.csv/json, learning_curve.png and summary.json.",
+                    epilog="example:\n  earmark simulate --manifest ../shared/data/speechocean762/manifest.jsonl "
+                           "\\\n      --strategies random,errors-per-second --rounds 4 --budget 2 --seeds 3 "
+                           "--out sim/")
     s.add_argument("--manifest", required=True, help="JSONL with audio, text, speaker (and duration)")
     s.add_argument("--strategies", help="comma-separated names (default: every registered strategy)")
     s.add_argument("--rounds", type=int, help="rounds after the zero-shot round 0 (default 4)")
@@ -301,22 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="seeds simulated in parallel processes (default 1)")
     s.add_argument("--threads", type=int, help="torch threads per process")
     s.add_argument("--out", default="simulate", help="output folder (default ./simulate)")
-    s.set_defaults(func=cmd_simulate)
 
-    s = sub.add_parser("demo", help="the whole loop on the shipped samples",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Create a project from the shipped data_samples/ (synthetic "
-                                   "speech full of drug names, legal and engineering terms), rank "
-                                   "it, show the queue and status, and open the review app.",
-                       epilog="examples:\n  earmark demo                     # ./demo_project, then the app\n"
-                              "  earmark demo /tmp/d --fresh --no-app")
+    s = add_command(sub, "demo", cmd_demo, help="the whole loop on the shipped samples",
+                    description="Create a project from the shipped data_samples/ (synthetic "
+                                "speech full of drug names, legal and engineering terms), rank "
+                                "it, show the queue and status, and open the review app.",
+                    epilog="examples:\n  earmark demo                     # ./demo_project, then the app\n"
+                           "  earmark demo /tmp/d --fresh --no-app")
     s.add_argument("project", nargs="?", default="demo_project", help="folder (default demo_project)")
     s.add_argument("--samples", help="manifest to import (default: the shipped data_samples)")
     s.add_argument("--fresh", action="store_true", help="delete an existing project in the folder first")
     s.add_argument("--top", type=int, default=15, help="queue rows to show (default 15)")
     s.add_argument("--no-app", action="store_true", help="stop before opening the review app")
     s.add_argument("--port", type=int, default=8501, help="review app port (default 8501)")
-    s.set_defaults(func=cmd_demo)
     return p
 
 

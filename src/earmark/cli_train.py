@@ -10,20 +10,19 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
+
+from .cli import add_command, with_overrides
 
 
 def finetune_config(args: argparse.Namespace, base):
     """The project's FinetuneConfig with the command line's overrides."""
-    overrides = {k: v for k, v in (
-        ("mode", args.mode), ("epochs", args.epochs), ("max_steps", args.max_steps), ("lr", args.lr),
-        ("batch_size", args.batch_size), ("grad_accum", args.grad_accum), ("seed", args.seed),
-        ("replay_fraction", args.replay), ("patience", args.patience), ("device", args.device),
-        ("threads", args.threads)) if v is not None}
-    if args.no_augment:
-        overrides["augment"] = False
-    return replace(base, **overrides)
+    return with_overrides(
+        base, mode=args.mode, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
+        batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
+        replay_fraction=args.replay, patience=args.patience, device=args.device,
+        threads=args.threads, augment=False if args.no_augment else None)
 
 
 def _fmt(x: float) -> str:
@@ -85,9 +84,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .project import open_project
 
     project = open_project(args.project)
-    decode = project.config.decode
-    if args.device or args.threads:
-        decode = replace(decode, **{k: v for k, v in (("device", args.device), ("threads", args.threads)) if v})
+    # an empty --device or --threads 0 keeps the project's setting
+    decode = with_overrides(project.config.decode, device=args.device or None, threads=args.threads or None)
     r = evaluate(project, model=args.model, manifest=args.manifest, decode=decode)
     if args.json:
         out: dict[str, Any] = {"model": r.model, "source": r.source, "clips": r.clips,
@@ -146,10 +144,9 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``finetune``, ``round``, ``evaluate`` and ``export``."""
-    raw = argparse.RawDescriptionHelpFormatter
-    s = sub.add_parser(
-        "finetune", help="fine-tune the active model on the corrections (a new version)",
-        formatter_class=raw,
+    s = add_command(
+        sub, "finetune", cmd_finetune,
+        help="fine-tune the active model on the corrections (a new version)",
         description="Train a new model version on every saved, unflagged correction. A dev split "
                     "is held out by speaker (else by clip) and kept the same across rounds. The new "
                     "version becomes active only if its dev WER beats the active model's; otherwise "
@@ -157,21 +154,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  earmark finetune myproj\n  earmark finetune myproj --mode decoder --epochs 3\n"
                "  earmark finetune myproj --mode lora --lr 5e-4\n  earmark finetune myproj --resume")
     _training_flags(s)
-    s.set_defaults(func=cmd_finetune)
 
-    s = sub.add_parser(
-        "round", help="fine-tune, and if the new version passes the gate, re-rank the pool",
-        formatter_class=raw,
+    s = add_command(
+        sub, "round", cmd_round,
+        help="fine-tune, and if the new version passes the gate, re-rank the pool",
         description="One turn of the loop: `finetune`, then (when the new version became active) "
                     "`rank` with it; prints the dev WER change, how the queue moved and its new head.",
         epilog="example:\n  earmark round myproj\n  earmark round myproj --mode decoder --top 5")
     _training_flags(s)
     s.add_argument("--top", type=int, default=10, help="clips of the new queue to show (default 10)")
-    s.set_defaults(func=cmd_round)
 
-    s = sub.add_parser(
-        "evaluate", help="WER, CER and confidence quality of a model version",
-        formatter_class=raw,
+    s = add_command(
+        sub, "evaluate", cmd_evaluate,
+        help="WER, CER and confidence quality of a model version",
         description="Transcribe a held-out manifest (or the dev split of the corrections) and report "
                     "WER and CER after Whisper's English normalizer, and how well word confidence "
                     "finds word errors (AUC-ROC, expected calibration error).",
@@ -184,11 +179,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--device", help="cpu, cuda or auto")
     s.add_argument("--threads", type=int, help="torch CPU threads")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
-    s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser(
-        "export", help="write the corrected data as JSONL, NeMo manifests or an HF audiofolder",
-        formatter_class=raw,
+    s = add_command(
+        sub, "export", cmd_export,
+        help="write the corrected data as JSONL, NeMo manifests or an HF audiofolder",
         description="Export every clip's newest unflagged correction with its train/dev split: "
                     "jsonl (earmark's manifest), nemo (train_manifest.json, dev_manifest.json) or hf "
                     "(audiofolder: train/ and validation/ with metadata.jsonl and the FLAC clips).",
@@ -197,7 +191,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("project")
     s.add_argument("--format", choices=("jsonl", "nemo", "hf"), default="jsonl", help="layout (default jsonl)")
     s.add_argument("--out", help="output folder (default PROJECT/exports/FORMAT; replaced if present)")
-    s.set_defaults(func=cmd_export)
 
 
 if __name__ == "__main__":  # pragma: no cover

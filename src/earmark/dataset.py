@@ -18,9 +18,9 @@ from sqlalchemy import select
 
 from .config import DecodeConfig, FinetuneConfig
 from .errors import NoCorrections
+from .packing import pack_windows
 from .project import Project
 from .store import Clip, Correction, ModelVersion, Transcript
-from .transcribe import pack_windows
 
 DEV_SALT = "earmark-dev-v1"  # changing it would move every group: never change it
 

@@ -1,8 +1,9 @@
-"""The review workflow over the store: leases, corrections, round progress, search and
-the dashboard's figures.
+"""The review workflow over the store: leases, corrections, flags, round progress and
+each clip's history.
 
-The Streamlit pages in ``app/`` only call these functions, so everything the app does
-can be done (and tested) from Python. Three rules hold here:
+The Streamlit pages in ``app/`` only call these functions (and the queries of
+:mod:`earmark.dashboard`), so everything the app does can be done (and tested) from
+Python. Three rules hold here:
 
 * A clip shown to one annotator is *leased* to them (:func:`next_clip`); the lease is
   taken with one conditional insert-or-update, so two sessions never hold the same clip,
@@ -23,8 +24,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -51,16 +50,13 @@ PROJECT_ENV = "EARMARK_PROJECT"
 #: why a clip can be flagged instead of corrected
 FLAG_REASONS = ("no speech", "unintelligible", "wrong language", "bad audio", "other")
 
-#: a clip's state as the Browse page shows it, in the order of the workflow
-STATUSES = ("queued", "in review", "corrected", "flagged", "not ranked")
-
 # candidates read per query in next_clip; more are read if others take these first
 _CANDIDATES_PER_READ = 20
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _domain_errors(fn: F) -> F:
+def domain_errors(fn: F) -> F:
     """Turn a lock that outlasted the driver's wait into :class:`DatabaseBusy`."""
 
     @functools.wraps(fn)
@@ -158,7 +154,9 @@ def _utc(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def _clip_name(source_path: str, offset: float) -> str:
+def clip_name(source_path: str, offset: float) -> str:
+    """A clip's name as pages show it: the source file's name, with the offset of a clip
+    cut from a longer file."""
     return Path(source_path).name + (f"@{offset:.1f}s" if offset else "")
 
 
@@ -228,7 +226,7 @@ def _lease_expiry(project: Project) -> tuple[datetime, datetime]:
     return now, now + timedelta(minutes=project.config.review.lease_minutes)
 
 
-@_domain_errors
+@domain_errors
 def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> ReviewItem:
     """Lease the first clip of the queue that nobody corrected, flagged or holds.
 
@@ -316,7 +314,7 @@ def holder_id(annotator: str, session: str) -> str:
     return f"{annotator}#{session}"
 
 
-@_domain_errors
+@domain_errors
 def renew(project: Project, clip_id: int, holder: str) -> bool:
     """Extend the holder's lease on a clip (retaking it if it expired and is free).
 
@@ -331,7 +329,7 @@ def renew(project: Project, clip_id: int, holder: str) -> bool:
         return _take(s, clip_id, holder, now, expires)
 
 
-@_domain_errors
+@domain_errors
 def release(project: Project, clip_id: int, holder: str) -> None:
     """Give a held clip back to the queue at once (no-op when the holder has no lease)."""
     with project.store.session() as s:
@@ -360,7 +358,7 @@ def _transcript_for(s: Session, clip_id: int, mv_id: int | None) -> Transcript |
                      .order_by(Transcript.id.desc())).first()
 
 
-@_domain_errors
+@domain_errors
 def open_clip(project: Project, clip_id: int) -> ReviewItem:
     """Read one clip with the hypothesis to show (no lease is taken).
 
@@ -389,7 +387,7 @@ def open_clip(project: Project, clip_id: int) -> ReviewItem:
     hypothesis = tr.text.strip() if tr else ""
     score = entry.score if entry else (tr.scores.get(sname) if tr else None)
     return ReviewItem(
-        clip_id=clip.id, name=_clip_name(source.path, clip.offset) if source else str(clip.id),
+        clip_id=clip.id, name=clip_name(source.path, clip.offset) if source else str(clip.id),
         duration=clip.duration, speaker=clip.speaker, audio_path=project.clip_path(clip.audio_path),
         rank=entry.rank if entry else None, score=score, model_version=mv_name,
         transcript_id=tr.id if tr else None, hypothesis=hypothesis,
@@ -457,7 +455,7 @@ def _append(project: Project, item: ReviewItem, *, annotator: str, seconds_spent
         return row.id
 
 
-@_domain_errors
+@domain_errors
 def save_correction(project: Project, item: ReviewItem, text: str, *, annotator: str,
                     seconds_spent: float, holder: str | None = None) -> int:
     """Append a correction of ``item`` and release the holder's lease, in one transaction.
@@ -494,7 +492,7 @@ def save_correction(project: Project, item: ReviewItem, text: str, *, annotator:
                    seconds_spent=seconds_spent, holder=holder, text=text)
 
 
-@_domain_errors
+@domain_errors
 def flag(project: Project, item: ReviewItem, reason: str, *, annotator: str,
          seconds_spent: float, note: str | None = None, holder: str | None = None) -> int:
     """Append a flag (a clip nobody can transcribe as is) and release the lease.
@@ -520,7 +518,7 @@ def flag(project: Project, item: ReviewItem, reason: str, *, annotator: str,
 
 # --- progress and history -------------------------------------------------------------
 
-@_domain_errors
+@domain_errors
 def round_progress(project: Project) -> RoundProgress:
     """Corrected clips and minutes of the open round, against its budget.
 
@@ -543,7 +541,7 @@ def round_progress(project: Project) -> RoundProgress:
                          sum(corrected.values()) / 60, len(flagged), active)
 
 
-@_domain_errors
+@domain_errors
 def clip_history(project: Project, clip_id: int) -> ClipHistory:
     """The clip, every model's transcript of it, and every correction and flag, oldest first.
 
@@ -569,239 +567,3 @@ def clip_history(project: Project, clip_id: int) -> ClipHistory:
                                  c.seconds_spent, c.hypothesis, number) for c, number in rows)
     return ClipHistory(item, reference, tuple((m, t.strip()) for m, t in transcripts), entries,
                        annotator_of(holder) if holder else None)
-
-
-# --- the clip table (Browse) -------------------------------------------------------------
-
-_CLIP_COLUMNS = ["clip", "name", "speaker", "duration", "status", "score", "rank", "text",
-                 "hypothesis", "annotator", "corrections", "updated"]
-
-
-def _corrections_frame(s: Session) -> pd.DataFrame:
-    rows = s.execute(select(Correction.id, Correction.clip_id, Correction.text, Correction.flag,
-                            Correction.annotator, Correction.seconds_spent,
-                            Correction.transcript_id, Correction.hypothesis,
-                            Correction.created_at).order_by(Correction.id)).all()
-    df = pd.DataFrame(rows, columns=["id", "clip", "text", "flag", "annotator", "seconds",
-                                     "transcript_id", "hypothesis", "created_at"])
-    df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
-    return df
-
-
-@_domain_errors
-def clips_frame(project: Project) -> pd.DataFrame:
-    """One row per clip with its status, ranking score and newest text.
-
-    Columns: ``clip, name, speaker, duration, status, score, rank, text, hypothesis,
-    annotator, corrections, updated``. ``status`` is one of :data:`STATUSES`; ``text`` is
-    the newest correction, else the hypothesis of the active model; ``score`` is the
-    queue's score, else the active model's score by the same measure (NaN if untranscribed).
-    """
-    sname = score_name(project)
-    now = utcnow()
-    with project.store.session() as s:
-        active = s.scalar(select(ModelVersion.id).where(ModelVersion.active.is_(True)))
-        clips = pd.DataFrame(s.execute(select(Clip.id, Source.path, Clip.offset, Clip.speaker,
-                                              Clip.duration)
-                                       .join(Source, Source.id == Clip.source_id)
-                                       .order_by(Clip.id)).all(),
-                             columns=["clip", "path", "offset", "speaker", "duration"])
-        trs = pd.DataFrame(s.execute(select(Transcript.clip_id, Transcript.text, Transcript.scores)
-                                     .where(Transcript.model_version_id == active)).all(),
-                           columns=["clip", "hypothesis", "scores"])
-        queue = pd.DataFrame(s.execute(select(QueueEntry.clip_id, QueueEntry.rank,
-                                              QueueEntry.score)).all(),
-                             columns=["clip", "rank", "queue_score"])
-        leased = set(s.scalars(select(Lease.clip_id).where(Lease.expires_at > now)))
-        corr = _corrections_frame(s)
-    if clips.empty:
-        return pd.DataFrame(columns=_CLIP_COLUMNS)
-    clips["name"] = [_clip_name(p, o) for p, o in zip(clips["path"], clips["offset"])]
-    trs["hypothesis"] = trs["hypothesis"].str.strip()
-    trs["model_score"] = [sc.get(sname, np.nan) for sc in trs["scores"]]
-    latest = corr.groupby("clip").tail(1)[["clip", "text", "flag", "annotator", "created_at"]]
-    latest = latest.rename(columns={"text": "last_text", "flag": "last_flag", "created_at": "updated"})
-    df = clips.merge(trs[["clip", "hypothesis", "model_score"]], on="clip", how="left")
-    df = df.merge(queue, on="clip", how="left").merge(latest, on="clip", how="left")
-    df["score"] = df["queue_score"].fillna(df["model_score"]).astype(float)
-    df["rank"] = df["rank"].astype("Int64")
-    df["corrections"] = df["clip"].map(corr.groupby("clip").size()).fillna(0).astype(int)
-    df["text"] = df["last_text"].where(df["last_text"].notna(), df["hypothesis"]).fillna("")
-    df["hypothesis"] = df["hypothesis"].fillna("")
-    df["status"] = np.select(
-        [df["last_flag"].notna(), df["last_text"].notna(), df["clip"].isin(leased), df["rank"].notna()],
-        ["flagged", "corrected", "in review", "queued"], default="not ranked")
-    return df[_CLIP_COLUMNS].reset_index(drop=True)
-
-
-def filter_clips(frame: pd.DataFrame, *, text: str = "", statuses: Collection[str] = (),
-                 score_range: tuple[float, float] | None = None,
-                 speaker: str | None = None) -> pd.DataFrame:
-    """Rows of a :func:`clips_frame` that match every filter given.
-
-    Parameters
-    ----------
-    text
-        Case-insensitive substring of the newest text, the hypothesis or the file name.
-    statuses
-        Keep these statuses (all when empty).
-    score_range
-        Inclusive (low, high); clips without a score are dropped when given.
-    speaker
-        Exact speaker label.
-    """
-    keep = pd.Series(True, index=frame.index)
-    if text.strip():
-        needle = text.strip().lower()
-        keep &= (frame["text"].str.lower().str.contains(needle, regex=False)
-                 | frame["hypothesis"].str.lower().str.contains(needle, regex=False)
-                 | frame["name"].str.lower().str.contains(needle, regex=False))
-    if statuses:
-        keep &= frame["status"].isin(list(statuses))
-    if score_range is not None:
-        keep &= frame["score"].between(*score_range)
-    if speaker:
-        keep &= frame["speaker"] == speaker
-    return frame[keep.fillna(False)]
-
-
-def search_clips(project: Project, *, text: str = "", statuses: Collection[str] = (),
-                 score_range: tuple[float, float] | None = None,
-                 speaker: str | None = None) -> pd.DataFrame:
-    """Clips matching the filters, as in :func:`filter_clips`, ordered by clip id."""
-    return filter_clips(clips_frame(project), text=text, statuses=statuses,
-                        score_range=score_range, speaker=speaker)
-
-
-# --- dashboard figures --------------------------------------------------------------------
-
-@_domain_errors
-def labeled_over_time(project: Project) -> pd.DataFrame:
-    """Cumulative labeled audio: one row per clip, at the time of its first text correction.
-
-    Columns: ``time`` (UTC), ``clips``, ``minutes``.
-    """
-    with project.store.session() as s:
-        rows = s.execute(select(Correction.clip_id, func.min(Correction.created_at), Clip.duration)
-                         .join(Clip, Clip.id == Correction.clip_id)
-                         .where(Correction.text.is_not(None))
-                         .group_by(Correction.clip_id, Clip.duration)).all()
-    df = pd.DataFrame(rows, columns=["clip", "time", "seconds"])
-    df["time"] = pd.to_datetime(df["time"], utc=True)
-    df = df.sort_values("time", kind="stable")
-    return pd.DataFrame({"time": df["time"], "clips": np.arange(1, len(df) + 1),
-                         "minutes": df["seconds"].cumsum() / 60}).reset_index(drop=True)
-
-
-@_domain_errors
-def model_wer(project: Project) -> pd.DataFrame:
-    """The WER of each model version on every dev set it was evaluated on.
-
-    Fine-tuning measures the parent and the new version on the dev clips it held out and
-    records both in the new version's record (``dev_wer_before``, ``dev_wer_after``); each
-    is one row here, so the parent and the child are compared on the same clips.
-    Columns: ``model``, ``dev_set`` (the version whose held-out clips were used),
-    ``wer``, ``order`` (creation order of ``model``).
-    """
-    with project.store.session() as s:
-        versions = s.execute(select(ModelVersion.id, ModelVersion.name, ModelVersion.record)
-                             .order_by(ModelVersion.id)).all()
-    order = {name: vid for vid, name, _ in versions}
-    rows = []
-    for _, name, record in versions:
-        record = record or {}
-        parent = (record.get("parent") or {}).get("name")
-        if parent in order and isinstance(record.get("dev_wer_before"), (int, float)):
-            rows.append((parent, name, float(record["dev_wer_before"]), order[parent]))
-        if isinstance(record.get("dev_wer_after"), (int, float)):
-            rows.append((name, name, float(record["dev_wer_after"]), order[name]))
-    return pd.DataFrame(rows, columns=["model", "dev_set", "wer", "order"])
-
-
-def score_distribution(project: Project) -> pd.DataFrame:
-    """Ranking score and status of every scored clip. Columns: ``clip``, ``score``, ``status``."""
-    df = clips_frame(project)
-    return df.loc[df["score"].notna(), ["clip", "score", "status"]].reset_index(drop=True)
-
-
-def word_edits(hypothesis: str, corrected: str) -> tuple[int, int]:
-    """(word edits, corrected words) turning ``hypothesis`` into ``corrected``.
-
-    Case and punctuation are ignored, so the rate counts changed words, not restyling.
-    """
-    import jiwer
-
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(),
-                          jiwer.RemoveMultipleSpaces(), jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
-    ref_words = norm(corrected)[0] if corrected.strip() else []
-    hyp_words = norm(hypothesis)[0] if hypothesis.strip() else []
-    if not ref_words or not hyp_words:
-        return max(len(ref_words), len(hyp_words)), len(ref_words)
-    out = jiwer.process_words(corrected, hypothesis, reference_transform=norm, hypothesis_transform=norm)
-    return out.substitutions + out.deletions + out.insertions, len(ref_words)
-
-
-@_domain_errors
-def edit_rates(project: Project) -> pd.DataFrame:
-    """How much annotators changed the model's text, per corrected clip.
-
-    Each clip's newest text correction is compared with the model hypothesis it was made
-    on. Columns: ``clip``, ``score`` (the ranking score of that transcript), ``edits``,
-    ``words``, ``edit_rate`` (edits / corrected words).
-    """
-    sname = score_name(project)
-    with project.store.session() as s:
-        corr = _corrections_frame(s)
-        corr = corr[corr["text"].notna()].groupby("clip").tail(1)
-        trs = {tid: (text, scores) for tid, text, scores in s.execute(
-            select(Transcript.id, Transcript.text, Transcript.scores)
-            .where(Transcript.id.in_([int(t) for t in corr["transcript_id"].dropna()])))}
-    rows = []
-    for c in corr.itertuples():
-        text, scores = trs.get(c.transcript_id, (c.hypothesis or "", {}))
-        edits, words = word_edits(text, c.text)
-        rows.append((c.clip, scores.get(sname, np.nan), edits, words, edits / max(words, 1)))
-    return pd.DataFrame(rows, columns=["clip", "score", "edits", "words", "edit_rate"])
-
-
-def edit_rate_by_band(project: Project, bands: int = 4) -> pd.DataFrame:
-    """Word edit rate of corrected clips by ranking-score band (quantiles of the score).
-
-    If the ranking works, high-score bands need more edits. Columns: ``band`` (label with
-    the score range), ``low``, ``high``, ``clips``, ``edit_rate`` (pooled: all edits over
-    all corrected words of the band); bands ordered from low to high score.
-    """
-    df = edit_rates(project).dropna(subset=["score"])
-    columns = ["band", "low", "high", "clips", "edit_rate"]
-    if df.empty:
-        return pd.DataFrame(columns=columns)
-    codes = pd.qcut(df["score"].rank(method="first"), q=min(bands, len(df)), labels=False)
-    out = []
-    for _, g in df.groupby(codes, sort=True):
-        low, high = float(g["score"].min()), float(g["score"].max())
-        out.append((f"{low:.2f}–{high:.2f}", low, high, len(g),
-                    g["edits"].sum() / max(int(g["words"].sum()), 1)))
-    return pd.DataFrame(out, columns=columns)
-
-
-@_domain_errors
-def annotator_rates(project: Project) -> pd.DataFrame:
-    """Clips per hour of open-clip time, per annotator (corrections and flags both count).
-
-    Columns: ``annotator``, ``clips``, ``hours``, ``clips_per_hour``.
-    """
-    with project.store.session() as s:
-        corr = _corrections_frame(s)
-    columns = ["annotator", "clips", "hours", "clips_per_hour"]
-    if corr.empty:
-        return pd.DataFrame(columns=columns)
-    g = corr.groupby("annotator").agg(clips=("id", "size"), seconds=("seconds", "sum")).reset_index()
-    g["hours"] = g["seconds"] / 3600
-    g["clips_per_hour"] = g["clips"] / g["hours"].where(g["hours"] > 0)
-    return g[columns].sort_values("clips_per_hour", ascending=False).reset_index(drop=True)
-
-
-def speakers(frame: pd.DataFrame) -> list[str]:
-    """The distinct speaker labels of a :func:`clips_frame`, sorted."""
-    return sorted(str(x) for x in frame["speaker"].dropna().unique())
-

@@ -98,6 +98,13 @@ def get_strategy(name: str, seed: int = 0) -> Strategy:
 
 
 class _ByScore(Strategy):
+    """Orders by one clip score, named in the class statement:
+    ``class X(_ByScore, score="errors_per_second")``."""
+
+    def __init_subclass__(cls, *, score: str, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.score_name = score
+
     def priority(self, c: Candidate) -> float:
         return c.scores.get(self.score_name or "", float("nan"))
 
@@ -113,31 +120,23 @@ class RandomStrategy(Strategy):
 
 
 @register("least-confidence")
-class LeastConfidence(_ByScore):
+class LeastConfidence(_ByScore, score="least_confidence"):
     """``1 - exp(mean token log-prob)``: the clip's overall doubt."""
-
-    score_name = "least_confidence"
 
 
 @register("min-word-prob")
-class MinWordProb(_ByScore):
+class MinWordProb(_ByScore, score="min_word_prob"):
     """The weakest word: ``1 - min word probability``."""
-
-    score_name = "min_word_prob"
 
 
 @register("errors-per-second")
-class ErrorsPerSecond(_ByScore):
+class ErrorsPerSecond(_ByScore, score="errors_per_second"):
     """Expected word errors per second of audio: most fixes per minute listened."""
-
-    score_name = "errors_per_second"
 
 
 @register("entropy")
-class Entropy(_ByScore):
+class Entropy(_ByScore, score="entropy"):
     """Mean token entropy."""
-
-    score_name = "entropy"
 
 
 @register("longest-first")
@@ -149,7 +148,7 @@ class LongestFirst(Strategy):
 
 
 @register("diverse-errors-per-second")
-class DiverseErrorsPerSecond(Strategy):
+class DiverseErrorsPerSecond(_ByScore, score="errors_per_second"):
     """The most uncertain clips (errors per second), spread out by k-center greedy.
 
     The top ``shortlist`` share of the pool by errors per second is ordered by
@@ -159,12 +158,10 @@ class DiverseErrorsPerSecond(Strategy):
     score order. Without embeddings it is plain ``errors-per-second``.
     """
 
-    score_name = "errors_per_second"
     shortlist = 0.3  # share of the pool, by score, that the spread is chosen from
 
     def order(self, pool: Sequence[Candidate]) -> list[Candidate]:
-        base = sorted(pool, key=lambda c: (-_finite(c.scores.get("errors_per_second", float("nan"))),
-                                           c.clip_id))
+        base = super().order(pool)
         top = base[: max(1, int(np.ceil(self.shortlist * len(base))))] if base else []
         if len(top) < 3 or any(c.embedding is None for c in top):
             return base

@@ -8,20 +8,20 @@ time. No second pass over the audio runs.
 
 Several short clips can be packed into one 30 s window, with silence between them, so
 the encoder (most of the cost on short clips) runs once for all of them; words are
-then given back to the clip whose span holds them.
+then given back to the clip whose span holds them (:mod:`earmark.packing`).
 
 Speed on the CPU comes from: packing; bfloat16 arithmetic where the CPU has it
-(``DecodeConfig.quantize``; each step's best tokens still get exact float32 logits); a
-decoder loop written for this job (pre-allocated self-attention cache, cross-attention
-keys and values computed once, scaled-dot-product attention wherever no attention row
-is needed, logits only for rows still decoding, all per-token bookkeeping on tensors,
-converted to Python once per batch); re-decoding only the clips a packed window lost;
-and a DTW that needs no JIT compilation.
+(``DecodeConfig.quantize``, :mod:`earmark.precision`; each step's best tokens still
+get exact float32 logits); a decoder loop written for this job (pre-allocated
+self-attention cache, cross-attention keys and values computed once,
+scaled-dot-product attention wherever no attention row is needed, logits only for rows
+still decoding, all per-token bookkeeping on tensors, converted to Python once per
+batch); re-decoding only the clips a packed window lost; and a DTW that needs no JIT
+compilation (:mod:`earmark.dtw`).
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -29,6 +29,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import SAMPLE_RATE, DecodeConfig
+from .dtw import dtw_jumps
+from .packing import WINDOW_SECONDS, Placement, Window, build_window, owners, pack_windows, suspect
+from .precision import BlockWeights, quantize_encoder, resolve_precision
+from .repetition import compression_ratio, loops_batch
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +40,6 @@ if TYPE_CHECKING:
 
 FRAMES_PER_SECOND = 100  # mel frames
 POSITIONS_PER_SECOND = 50  # encoder positions (whisper.timing.TOKENS_PER_SECOND)
-WINDOW_SECONDS = 30.0
 ENCODE_BATCH = 4  # windows per encoder call (bounds the activations' memory)
 # whisper.transcribe's defaults for merging punctuation into words
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
@@ -83,19 +86,6 @@ class Transcript:
     stop_reason: str  # "eot" | "max_tokens" | "repetition"
 
 
-@dataclass(frozen=True)
-class _Placement:
-    index: int  # position of the clip in the caller's list
-    start: float  # seconds into the window
-    duration: float
-
-
-@dataclass
-class _Window:
-    audio: np.ndarray
-    placements: list[_Placement]
-
-
 @dataclass
 class _Decoded:
     """Raw output of one window: text tokens and the data recorded per step."""
@@ -107,47 +97,6 @@ class _Decoded:
     qk: "torch.Tensor | None" = None  # alignment heads' rows: (heads, fed positions, frames)
     no_speech_prob: float = 0.0
     stop_reason: str = "eot"
-
-
-def compression_ratio(text: str) -> float:
-    """Bytes of text over bytes of its zlib compression (Whisper's loop detector)."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
-
-
-def pack_windows(durations: Sequence[float], cfg: DecodeConfig) -> list[list[int]]:
-    """Group clip indices into windows, in order, each fitting ``pack_window_seconds``.
-
-    Without packing, or for a clip longer than the window allows, a clip gets a window
-    of its own.
-    """
-    if not cfg.pack:
-        return [[i] for i in range(len(durations))]
-    groups: list[list[int]] = []
-    used = cfg.pack_window_seconds + 1.0  # forces a new window for the first clip
-    for i, d in enumerate(durations):
-        need = d if not groups or used == 0 else d + cfg.pack_gap_seconds
-        if groups and used + need <= cfg.pack_window_seconds:
-            groups[-1].append(i)
-            used += need
-        else:
-            groups.append([i])
-            used = d
-    return groups
-
-
-def _build_window(audios: Sequence[np.ndarray], group: list[int], gap: float) -> _Window:
-    pieces, placements, t = [], [], 0.0
-    silence = np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)
-    for k, i in enumerate(group):
-        if k:
-            pieces.append(silence)
-            t += gap
-        a = audios[i][: int(WINDOW_SECONDS * SAMPLE_RATE)]
-        pieces.append(a)
-        placements.append(_Placement(i, t, a.size / SAMPLE_RATE))
-        t += a.size / SAMPLE_RATE
-    return _Window(np.concatenate(pieces), placements)
 
 
 class Decoder:
@@ -198,7 +147,7 @@ class Decoder:
         # bf16: the decoder's matrix products read half the bytes (decoding one token at
         # a time is bound by memory traffic), with float32 residuals, norms and softmaxes
         low = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        self._weights = [_BlockWeights(b, low) for b in model.decoder.blocks]
+        self._weights = [BlockWeights(b, low) for b in model.decoder.blocks]
         self.cross_dtype = low
         self.vocab_low = (model.decoder.token_embedding.weight.detach().to(low)
                           if self.precision == "bf16" else None)
@@ -245,20 +194,20 @@ class Decoder:
         durations = [min(audios[i].size / SAMPLE_RATE, WINDOW_SECONDS) for i in indices]
         groups = [[indices[k] for k in g] for g in pack_windows(durations, cfg)]
         bs = max(1, cfg.batch_size)
-        batches = ([_build_window(audios, g, cfg.pack_gap_seconds) for g in groups[b : b + bs]]
+        batches = ([build_window(audios, g, cfg.pack_gap_seconds) for g in groups[b : b + bs]]
                    for b in range(0, len(groups), bs))
         suspects: list[int] = []
         for windows, features in self._encoded(batches):
             for window, decoded in zip(windows, self._decode(windows, features)):
-                for index, transcript, suspect in self._split(window, decoded):
+                for index, transcript, lost in self._split(window, decoded):
                     results[index] = transcript
-                    if suspect:
+                    if lost:
                         suspects.append(index)
             if on_batch:
                 on_batch(sum(len(w.placements) for w in windows))
         return suspects
 
-    def _encoded(self, batches: Iterable[list[_Window]]) -> Iterator[tuple[list[_Window], "torch.Tensor"]]:
+    def _encoded(self, batches: Iterable[list[Window]]) -> Iterator[tuple[list[Window], "torch.Tensor"]]:
         """Each batch of windows with its encoder output.
 
         With ``overlap``, the encoder works on the next batch in a second thread while
@@ -308,8 +257,8 @@ class Decoder:
         results: list[Transcript | None] = [None] * len(durations)
         bs = max(1, self.cfg.batch_size)
         for b in range(0, len(durations), bs):
-            windows = [_Window(np.zeros(int(durations[i] * SAMPLE_RATE), dtype=np.float32),
-                               [_Placement(i, 0.0, float(durations[i]))])
+            windows = [Window(np.zeros(int(durations[i] * SAMPLE_RATE), dtype=np.float32),
+                               [Placement(i, 0.0, float(durations[i]))])
                        for i in range(b, min(b + bs, len(durations)))]
             caps = [self._max_new_tokens(w) for w in windows]
             with torch.inference_mode():
@@ -322,12 +271,12 @@ class Decoder:
 
     # -- decoding -----------------------------------------------------------------------
 
-    def _max_new_tokens(self, window: _Window) -> int:
+    def _max_new_tokens(self, window: Window) -> int:
         seconds = sum(p.duration for p in window.placements)
         cap = int(self.cfg.max_tokens_per_second * seconds) + self.cfg.min_max_tokens
         return min(cap, self.model.dims.n_text_ctx // 2)
 
-    def _mels(self, windows: list[_Window]) -> "torch.Tensor":
+    def _mels(self, windows: list[Window]) -> "torch.Tensor":
         import torch
         import whisper
 
@@ -335,7 +284,7 @@ class Decoder:
                                             self.model.dims.n_mels) for w in windows]
         return torch.stack(mels).to(self.device)
 
-    def _encode(self, windows: list[_Window]) -> "torch.Tensor":
+    def _encode(self, windows: list[Window]) -> "torch.Tensor":
         """Encoder output of the windows, (windows, 1500, n_audio_state), float32."""
         import torch
 
@@ -351,7 +300,7 @@ class Decoder:
                     parts.append(self.encoder(mels).float())
             return torch.cat(parts) if len(parts) > 1 else parts[0]
 
-    def _decode(self, windows: list[_Window], features: "torch.Tensor | None" = None) -> list[_Decoded]:
+    def _decode(self, windows: list[Window], features: "torch.Tensor | None" = None) -> list[_Decoded]:
         import torch
 
         self.windows += len(windows)
@@ -444,7 +393,7 @@ class Decoder:
             stop_eot = nxt == tk.eot
             stop_cap = ~stop_eot & (step >= cap_t[win])
             history = toks[win, :step]
-            stop_loop = ~stop_eot & ~stop_cap & _loops_batch(history, nxt, cfg.loop_min_tokens)
+            stop_loop = ~stop_eot & ~stop_cap & loops_batch(history, nxt, cfg.loop_min_tokens)
             stop = stop_eot | stop_cap | stop_loop
             reason[win[stop_cap]] = 1
             reason[win[stop_loop]] = 2
@@ -560,7 +509,7 @@ class Decoder:
 
     # -- alignment and splitting -------------------------------------------------------------
 
-    def _align(self, window: _Window, d: _Decoded) -> list[WordScore]:
+    def _align(self, window: Window, d: _Decoded) -> list[WordScore]:
         """Word times by Whisper's DTW recipe over the recorded cross-attention rows."""
         import torch
         from whisper.timing import WordTiming, median_filter, merge_punctuations
@@ -589,11 +538,11 @@ class Decoder:
         return [WordScore(t.word, t.start, t.end, t.probability, len(t.tokens))
                 for t in timings if t.word]
 
-    def _split(self, window: _Window, d: _Decoded) -> Iterable[tuple[int, Transcript, bool]]:
+    def _split(self, window: Window, d: _Decoded) -> Iterable[tuple[int, Transcript, bool]]:
         """Give each clip of the window its words and tokens, in clip-relative times.
 
         Yields (clip index, transcript, suspect): ``suspect`` marks a clip of a packed
-        window whose words look lost (see :func:`_suspect`).
+        window whose words look lost (see :func:`earmark.packing.suspect`).
         """
         words = self._align(window, d)
         token_scores = [TokenScore(t, self.tokenizer.decode([t]), p, lp, e)
@@ -601,7 +550,7 @@ class Decoder:
         if len(window.placements) == 1:
             owner = [0] * len(words)
         else:
-            owner = _owners(window.placements, words)
+            owner = owners(window.placements, words)
         # tokens follow their word; tokens of no word (none with whole-word splitting) go first
         spans, pos = [], 0
         for w in words:
@@ -619,231 +568,12 @@ class Decoder:
             text = "".join(w.word for w in clip_words).strip() if len(window.placements) > 1 \
                 else self.tokenizer.decode(d.tokens).strip()
             packed = len(window.placements) > 1
-            suspect = packed and _suspect(place, [words[i] for i in mine], self.cfg)
+            lost = packed and suspect(place, [words[i] for i in mine], self.cfg)
             yield place.index, Transcript(
                 text=text, tokens=tuple(toks), words=clip_words, duration=place.duration,
                 avg_logprob=float(np.mean([t.logprob for t in toks])) if toks else 0.0,
                 no_speech_prob=d.no_speech_prob, compression_ratio=compression_ratio(text),
-                stop_reason=d.stop_reason), suspect
-
-
-class _BlockWeights:
-    """One decoder block's weights, laid out for :meth:`Decoder._forward`.
-
-    The self-attention's query, key and value projections are fused into one matrix
-    (the key has no bias: zeros there), which saves two matrix products per layer and
-    step. The projections are kept in ``dtype`` (float32 or bfloat16); layer norms stay
-    in float32, and every product returns float32.
-    """
-
-    def __init__(self, block, dtype):
-        import torch
-
-        def low(t):
-            return t.detach().to(dtype)
-
-        a, c = block.attn, block.cross_attn
-        self.attn_ln_w, self.attn_ln_b = block.attn_ln.weight, block.attn_ln.bias
-        self.qkv_w = low(torch.cat([a.query.weight, a.key.weight, a.value.weight]))
-        self.qkv_b = low(torch.cat([a.query.bias, torch.zeros_like(a.query.bias), a.value.bias]))
-        self.attn_out_w, self.attn_out_b = low(a.out.weight), low(a.out.bias)
-        self.cross_ln_w, self.cross_ln_b = block.cross_attn_ln.weight, block.cross_attn_ln.bias
-        self.cross_q_w, self.cross_q_b = low(c.query.weight), low(c.query.bias)
-        self.cross_k_w, self.cross_v_w, self.cross_v_b = c.key.weight, c.value.weight, c.value.bias
-        self.cross_out_w, self.cross_out_b = low(c.out.weight), low(c.out.bias)
-        self.mlp_ln_w, self.mlp_ln_b = block.mlp_ln.weight, block.mlp_ln.bias
-        self.fc1_w, self.fc1_b = low(block.mlp[0].weight), low(block.mlp[0].bias)
-        self.fc2_w, self.fc2_b = low(block.mlp[2].weight), low(block.mlp[2].bias)
-
-    @staticmethod
-    def lin(x: "torch.Tensor", weight: "torch.Tensor", bias: "torch.Tensor | None") -> "torch.Tensor":
-        """``x @ weight.T + bias`` in the weight's dtype, returned in float32."""
-        import torch.nn.functional as F
-
-        return F.linear(x.to(weight.dtype), weight, bias).float()
-
-    def cross_kv(self, features: "torch.Tensor", heads: int, dtype):
-        """Cross-attention keys and values of the audio features, (batch, heads, frames, dh)."""
-        import torch.nn.functional as F
-
-        b, f, d = features.shape
-        k = F.linear(features, self.cross_k_w).view(b, f, heads, d // heads).transpose(1, 2)
-        v = F.linear(features, self.cross_v_w, self.cross_v_b).view(b, f, heads, d // heads).transpose(1, 2)
-        return k.to(dtype).contiguous(), v.to(dtype).contiguous()
-
-
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX)."""
-    import torch
-
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
-
-
-PRECISIONS = ("auto", "bf16", "int8", "none")
-
-
-def resolve_precision(quantize: str, device: str) -> str:
-    """The arithmetic (``DecodeConfig.quantize``) to decode with on ``device``.
-
-    Returns "bf16", "int8" or "float32". ``auto`` is bf16 on a CPU that has bfloat16
-    instructions and float32 elsewhere (without them bfloat16 is emulated, and slower;
-    on a GPU this module keeps float32). ``int8`` quantizes the encoder's linear layers
-    only; ``none`` is float32 throughout, whisper's own arithmetic.
-    """
-    if quantize not in PRECISIONS:
-        raise ValueError(f"DecodeConfig.quantize={quantize!r}: use one of {', '.join(PRECISIONS)}")
-    if device != "cpu" or quantize == "none":
-        return "float32"
-    if quantize == "auto":
-        return "bf16" if native_bf16() else "float32"
-    return quantize
-
-
-def quantize_encoder(encoder: "torch.nn.Module") -> "torch.nn.Module":
-    """A copy of ``encoder`` with its linear layers in dynamic int8 (weights per channel).
-
-    The convolutions, layer norms and attention products stay in float32; the linear
-    layers (about three quarters of the encoder's arithmetic on a 30 s window) run on
-    int8 kernels, with activations quantized on the fly.
-    """
-    import copy
-
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    enc = copy.deepcopy(encoder)
-    for module in enc.modules():
-        # whisper's Linear only casts its weight to the input's dtype; the quantizer
-        # recognises plain nn.Linear only
-        if isinstance(module, torch.nn.Linear):
-            module.__class__ = torch.nn.Linear
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's notice that eager quantization moves to torchao
-        return quantize_dynamic(enc, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
-
-
-def dtw_jumps(cost: np.ndarray) -> np.ndarray:
-    """For each row of ``cost`` (tokens x frames), the first column of the DTW path in it.
-
-    The same path as ``whisper.timing.dtw`` (steps right, down, or diagonal; the same
-    tie-breaking), computed row by row with NumPy: within a row, the cheapest way to
-    reach column j is a run of right-steps from some entry column k, so the row's cost is
-    a prefix sum plus a running minimum. No JIT compilation (whisper's numba DTW costs
-    seconds to compile in every new process). Equals ``time_indices[jumps]`` of
-    ``whisper.timing.find_alignment``.
-    """
-    n, m = cost.shape
-    inf = np.inf
-    prev = np.full(m + 1, inf)
-    prev[0] = 0.0
-    trace = np.empty((n, m), dtype=np.int8)
-    for i in range(n):
-        c0, c1 = prev[:-1], prev[1:]  # cost[i-1, j-1], cost[i-1, j] for j = 1..m
-        up = np.minimum(c0, c1)
-        s = np.cumsum(cost[i])
-        shifted = np.concatenate(([0.0], s[:-1]))
-        row = s + np.minimum.accumulate(up - shifted)
-        cur = np.concatenate(([inf], row))
-        c2 = cur[:-1]  # cost[i, j-1]
-        trace[i] = np.where((c0 < c1) & (c0 < c2), 0, np.where((c1 < c0) & (c1 < c2), 1, 2))
-        prev = cur
-    # walk back from the last cell: in row i, move left over right-steps to the column
-    # where the path entered the row, then go up (diagonal 0, or straight 1)
-    jumps = np.empty(n, dtype=np.int64)
-    j = m - 1
-    for i in range(n - 1, -1, -1):
-        left = np.flatnonzero(trace[i, : j + 1] != 2)
-        k = int(left[-1]) if left.size else 0
-        jumps[i] = k
-        j = k - 1 if trace[i, k] == 0 else k
-    return jumps
-
-
-
-def _loops(tokens: list[int], min_tokens: int, max_period: int = 8) -> bool:
-    """True when the sequence ends in a block repeated 3+ times over ``min_tokens``+ tokens.
-
-    Short legitimate repeats ("one zero one zero") stay; "Lili, Lili, Lili, Lili, ..."
-    (the loop of an unsure or over-fitted model) stops.
-    """
-    if min_tokens <= 0:
-        return False
-    for period in range(1, max_period + 1):
-        reps = max(3, -(-min_tokens // period))
-        span = reps * period
-        if len(tokens) >= span:
-            tail = tokens[-span:]
-            if all(tail[i] == tail[i % period] for i in range(period, span)):
-                return True
-    return False
-
-
-def _loops_batch(history: "torch.Tensor", nxt: "torch.Tensor", min_tokens: int,
-                 max_period: int = 8) -> "torch.Tensor":
-    """:func:`_loops` for a batch: ``history`` (rows, steps) of equal length, ``nxt`` (rows,)."""
-    import torch
-
-    out = torch.zeros(nxt.shape[0], dtype=torch.bool, device=nxt.device)
-    if min_tokens <= 0:
-        return out
-    seq = torch.cat([history, nxt[:, None]], dim=1)
-    for period in range(1, max_period + 1):
-        span = max(3, -(-min_tokens // period)) * period
-        if seq.shape[1] >= span:
-            tail = seq[:, -span:]
-            out |= (tail[:, period:] == tail[:, :-period]).all(dim=1)
-    return out
-
-
-def _suspect(place: _Placement, words: Sequence[WordScore], cfg: DecodeConfig) -> bool:
-    """Whether a packed clip's words look lost: none, or fewer than
-    ``pack_min_words_per_second`` times its duration.
-
-    Words that spill over a clip's edges are not suspect: the DTW times of tiny models
-    often stretch a clip's first or last word into the silence next to it, and decoding
-    such clips again alone made the corpus WER worse (see benchmarks/RESULTS.md).
-    """
-    return len(words) < max(1.0, cfg.pack_min_words_per_second * place.duration)
-
-
-def _owner(placements: Sequence[_Placement], t: float) -> int:
-    """Index of the placement whose span holds time ``t``, else the nearest one."""
-    best, dist = 0, float("inf")
-    for k, p in enumerate(placements):
-        if p.start <= t <= p.start + p.duration:
-            return k
-        d = min(abs(t - p.start), abs(t - p.start - p.duration))
-        if d < dist:
-            best, dist = k, d
-    return best
-
-
-SENTENCE_END = (".", "?", "!", "。", "？", "！")
-
-
-def _owners(placements: Sequence[_Placement], words: Sequence[WordScore]) -> list[int]:
-    """The placement each word of a packed window belongs to.
-
-    A word whose middle lies inside a clip's span is that clip's. A word in the silence
-    between two clips (DTW often puts an utterance's last word a little late, or the
-    next one's first word a little early) follows the previous word when that word
-    does not end a sentence, since one clip holds one utterance and Whisper ends each
-    with a full stop; otherwise it goes to the nearest clip.
-    """
-    owner: list[int] = []
-    for i, w in enumerate(words):
-        mid = (w.start + w.end) / 2
-        inside = [k for k, p in enumerate(placements) if p.start <= mid <= p.start + p.duration]
-        if inside:
-            owner.append(inside[0])
-        elif i and not words[i - 1].word.rstrip().endswith(SENTENCE_END) and mid >= placements[owner[-1]].start:
-            owner.append(owner[-1])
-        else:
-            owner.append(_owner(placements, mid))
-    return owner
+                stop_reason=d.stop_reason), lost
 
 
 def transcribe_clips(model: "whisper.Whisper", audios: Sequence[np.ndarray],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from earmark import review
+from earmark import dashboard, review
 from earmark.reports import queue
 from earmark.store import Correction
 
@@ -22,7 +22,7 @@ def listed(at) -> list[int]:
 
 
 def test_search_and_filters(ranked, app_for):
-    frame = review.clips_frame(ranked)
+    frame = dashboard.clips_frame(ranked)
     at = browse(app_for, ranked)
     assert not at.exception
     assert sorted(listed(at)) == sorted(frame["clip"])
@@ -31,7 +31,7 @@ def test_search_and_filters(ranked, app_for):
 
     word = frame["hypothesis"].iloc[0].split()[0].lower()
     at.text_input(key="q").input(word).run()
-    expected = review.search_clips(ranked, text=word)
+    expected = dashboard.search_clips(ranked, text=word)
     assert listed(at) == list(expected["clip"]) and len(expected) >= 1
 
     at.text_input(key="q").input("").run()
@@ -42,7 +42,7 @@ def test_search_and_filters(ranked, app_for):
     assert listed(at) == [first.clip_id]
 
     at.multiselect(key="statuses").unselect("corrected").run()
-    speaker = review.speakers(frame)[0]
+    speaker = dashboard.speakers(frame)[0]
     at.selectbox(key="speaker").select(speaker).run()
     assert listed(at) == list(frame.loc[frame["speaker"] == speaker, "clip"])
 
