@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from _support import REPO, sample_rows
 from earmark.config import FinetuneConfig, ProjectConfig
-from earmark.finetune import STATE_FILE, gate_message, lr_factor, window_text
+from earmark.finetune import gate_message
+from earmark.trainer import STATE_FILE, lr_factor, window_text
 
 CLIPS = ["s06", "s09", "s13", "s16", "s19", "s23", "s26", "s30"]  # the easy clip of each voice
 # without augmentation the 6 training clips fill one 30 s window (with it, two: clips
@@ -221,7 +222,7 @@ def test_cli_flags_become_a_finetune_config():
 
 
 def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
-    from earmark.finetune import improves
+    from earmark.trainer import improves
 
     best = {"wer": 0.30, "cer": 0.15}
     assert improves({"wer": 0.29, "cer": 0.20}, best)

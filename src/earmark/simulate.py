@@ -218,8 +218,8 @@ def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_
     """
     import copy
 
-    from .finetune import train_pairs
     from .selection import get_strategy
+    from .train_pairs import train_pairs
     from .transcribe import Decoder
 
     pool_s, dev_s, test_s = split_speakers(study.speakers, seed, cfg.test_speakers, cfg.dev_speakers)

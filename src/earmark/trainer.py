@@ -1,0 +1,425 @@
+"""The training loop of one fine-tuning run: batches, steps, dev evaluation, saved state.
+
+Training is teacher forcing on openai-whisper's model: the decoder reads
+``sot_sequence_including_notimestamps + text + eot`` and the loss is the cross-entropy
+of the text tokens and of EOT. Clips are packed into 30 s windows exactly as decoding
+packs them, because Whisper's encoder always runs on 30 s: a 3 s clip alone in a window
+would cost as much as ten of them packed together.
+
+Modes (set up by :func:`earmark.trainable.prepare_model`):
+
+- ``full``: every weight is trained (the default for tiny and base);
+- ``decoder``: the encoder is frozen and its outputs are computed once per window and
+  cached. Audio augmentation is off in this mode, because augmenting would mean
+  running the encoder again on every batch, the cost this mode exists to avoid;
+- ``lora``: PEFT LoRA adapters on the attention (query, key, value, out) and MLP
+  projections of both encoder and decoder, merged into the saved checkpoint so that
+  it loads with ``whisper.load_model`` like any other.
+
+The loop's state (weights, optimizer, scheduler, step, RNG) is saved atomically to
+:data:`STATE_FILE` in the run's folder, so a killed run continues where it stopped.
+Runs themselves (their version row, split and record) and what becomes of the trained
+model are :mod:`earmark.finetune`'s job.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+from tqdm.auto import tqdm
+
+from . import audio as au
+from .augment import augment_wave, spec_augment
+from .config import FinetuneConfig, to_dict
+from .dataset import pack_epoch
+from .errors import BadConfig
+from .evaluate import evaluate_audio
+from .project import Project
+from .store import ModelVersion
+from .trainable import MODES, merge_lora, round_to_half, trainable_state
+
+if TYPE_CHECKING:
+    import torch
+    import whisper
+
+    from .finetune import Run
+
+STATE_FILE = ".train-state.pt"
+IGNORE = -100  # target id that the loss skips (prompt and padding)
+
+
+@dataclass
+class _State:
+    """Everything a killed run needs to continue (saved with the weights)."""
+
+    micro: int = 0  # micro-batches done
+    step: int = 0  # optimizer steps done
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_wer: float = math.inf
+    best_step: int = -1
+    bad_evals: int = 0
+    done: bool = False
+    stopped_early: bool = False
+    before: dict[str, float] | None = None  # the parent's dev scores
+    best_score: dict[str, float] | None = None  # dev scores of the best state
+    train_seconds: float = 0.0
+    resumes: list[int] = field(default_factory=list)  # steps at which the run was resumed
+
+
+def check_config(cfg: FinetuneConfig) -> None:
+    """Raise :class:`BadConfig` for values that cannot train."""
+    problems = []
+    if cfg.mode not in MODES:
+        problems.append(f"mode {cfg.mode!r} is not one of {', '.join(MODES)}")
+    if cfg.epochs < 1 and cfg.max_steps < 1:
+        problems.append("epochs must be at least 1")
+    if cfg.batch_size < 1 or cfg.grad_accum < 1:
+        problems.append("batch_size and grad_accum must be at least 1")
+    if not cfg.lr > 0:
+        problems.append(f"lr must be positive (got {cfg.lr})")
+    if not 0 < cfg.dev_fraction < 1:
+        problems.append(f"dev_fraction must be between 0 and 1 (got {cfg.dev_fraction})")
+    if cfg.replay_fraction < 0:
+        problems.append("replay_fraction must be 0 or more")
+    if problems:
+        raise BadConfig("fine-tuning config: " + "; ".join(problems))
+
+
+SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
+
+
+def window_text(texts: list[str], end_punctuation: bool = True) -> str:
+    """The target text of a packed window: its clips' texts in order.
+
+    With ``end_punctuation`` a clip's text that does not end a sentence gets a full
+    stop, as Whisper writes at the end of an utterance; the packed decoder relies on it
+    to tell where one clip's words end (see ``earmark.transcribe``).
+    """
+    parts = [t.strip() for t in texts if t.strip()]
+    if end_punctuation:
+        parts = [t if t.endswith(SENTENCE_END) else t + "." for t in parts]
+    return " ".join(parts)
+
+
+def improves(score: dict[str, float], best: dict[str, float] | None) -> bool:
+    """Whether a dev score beats the best so far: lower WER, or the same WER and lower CER.
+
+    A dev split of a few dozen clips often ties on WER between epochs while CER, which
+    counts finer, still falls; without the tie-break early stopping would keep an older,
+    less trained state.
+    """
+    if best is None:
+        return True
+    return (score["wer"], score["cer"]) < (best["wer"], best["cer"])
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+# --- the training loop ------------------------------------------------------------------
+
+class Trainer:
+    """The training loop of one run: batches, steps, dev evaluation, saved state."""
+
+    def __init__(self, project: Project, run: Run, model: "whisper.Whisper"):
+        import torch
+        import whisper
+
+        self.project, self.run_, self.model, self.cfg = project, run, model, run.cfg
+        self.decode = project.config.decode
+        self.device = next(model.parameters()).device
+        self.examples = list(run.split.train) + list(run.replay)
+        self.dev = list(run.split.dev)
+        self.audio = {e.clip_id: au.read_clip(project.clip_path(e.audio_path))
+                      for e in self.examples + self.dev}
+        self.tokenizer = whisper.tokenizer.get_tokenizer(
+            model.is_multilingual, num_languages=model.num_languages,
+            language="en" if model.is_multilingual else None, task="transcribe")
+        self.prompt = list(self.tokenizer.sot_sequence_including_notimestamps)
+        self.augment = self.cfg.augment and self.cfg.mode != "decoder"
+        self.plan, self.epoch_end_steps = self._plan()
+        self.total_steps = math.ceil(len(self.plan) / self.cfg.grad_accum)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.params = params
+        self.opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        warm = max(1, round(self.cfg.warmup_fraction * self.total_steps))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(s, self.total_steps, warm))
+        self.state = _State()
+        self.best: dict[str, torch.Tensor] | None = None
+        self.features: dict[tuple[int, ...], torch.Tensor] = {}  # decoder mode's cache
+        self.state_path = run.folder / STATE_FILE
+        self.resumed_from = 0
+        if self.state_path.is_file():
+            self._load_state()
+
+    # -- the plan: which windows each micro-batch holds ------------------------------------
+
+    def _plan(self) -> tuple[list[list[list[int]]], set[int]]:
+        cfg = self.cfg
+        durations = [e.duration for e in self.examples]
+        stretch = 1.0 / min(cfg.augmentation.speed_factors or (1.0,)) if self.augment else 1.0
+        fixed = pack_epoch(durations, random.Random(cfg.seed), self.decode, cfg.pack, stretch)
+        plan: list[list[list[int]]] = []
+        ends: set[int] = set()
+        for epoch in range(max(cfg.epochs, 1)):
+            rng = random.Random(cfg.seed * 1_000_003 + epoch)
+            if cfg.mode == "decoder":  # fixed windows, so their encoder outputs can be cached
+                windows = list(fixed)
+                rng.shuffle(windows)
+            else:
+                windows = pack_epoch(durations, rng, self.decode, cfg.pack, stretch)
+            plan += [windows[i : i + cfg.batch_size] for i in range(0, len(windows), cfg.batch_size)]
+            ends.add(math.ceil(len(plan) / cfg.grad_accum))
+        if cfg.max_steps:
+            plan = plan[: cfg.max_steps * cfg.grad_accum]
+        return plan, ends
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def _tokens(self, text: str) -> list[int]:
+        ids = self.tokenizer.encode(" " + text) if text else []
+        seq = self.prompt + ids + [self.tokenizer.eot]
+        return seq[: self.model.dims.n_text_ctx + 1]
+
+    def _targets(self, seqs: list[list[int]]) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Inputs (padded with EOT) and targets (prompt and padding ignored)."""
+        import torch
+
+        width = max(len(s) for s in seqs) - 1
+        inputs = torch.full((len(seqs), width), self.tokenizer.eot, dtype=torch.long)
+        targets = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
+        skip = len(self.prompt) - 1  # targets that are still prompt tokens
+        for i, s in enumerate(seqs):
+            inputs[i, : len(s) - 1] = torch.tensor(s[:-1])
+            targets[i, skip : len(s) - 1] = torch.tensor(s[skip + 1 :])
+        return inputs.to(self.device), targets.to(self.device)
+
+    def _wave(self, window: list[int], rng: random.Random, gen: "torch.Generator") -> "torch.Tensor":
+        import torch
+
+        gap = torch.zeros(int(self.decode.pack_gap_seconds * au.SAMPLE_RATE))
+        pieces = []
+        for k, i in enumerate(window):
+            clip = torch.from_numpy(self.audio[self.examples[i].clip_id])
+            if self.augment:
+                clip = augment_wave(clip, self.cfg.augmentation, rng, gen)
+            pieces += [gap, clip] if k else [clip]
+        return torch.cat(pieces)
+
+    def _mel(self, window: list[int], rng: random.Random, gen: "torch.Generator") -> "torch.Tensor":
+        import whisper
+
+        wave = self._wave(window, rng, gen)
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(wave), self.model.dims.n_mels)
+        if self.augment:
+            mel = spec_augment(mel, min(wave.numel() / au.SAMPLE_RATE, 30.0), self.cfg.augmentation, gen)
+        return mel
+
+    def _encoded(self, windows: list[list[int]]) -> "torch.Tensor":
+        """Encoder outputs of fixed windows, computed once (decoder mode)."""
+        import torch
+
+        todo = [w for w in windows if tuple(w) not in self.features]
+        if todo:
+            mels = torch.stack([self._mel(w, random.Random(0), torch.Generator()) for w in todo])
+            with torch.no_grad():
+                out = self.model.embed_audio(mels.to(self.device))
+            for w, f in zip(todo, out):
+                self.features[tuple(w)] = f
+        return torch.stack([self.features[tuple(w)] for w in windows])
+
+    def loss(self, micro: int) -> "torch.Tensor":
+        """Mean cross-entropy of the text and EOT tokens of micro-batch ``micro``."""
+        import torch
+        import torch.nn.functional as F
+
+        windows = self.plan[micro]
+        # per micro-batch seeds: a resumed run draws the same augmentation
+        rng = random.Random(self.cfg.seed * 7_919 + micro)
+        gen = torch.Generator().manual_seed(self.cfg.seed * 104_729 + micro)
+        seqs = [self._tokens(window_text([self.examples[i].text for i in w], self.cfg.end_punctuation))
+                for w in windows]
+        inputs, targets = self._targets(seqs)
+        if self.cfg.mode == "decoder":
+            logits = self.model.decoder(inputs, self._encoded(windows))
+        else:
+            mels = torch.stack([self._mel(w, rng, gen) for w in windows]).to(self.device)
+            logits = self.model(mels, inputs)
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                               ignore_index=IGNORE)
+
+    # -- steps, evaluation, state -------------------------------------------------------------
+
+    def step(self) -> float:
+        """One optimizer step over up to ``grad_accum`` micro-batches; returns the loss."""
+        import torch
+
+        self.model.train()
+        self.opt.zero_grad(set_to_none=True)
+        n = min(self.cfg.grad_accum, len(self.plan) - self.state.micro)
+        total = 0.0
+        for _ in range(n):
+            loss = self.loss(self.state.micro) / n
+            loss.backward()
+            total += float(loss.detach())
+            self.state.micro += 1
+        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.opt.step()
+        self.sched.step()
+        self.state.step += 1
+        return total
+
+    def dev_score(self, as_saved: bool = False) -> dict[str, float]:
+        """Decode the dev split and score it (WER, CER, decoding speed, confidence AUC).
+
+        With ``as_saved`` the weights are rounded to float16 for the evaluation (and
+        restored after), so the score is that of the checkpoint these weights would
+        become and the run needs no extra evaluation at the end.
+        """
+        self.model.eval()
+        model, kept = self.model, None
+        if self.cfg.mode == "lora":
+            # score a merged copy: a decoder may read weights directly, past the adapters
+            model = copy.deepcopy(self.model)
+            merge_lora(model)
+        elif as_saved:
+            kept = trainable_state(self.model)
+        if as_saved:
+            round_to_half(model)
+        try:
+            res = evaluate_audio(model, [self.audio[e.clip_id] for e in self.dev],
+                                 [e.text for e in self.dev], self.decode)
+        finally:
+            if kept is not None:
+                self.load_trainable(kept)
+        return {"wer": res.wer, "cer": res.cer, "decode_seconds": res.decode_seconds,
+                "speed": res.speed, "error_auc": res.confidence.auc, "ece": res.confidence.ece}
+
+    def parent_score(self) -> dict[str, float]:
+        """The parent's dev scores: from an earlier run's record on the same dev clips, or decoded now.
+
+        Greedy decoding is deterministic, so a score measured for the same model, clips
+        and decoding settings is reused rather than decoded again.
+        """
+        parent, dev = self.run_.parent, self.run_.record["dev_clips"]
+        decode = to_dict(self.decode)
+        with self.project.store.session() as s:
+            rows = list(s.execute(select(ModelVersion.id, ModelVersion.record)))
+        for vid, rec in rows:
+            rec = rec or {}
+            if rec.get("dev_clips") != dev or rec.get("decode") != decode:
+                continue
+            if rec.get("parent", {}).get("id") == parent["id"] and rec.get("dev_before"):
+                return {**rec["dev_before"], "reused_from": rec.get("version")}
+            if vid == parent["id"] and rec.get("dev_after"):
+                return {**rec["dev_after"], "reused_from": rec.get("version")}
+        return self.dev_score()
+
+    def _eval_due(self) -> bool:
+        s = self.state.step
+        if s >= self.total_steps:
+            return True
+        return s % self.cfg.eval_every == 0 if self.cfg.eval_every else s in self.epoch_end_steps
+
+    def _evaluate(self, loss: float) -> dict[str, float]:
+        st = self.state
+        score = self.dev_score(as_saved=True)  # as the checkpoint will be: no re-scoring at the end
+        st.history.append({"step": st.step, "loss": round(loss, 4), **score})
+        if improves(score, st.best_score):
+            st.best_wer, st.best_step, st.bad_evals = score["wer"], st.step, 0
+            st.best_score = score
+            self.best = trainable_state(self.model)
+        else:
+            st.bad_evals += 1
+            if st.bad_evals >= self.cfg.patience and st.step < self.total_steps:
+                st.done = st.stopped_early = True
+        return score
+
+    def save_state(self) -> None:
+        """Write the training state atomically (a kill leaves the old file or the new)."""
+        import torch
+
+        payload = {"format": 1, "fingerprint": self.run_.record["fingerprint"],
+                   "state": asdict(self.state), "trainable": trainable_state(self.model),
+                   # the best weights are often the current ones: not written twice
+                   "best": None if self.state.best_step == self.state.step else self.best,
+                   "optimizer": self.opt.state_dict(),
+                   "scheduler": self.sched.state_dict(), "torch_rng": torch.get_rng_state(),
+                   "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
+        fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, self.state_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _load_state(self) -> None:
+        import torch
+
+        # our own file, written by save_state; it holds RNG states, not only tensors
+        payload = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        if payload.get("fingerprint") != self.run_.record["fingerprint"]:
+            return  # a state from some other run: start over
+        self.state = _State(**payload["state"])
+        self.load_trainable(payload["trainable"])
+        self.best = payload["best"]
+        if self.best is None and self.state.best_step == self.state.step:
+            self.best = trainable_state(self.model)
+        self.opt.load_state_dict(payload["optimizer"])
+        self.sched.load_state_dict(payload["scheduler"])
+        torch.set_rng_state(payload["torch_rng"])
+        random.setstate(payload["python_rng"])
+        np.random.set_state(payload["numpy_rng"])
+        self.resumed_from = self.state.step
+        self.state.resumes.append(self.state.step)
+
+    def load_trainable(self, weights: dict[str, "torch.Tensor"]) -> None:
+        """Put saved trained weights back into the model."""
+        import torch
+
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for n, w in weights.items():
+                params[n].copy_(w)
+
+    def train(self, progress: bool = True) -> None:
+        """Run (or continue) the loop until the last step or early stopping."""
+        st = self.state
+        if st.before is None:
+            st.before = self.parent_score()
+        bar = tqdm(total=self.total_steps, initial=st.step, unit="step", disable=not progress,
+                   desc=f"finetune {self.run_.name} ({self.cfg.mode})", dynamic_ncols=True)
+        last_wer = st.history[-1]["wer"] if st.history else st.before["wer"]
+        losses: list[float] = []
+        with bar:
+            while not st.done and st.step < self.total_steps:
+                start = time.perf_counter()
+                losses = (losses + [self.step()])[-10:]
+                evaluated = self._eval_due()
+                if evaluated:
+                    last_wer = self._evaluate(float(np.mean(losses)))["wer"]
+                st.train_seconds += time.perf_counter() - start
+                if evaluated or st.step % max(1, self.cfg.save_every) == 0:
+                    self.save_state()
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses):.3f}", dev_wer=f"{last_wer:.3f}",
+                                best=f"{min(st.best_wer, st.before['wer']):.3f}")
+        if not st.done:
+            st.done = True
+            self.save_state()  # a kill while saving the version resumes straight to it
