@@ -19,7 +19,13 @@ Never the test speakers: that is how the defaults were chosen.
 Writes ``benchmarks/results/finetune.json`` (flat keys) unless ``--tune`` or ``--out -``;
 the machine is shared, so CPU seconds and the load average are recorded beside wall time.
 
+``--openai-transcribe`` also decodes the test set with openai-whisper's ``transcribe()``
+(zero-shot and each mode), since earmark's packed decoder starts from a lower zero-shot
+WER; ``--select queue`` trains on the head of earmark's review queue instead of random
+minutes.
+
     .venv/bin/python benchmarks/bench_finetune.py
+    .venv/bin/python benchmarks/bench_finetune.py --select queue --modes full --openai-transcribe
     .venv/bin/python benchmarks/bench_finetune.py --tune --config "lr=3e-5" --config "lr=1e-4"
 """
 
@@ -135,7 +141,31 @@ def tuning_rows(pool: list[dict], chosen: list[dict], n: int, seed: int) -> list
     return rows[:n]
 
 
-def run_mode(project, base_id: int, cfg, test_manifest: Path | None) -> dict:
+def openai_transcribe_wer(spec: str, manifest: Path) -> dict:
+    """Corpus WER/CER of a model version decoded by openai-whisper's own ``transcribe()``.
+
+    Clip by clip, greedy with its temperature fallback, as a user of openai-whisper
+    would decode: a second measure beside earmark's packed decoder, which already
+    removes part of the zero-shot model's errors (context from the neighbouring clips,
+    re-decoding suspect output) and so leaves fine-tuning less to fix.
+    """
+    from earmark.evaluate import error_rates, manifest_clips
+    from earmark.models import load_model
+
+    import torch
+
+    model = load_model(spec, "cpu")
+    audios, refs = manifest_clips(manifest)
+    # transcribe() samples at a higher temperature when greedy output looks wrong: seeded,
+    # so that two runs give the same figure
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    hyps = [model.transcribe(a, language="en", fp16=False, verbose=None)["text"] for a in audios]
+    er = error_rates(refs, hyps)
+    return {"wer": round(er.wer, 4), "cer": round(er.cer, 4), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: bool = False) -> dict:
     """Fine-tune from the base model with ``cfg``; test WER of the result (if a manifest)."""
     from earmark.evaluate import evaluate
     from earmark.finetune import finetune
@@ -158,6 +188,11 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None) -> dict:
         out.update(test_wer=round(ev.wer, 4), test_cer=round(ev.cer, 4),
                    test_error_auc=round(ev.confidence.auc, 4), test_ece=round(ev.confidence.ece, 4),
                    test_decode_seconds=round(ev.decode_seconds, 1))
+        if reference:
+            from earmark.evaluate import find_version
+
+            ow = openai_transcribe_wer(find_version(project, res.version).spec, test_manifest)
+            out.update(test_wer_openai_transcribe=ow["wer"], test_cer_openai_transcribe=ow["cer"])
     print(json.dumps({"mode": cfg.mode, **out}), flush=True)
     return out
 
@@ -177,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--select", choices=("random", "queue"), default="random",
                     help="which ~10 minutes get corrected: random pool clips (default), or the head "
                          "of earmark's review queue after ranking the whole pool with tiny.en")
+    ap.add_argument("--openai-transcribe", action="store_true",
+                    help="also measure test WER of zero-shot and fine-tuned models with openai-whisper's "
+                         "transcribe(), clip by clip")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--out", default="finetune",
@@ -221,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
                        zero_shot_ece=round(zs.confidence.ece, 4),
                        zero_shot_decode_seconds=round(time.perf_counter() - start, 1))
         print(json.dumps({"zero_shot_wer": results["zero_shot_wer"]}), flush=True)
+        if args.openai_transcribe and not args.tune:
+            ow = openai_transcribe_wer(base.spec, test_manifest)
+            results.update(zero_shot_wer_openai_transcribe=ow["wer"], zero_shot_cer_openai_transcribe=ow["cer"],
+                           openai_transcribe_seconds=ow["seconds"])
+            print(json.dumps({"zero_shot_wer_openai_transcribe": ow["wer"]}), flush=True)
 
     configs = [parse_config(c) for c in args.config] or [{}]
     for k, overrides in enumerate(configs):
@@ -228,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = replace(FinetuneConfig(), mode=mode, **overrides)
             if mode == "lora" and "lr" not in overrides:
                 cfg = replace(cfg, lr=args.lora_lr or cfg.lr * 10)
-            out = run_mode(project, base.id, cfg, test_manifest)
+            out = run_mode(project, base.id, cfg, test_manifest,
+                           reference=args.openai_transcribe and not args.tune)
             tag = mode if len(configs) == 1 else f"{mode}_{k}"
             results[f"config_{tag}"] = {"mode": mode, "lr": cfg.lr, "epochs": cfg.epochs,
                                         "augment": cfg.augment, **overrides}
@@ -240,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         results["finetuned_wer"] = results["wer_full"]
         results["relative_wer_reduction"] = round(
             (results["zero_shot_wer"] - results["wer_full"]) / results["zero_shot_wer"], 4)
+    if "test_wer_openai_transcribe_full" in results and "zero_shot_wer_openai_transcribe" in results:
+        zs, ft = results["zero_shot_wer_openai_transcribe"], results["test_wer_openai_transcribe_full"]
+        results["finetuned_wer_openai_transcribe"] = ft
+        results["relative_wer_reduction_openai_transcribe"] = round((zs - ft) / zs, 4)
 
     print(f"\n{'(tuning set: pool speakers outside the training minutes)' if args.tune else ''}")
     print("| mode | test WER | rel. reduction | dev WER before -> after | wall s |")

@@ -122,7 +122,7 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--mode", choices=("full", "decoder", "lora"),
                    help="full (default): all weights; decoder: encoder frozen, outputs cached "
                         "(faster); lora: adapters merged into the checkpoint")
-    s.add_argument("--epochs", type=int, help="passes over the corrections (default 5; early stopping may end sooner)")
+    s.add_argument("--epochs", type=int, help="passes over the corrections (default 10; early stopping may end sooner)")
     s.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     s.add_argument("--lr", type=float, help="peak learning rate (default 5e-5; LoRA wants ~10x)")
     s.add_argument("--batch-size", type=int, help="30 s windows per step, each packing several clips (default 4)")

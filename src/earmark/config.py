@@ -104,7 +104,10 @@ class FinetuneConfig:
     # (much faster, no audio augmentation); "lora": PEFT adapters on the attention and
     # MLP projections, merged into the saved checkpoint
     mode: str = "full"
-    epochs: int = 5  # passes over the training corrections (early stopping may end sooner)
+    # passes over the training corrections; early stopping on dev WER usually ends sooner.
+    # 10 rather than 5: on speechocean762 (10 min of corrections) dev WER went 0.340 -> 0.278
+    # and the run still took ~5 min on 2 CPU cores
+    epochs: int = 10
     max_steps: int = 0  # stop after this many optimizer steps; 0: no limit
     lr: float = 5e-5  # peak learning rate (AdamW); LoRA usually wants ~10x more
     warmup_fraction: float = 0.1  # share of the steps with a linear warm-up, then linear decay
