@@ -108,7 +108,7 @@ def choose_speakers(rows: list[dict[str, Any]], n: int, seed: int = 0) -> list[d
 
 
 def encode_study(model: "whisper.Whisper", rows: list[dict[str, Any]], cfg: SimulateConfig,
-                 decode: DecodeConfig, width: int | None = None) -> Study:
+                 width: int | None = None) -> Study:
     """Run the encoder once per clip (alone in its window) and keep what later rounds need.
 
     ``width``: encoder positions kept per clip (default: what the longest clip of
@@ -119,9 +119,8 @@ def encode_study(model: "whisper.Whisper", rows: list[dict[str, Any]], cfg: Simu
     import whisper
 
     from .audio import read_clip
-    from .transcribe import Decoder
 
-    encoder = Decoder(model, decode).encoder  # the one decoding uses (int8 on the CPU)
+    encoder = model.encoder  # float32: the simulation decodes with quantize="none"
     audios = [read_clip(r["audio"]) for r in rows]
     durations = np.array([min(a.size / SAMPLE_RATE, 30.0) for a in audios])
     margin = cfg.context_margin_seconds * POSITIONS_PER_SECOND
@@ -180,15 +179,13 @@ def changed(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[in
 
 def candidates(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> list:
     """Selection candidates of the clips ``idx`` (clip id = study index)."""
-    from .scoring import clip_scores
+    from .scoring import transcript_scores
     from .selection import Candidate
 
     out = []
     for i in idx:
         t = transcripts.get(i) if transcripts else None
-        scores = {} if t is None else clip_scores(
-            token_logprobs=[x.logprob for x in t.tokens], token_entropies=[x.entropy for x in t.tokens],
-            word_probs=[w.p for w in t.words], duration=float(study.durations[i]))
+        scores = {} if t is None else transcript_scores(t)
         out.append(Candidate(int(i), float(study.durations[i]), scores,
                              tuple(float(v) for v in study.embeddings[i])))
     return out
@@ -199,11 +196,6 @@ def finetune_config(cfg: SimulateConfig, n_clips: int, seed: int) -> FinetuneCon
     steps = max(cfg.min_steps, math.ceil(cfg.epochs * n_clips / cfg.batch_size))
     return FinetuneConfig(mode="decoder", max_steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
                           seed=seed, augment=False, device="cpu")
-
-
-def uses_scores(strategy: str) -> bool:
-    """Whether a strategy needs the pool decoded (random and longest-first do not)."""
-    return strategy not in ("random", "longest-first")
 
 
 # --- the loop ------------------------------------------------------------------------------
@@ -231,6 +223,7 @@ def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_
     zero = dict(test_wer=corpus_wer(study, zero_shot, test), dev_wer=corpus_wer(study, zero_shot, dev))
     for name in cfg.strategies:
         strategy = get_strategy(name, seed=seed)
+        scored = strategy.score_name is not None  # random, longest-first: no pool decoding
         results.append(RoundResult(name, seed, 0, 0, 0.0, 0.0, seconds=0.0, **zero))
         labeled: list[int] = []
         changed_min = 0.0
@@ -240,8 +233,9 @@ def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_
             done = set(labeled)
             unlabeled = [i for i in pool if i not in done]
             picked = [c.clip_id for c in strategy.select(
-                candidates(study, current if uses_scores(name) else {}, unlabeled), budget_seconds=budget)]
-            if rnd > 1 and any(i not in current for i in picked):  # baselines: decode only the picks
+                candidates(study, current if scored else {}, unlabeled), budget_seconds=budget)]
+            # baselines decode only their picks, with the previous round's model (`decoder`)
+            if rnd > 1 and any(i not in current for i in picked):
                 current = {**current, **decode(decoder, study, [i for i in picked if i not in current],
                                                cfg.batch_decode)}
             changed_min += changed(study, current, picked)
@@ -252,7 +246,7 @@ def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_
                         cfg=finetune_config(cfg, len(labeled), seed * 1000 + rnd))
             decoder = Decoder(model, replace(decode_cfg, quantize="none", batch_size=cfg.batch_decode))
             done = set(labeled)
-            rest = [i for i in pool if i not in done] if uses_scores(name) and rnd < cfg.rounds else []
+            rest = [i for i in pool if i not in done] if scored and rnd < cfg.rounds else []
             ts = decode(decoder, study, test + dev + rest, cfg.batch_decode)
             current = {i: ts[i] for i in rest}
             r = RoundResult(name, seed, rnd, len(labeled), float(study.durations[labeled].sum() / 60),
@@ -287,9 +281,9 @@ def _encode_worker(args: tuple) -> Study:
 
     from .models import load_model
 
-    cfg, decode_cfg, rows, width = args
+    cfg, rows, width = args
     torch.set_num_threads(cfg.threads or 1)
-    return encode_study(load_model(cfg.model, "cpu"), rows, cfg, decode_cfg, width)
+    return encode_study(load_model(cfg.model, "cpu"), rows, cfg, width)
 
 
 def _concat(parts: list[Study]) -> Study:
@@ -458,21 +452,24 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
         ``summary`` (per strategy), ``error_detection`` (AUCs of the zero-shot model on
         the first seed's test set), ``best_strategy``, ``best_label_saving`` and paths.
     """
-    import torch
-
-    from .models import load_model
+    from .models import torch_threads
     from .selection import get_strategy
-    from .transcribe import Decoder
 
     for name in cfg.strategies:
         get_strategy(name)  # an unknown name fails before any work
     if cfg.rounds < 1 or cfg.seeds < 1 or cfg.budget_minutes <= 0:
         raise BadConfig("simulate needs rounds >= 1, seeds >= 1 and a positive budget")
-    out = Path(out)
+    with torch_threads(cfg.threads):
+        return _simulate(Path(manifest), cfg, Path(out), log)
+
+
+def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[str, Any]:
+    """The body of :func:`simulate`, under its thread count."""
+    from .models import load_model
+    from .transcribe import Decoder
+
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     rows = choose_speakers(read_manifest(manifest), cfg.speakers)
     decode_cfg = DecodeConfig(model=cfg.model, batch_size=cfg.batch_decode)
     base = load_model(cfg.model, "cpu")
@@ -483,10 +480,10 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
         longest = max(float(r.get("duration") or 30.0) for r in rows)
         width = min(1500, math.ceil((longest + cfg.context_margin_seconds) * POSITIONS_PER_SECOND))
         with mp.get_context("fork").Pool(cfg.workers) as p:
-            study = _concat(p.map(_encode_worker, [(cfg, decode_cfg, rows[i : i + k], width)
+            study = _concat(p.map(_encode_worker, [(cfg, rows[i : i + k], width)
                                                    for i in range(0, len(rows), k)]))
     else:
-        study = encode_study(base, rows, cfg, decode_cfg)
+        study = encode_study(base, rows, cfg)
     log(f"encoded {len(rows)} clips ({study.durations.sum() / 60:.1f} min, "
         f"{len(set(study.speakers))} speakers) in {time.perf_counter() - started:.0f} s")
     # the zero-shot model's transcripts: round 0 and the first ranking of every seed
