@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from . import audio as au
 from .config import DecodeConfig, SelectionConfig
 from .project import Project
-from .scoring import clip_scores, hallucination_flags
+from .scoring import hallucination_flags, transcript_scores
 from .selection import Candidate, get_strategy
 from .store import Clip, Correction, ModelVersion, QueueEntry, Transcript as TranscriptRow
 from .transcribe import Decoder, Transcript
@@ -43,11 +43,20 @@ class RankReport:
         return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class Transcribed:
+    """What :func:`transcribe_pending` did: the decoding half of a :class:`RankReport`."""
+
+    clips: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    windows: int = 0
+    retried: int = 0
+
+
 def transcript_row(clip_id: int, mv_id: int, t: Transcript) -> TranscriptRow:
     """The database row for a transcript, with its scores and flags."""
-    scores = clip_scores(token_logprobs=[x.logprob for x in t.tokens],
-                         token_entropies=[x.entropy for x in t.tokens],
-                         word_probs=[w.p for w in t.words], duration=t.duration)
+    scores = transcript_scores(t)
     flags = hallucination_flags(n_words=len(t.words), duration=t.duration,
                                 avg_logprob=t.avg_logprob, no_speech_prob=t.no_speech_prob,
                                 compression_ratio=t.compression_ratio, stop_reason=t.stop_reason)
@@ -98,32 +107,26 @@ def _ranking_threads(cfg: DecodeConfig, device: str) -> tuple[int, bool]:
 
 
 def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
-                       progress: bool = True, limit: int | None = None,
-                       stats: dict | None = None) -> tuple[int, float, float]:
+                       progress: bool = True, limit: int | None = None) -> Transcribed:
     """Transcribe and store every clip ``mv`` has not transcribed (the first ``limit``).
 
-    Audio is read one chunk at a time, so memory does not grow with the pool. When
-    given, ``stats`` receives the decoder's counts (``windows``, ``retried``).
-
-    Returns
-    -------
-    (clips, audio seconds, wall seconds)
+    Audio is read one chunk at a time, so memory does not grow with the pool.
     """
     from .models import load_model, torch_threads
 
     pending = _pending(project, mv.id, limit)
     if not pending:
-        return 0, 0.0, 0.0
+        return Transcribed()
     model = load_model(mv.spec, cfg.device)
     threads, overlap = _ranking_threads(cfg, model.device.type)
     with torch_threads(threads):
         return _transcribe_chunks(project, mv, cfg, pending, Decoder(model, cfg, overlap=overlap),
-                                  progress, stats)
+                                  progress)
 
 
 def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
-                       pending: list[tuple[int, str, float]], decoder: Decoder, progress: bool,
-                       stats: dict | None) -> tuple[int, float, float]:
+                       pending: list[tuple[int, str, float]], decoder: Decoder,
+                       progress: bool) -> Transcribed:
     """Decode ``pending`` chunk by chunk, committing each chunk's transcripts."""
     total = sum(d for _, _, d in pending)
     # a chunk holds enough clips to fill every window of a few batches, and is small
@@ -148,9 +151,7 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
             done_s += seconds
             bar.update(round(seconds, 1))
             bar.set_postfix(clips=f"{n}/{len(pending)}", hours=f"{done_s / 3600:.2f}")
-    if stats is not None:
-        stats.update(windows=decoder.windows, retried=decoder.retried)
-    return n, done_s, time.perf_counter() - start
+    return Transcribed(n, done_s, time.perf_counter() - start, decoder.windows, decoder.retried)
 
 
 def candidates(project: Project, mv_id: int) -> list[Candidate]:
@@ -205,7 +206,7 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
         project.store.set_active(mv.id)
     mv = project.store.active_model() or project.store.ensure_model_version(decode.model)
     decode = replace(decode, model=mv.spec)
-    stats: dict = {}
-    n, seconds, wall = transcribe_pending(project, mv, decode, progress, limit, stats)
+    done = transcribe_pending(project, mv, decode, progress, limit)
     queued = build_queue(project, mv.id, selection)
-    return RankReport(mv.name, n, seconds, wall, queued, selection.strategy, **stats)
+    return RankReport(mv.name, done.clips, done.audio_seconds, done.wall_seconds, queued,
+                      selection.strategy, done.windows, done.retried)

@@ -8,9 +8,12 @@ an empty hypothesis for a clip that passed the silence check is usually a miss.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .transcribe import Transcript
 
 # Expected word errors per second for a clip with no words: every word of speech at a
 # typical 2.5 words/s was missed.
@@ -120,3 +123,11 @@ def clip_scores(*, token_logprobs: Sequence[float], token_entropies: Sequence[fl
         "errors_per_second": errors_per_second(word_probs, duration),
         "entropy": mean_entropy(token_entropies),
     }
+
+
+def transcript_scores(t: "Transcript") -> dict[str, float]:
+    """:func:`clip_scores` of a transcript: its tokens' log-probabilities and entropies,
+    its words' probabilities and its duration."""
+    return clip_scores(token_logprobs=[x.logprob for x in t.tokens],
+                       token_entropies=[x.entropy for x in t.tokens],
+                       word_probs=[w.p for w in t.words], duration=t.duration)
