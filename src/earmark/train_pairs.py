@@ -16,7 +16,7 @@ import numpy as np
 from .config import FinetuneConfig
 from .errors import BadConfig
 from .trainable import merge_lora, prepare_model
-from .trainer import IGNORE, check_config, lr_factor
+from .trainer import IGNORE, Targets, check_config, optimizer
 
 if TYPE_CHECKING:
     import whisper
@@ -60,12 +60,8 @@ def train_pairs(model: "whisper.Whisper", texts: list[str], *, audios: list[np.n
         raise BadConfig("encoder outputs can only train in decoder mode (the encoder is frozen)")
     device = next(model.parameters()).device
     prepare_model(model, cfg)
-    tk = whisper.tokenizer.get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
-                                         language="en" if model.is_multilingual else None,
-                                         task="transcribe")
-    prompt = list(tk.sot_sequence_including_notimestamps)
-    seqs = [(prompt + (tk.encode(" " + t.strip()) if t.strip() else []) + [tk.eot])
-            [: model.dims.n_text_ctx + 1] for t in texts]
+    targets_of = Targets(model)
+    seqs = [targets_of.sequence(t.strip()) for t in texts]
     per_epoch = math.ceil(len(texts) / cfg.batch_size)
     total = cfg.max_steps or cfg.epochs * per_epoch
     rng = random.Random(cfg.seed)
@@ -75,20 +71,10 @@ def train_pairs(model: "whisper.Whisper", texts: list[str], *, audios: list[np.n
         rng.shuffle(order)
         batches += [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warm = max(1, round(cfg.warmup_fraction * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm))
-    skip = len(prompt) - 1
+    opt, sched = optimizer(params, cfg, total)
     model.train()
     for idx in batches[:total]:
-        width = max(len(seqs[i]) for i in idx) - 1
-        inputs = torch.full((len(idx), width), tk.eot, dtype=torch.long)
-        targets = torch.full((len(idx), width), IGNORE, dtype=torch.long)
-        for row, i in enumerate(idx):
-            s = seqs[i]
-            inputs[row, : len(s) - 1] = torch.tensor(s[:-1])
-            targets[row, skip : len(s) - 1] = torch.tensor(s[skip + 1 :])
-        inputs, targets = inputs.to(device), targets.to(device)
+        inputs, targets = (t.to(device) for t in targets_of.tensors([seqs[i] for i in idx]))
         if features is not None:
             cut = max(frames[i] for i in idx) if frames else None
             xa = torch.stack([torch.as_tensor(features[i][:cut]) for i in idx]).to(device, torch.float32)

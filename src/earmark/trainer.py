@@ -38,6 +38,7 @@ from sqlalchemy import select
 from tqdm.auto import tqdm
 
 from . import audio as au
+from . import packing
 from .augment import augment_wave, spec_augment
 from .config import FinetuneConfig, to_dict
 from .dataset import pack_epoch
@@ -94,7 +95,9 @@ def check_config(cfg: FinetuneConfig) -> None:
         raise BadConfig("fine-tuning config: " + "; ".join(problems))
 
 
-SENTENCE_END = (".", "?", "!", "。", "？", "！", "…")
+# what ends a sentence for the training targets: the packed decoder's list (it tells
+# clips apart by these), and an ellipsis, which a reviewer may type to end a clip
+SENTENCE_END = packing.SENTENCE_END + ("…",)
 
 
 def window_text(texts: list[str], end_punctuation: bool = True) -> str:
@@ -102,7 +105,7 @@ def window_text(texts: list[str], end_punctuation: bool = True) -> str:
 
     With ``end_punctuation`` a clip's text that does not end a sentence gets a full
     stop, as Whisper writes at the end of an utterance; the packed decoder relies on it
-    to tell where one clip's words end (see ``earmark.transcribe``).
+    to tell where one clip's words end (see ``earmark.packing``).
     """
     parts = [t.strip() for t in texts if t.strip()]
     if end_punctuation:
@@ -129,6 +132,49 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
+# --- teacher forcing and the optimizer, shared with earmark.train_pairs ---------------------
+
+class Targets:
+    """Token sequences for teacher forcing: the prompt, the text's tokens, EOT."""
+
+    def __init__(self, model: "whisper.Whisper"):
+        import whisper
+
+        self.tokenizer = whisper.tokenizer.get_tokenizer(
+            model.is_multilingual, num_languages=model.num_languages,
+            language="en" if model.is_multilingual else None, task="transcribe")
+        self.prompt = list(self.tokenizer.sot_sequence_including_notimestamps)
+        self.max_len = model.dims.n_text_ctx + 1
+
+    def sequence(self, text: str) -> list[int]:
+        """The prompt, ``text``'s tokens and EOT, cut to the decoder's context."""
+        ids = self.tokenizer.encode(" " + text) if text else []
+        return (self.prompt + ids + [self.tokenizer.eot])[: self.max_len]
+
+    def tensors(self, seqs: list[list[int]]) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Inputs (padded with EOT) and targets (prompt and padding ignored)."""
+        import torch
+
+        width = max(len(s) for s in seqs) - 1
+        inputs = torch.full((len(seqs), width), self.tokenizer.eot, dtype=torch.long)
+        targets = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
+        skip = len(self.prompt) - 1  # targets that are still prompt tokens
+        for i, s in enumerate(seqs):
+            inputs[i, : len(s) - 1] = torch.tensor(s[:-1])
+            targets[i, skip : len(s) - 1] = torch.tensor(s[skip + 1 :])
+        return inputs, targets
+
+
+def optimizer(params: list, cfg: FinetuneConfig, total_steps: int) -> tuple[Any, Any]:
+    """AdamW over ``params`` and its schedule: warm-up over ``warmup_fraction`` of
+    ``total_steps``, then linear decay (:func:`lr_factor`)."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warm = max(1, round(cfg.warmup_fraction * total_steps))
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, warm))
+
+
 # --- the training loop ------------------------------------------------------------------
 
 class Trainer:
@@ -136,7 +182,6 @@ class Trainer:
 
     def __init__(self, project: Project, run: Run, model: "whisper.Whisper"):
         import torch
-        import whisper
 
         self.project, self.run_, self.model, self.cfg = project, run, model, run.cfg
         self.decode = project.config.decode
@@ -145,19 +190,12 @@ class Trainer:
         self.dev = list(run.split.dev)
         self.audio = {e.clip_id: au.read_clip(project.clip_path(e.audio_path))
                       for e in self.examples + self.dev}
-        self.tokenizer = whisper.tokenizer.get_tokenizer(
-            model.is_multilingual, num_languages=model.num_languages,
-            language="en" if model.is_multilingual else None, task="transcribe")
-        self.prompt = list(self.tokenizer.sot_sequence_including_notimestamps)
+        self.targets = Targets(model)
         self.augment = self.cfg.augment and self.cfg.mode != "decoder"
         self.plan, self.epoch_end_steps = self._plan()
         self.total_steps = math.ceil(len(self.plan) / self.cfg.grad_accum)
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.params = params
-        self.opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        warm = max(1, round(self.cfg.warmup_fraction * self.total_steps))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: lr_factor(s, self.total_steps, warm))
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt, self.sched = optimizer(self.params, self.cfg, self.total_steps)
         self.state = _State()
         self.best: dict[str, torch.Tensor] | None = None
         self.features: dict[tuple[int, ...], torch.Tensor] = {}  # decoder mode's cache
@@ -189,24 +227,6 @@ class Trainer:
         return plan, ends
 
     # -- batches ---------------------------------------------------------------------------
-
-    def _tokens(self, text: str) -> list[int]:
-        ids = self.tokenizer.encode(" " + text) if text else []
-        seq = self.prompt + ids + [self.tokenizer.eot]
-        return seq[: self.model.dims.n_text_ctx + 1]
-
-    def _targets(self, seqs: list[list[int]]) -> tuple["torch.Tensor", "torch.Tensor"]:
-        """Inputs (padded with EOT) and targets (prompt and padding ignored)."""
-        import torch
-
-        width = max(len(s) for s in seqs) - 1
-        inputs = torch.full((len(seqs), width), self.tokenizer.eot, dtype=torch.long)
-        targets = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
-        skip = len(self.prompt) - 1  # targets that are still prompt tokens
-        for i, s in enumerate(seqs):
-            inputs[i, : len(s) - 1] = torch.tensor(s[:-1])
-            targets[i, skip : len(s) - 1] = torch.tensor(s[skip + 1 :])
-        return inputs.to(self.device), targets.to(self.device)
 
     def _wave(self, window: list[int], rng: random.Random, gen: "torch.Generator") -> "torch.Tensor":
         import torch
@@ -251,9 +271,9 @@ class Trainer:
         # per micro-batch seeds: a resumed run draws the same augmentation
         rng = random.Random(self.cfg.seed * 7_919 + micro)
         gen = torch.Generator().manual_seed(self.cfg.seed * 104_729 + micro)
-        seqs = [self._tokens(window_text([self.examples[i].text for i in w], self.cfg.end_punctuation))
-                for w in windows]
-        inputs, targets = self._targets(seqs)
+        seqs = [self.targets.sequence(window_text([self.examples[i].text for i in w],
+                                                  self.cfg.end_punctuation)) for w in windows]
+        inputs, targets = (t.to(self.device) for t in self.targets.tensors(seqs))
         if self.cfg.mode == "decoder":
             logits = self.model.decoder(inputs, self._encoded(windows))
         else:
