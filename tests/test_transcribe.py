@@ -8,14 +8,37 @@ import pytest
 from _support import SR, sample_rows, wer
 from earmark.config import DecodeConfig
 from earmark.packing import pack_windows
-from earmark.repetition import compression_ratio, loops
+from earmark.repetition import compression_ratio
+
+
+def loops(tokens: list[int], min_tokens: int, max_period: int = 8) -> bool:
+    """The loop rule written plainly, one sequence at a time: the oracle for loops_batch."""
+    if min_tokens <= 0:
+        return False
+    for period in range(1, max_period + 1):
+        span = max(3, -(-min_tokens // period)) * period
+        if len(tokens) >= span:
+            tail = tokens[-span:]
+            if all(tail[i] == tail[i % period] for i in range(period, span)):
+                return True
+    return False
+
+
+def batch_loops(tokens: list[int], min_tokens: int) -> bool:
+    """earmark's detector on one sequence: its last token as the next one."""
+    import torch
+
+    from earmark.repetition import loops_batch
+
+    history = torch.tensor([tokens[:-1]], dtype=torch.long)
+    return bool(loops_batch(history, torch.tensor([tokens[-1]]), min_tokens)[0])
 
 
 def test_loop_detector_spares_short_repeats_and_stops_loops():
-    assert not loops([1, 0, 1, 0, 1, 0], 12)  # "one zero one zero one zero"
-    assert loops([5, 6, 7] * 4, 12)  # "Lili, Lili, Lili, Lili,"
-    assert loops([9] * 12, 12)
-    assert not loops([9] * 12, 0)
+    assert not batch_loops([1, 0, 1, 0, 1, 0], 12)  # "one zero one zero one zero"
+    assert batch_loops([5, 6, 7] * 4, 12)  # "Lili, Lili, Lili, Lili,"
+    assert batch_loops([9] * 12, 12)
+    assert not batch_loops([9] * 12, 0)
 
 
 def test_pack_windows_fills_up_to_the_window():

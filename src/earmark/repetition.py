@@ -21,27 +21,15 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
-def loops(tokens: list[int], min_tokens: int, max_period: int = 8) -> bool:
-    """True when the sequence ends in a block repeated 3+ times over ``min_tokens``+ tokens.
-
-    Short legitimate repeats ("one zero one zero") stay; "Lili, Lili, Lili, Lili, ..."
-    (the loop of an unsure or over-fitted model) stops.
-    """
-    if min_tokens <= 0:
-        return False
-    for period in range(1, max_period + 1):
-        reps = max(3, -(-min_tokens // period))
-        span = reps * period
-        if len(tokens) >= span:
-            tail = tokens[-span:]
-            if all(tail[i] == tail[i % period] for i in range(period, span)):
-                return True
-    return False
-
-
 def loops_batch(history: "torch.Tensor", nxt: "torch.Tensor", min_tokens: int,
                 max_period: int = 8) -> "torch.Tensor":
-    """:func:`loops` for a batch: ``history`` (rows, steps) of equal length, ``nxt`` (rows,)."""
+    """Per row, whether ``history`` + ``nxt`` ends in a block repeated 3+ times over
+    ``min_tokens``+ tokens (blocks of 1 to ``max_period`` tokens).
+
+    ``history`` is (rows, steps), every row the same length; ``nxt`` (rows,) the token
+    each row would take next. Short legitimate repeats ("one zero one zero") stay;
+    "Lili, Lili, Lili, Lili, ..." (the loop of an unsure or over-fitted model) stops.
+    """
     import torch
 
     out = torch.zeros(nxt.shape[0], dtype=torch.bool, device=nxt.device)

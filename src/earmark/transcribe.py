@@ -153,7 +153,6 @@ class Decoder:
                           if self.precision == "bf16" else None)
         self.logits_topk = 16  # tokens per row whose logits are recomputed exactly
         self.retried = 0  # clips of packed windows decoded again
-        self.held = 0  # EOTs refused before a packed window's last clip
         self.windows = 0  # windows decoded (retries included)
 
     # -- public -----------------------------------------------------------------------
@@ -300,13 +299,11 @@ class Decoder:
                     parts.append(self.encoder(mels).float())
             return torch.cat(parts) if len(parts) > 1 else parts[0]
 
-    def _decode(self, windows: list[Window], features: "torch.Tensor | None" = None) -> list[_Decoded]:
+    def _decode(self, windows: list[Window], features: "torch.Tensor") -> list[_Decoded]:
         import torch
 
         self.windows += len(windows)
         caps = [self._max_new_tokens(w) for w in windows]
-        if features is None:
-            features = self._encode(windows)
         with torch.inference_mode():
             # a packed window may not end before its last clip has begun (see _greedy)
             holds = [(int(w.placements[-1].start * POSITIONS_PER_SECOND), len(w.placements) - 1)
@@ -387,7 +384,6 @@ class Decoder:
                     masked[early, tk.eot] = float("-inf")
                     nxt = masked.argmax(-1)
                     budget[win[early]] -= 1
-                    self.held += int(early.sum())
             # a stop drops the new token, so that every kept token has been fed and has
             # its attention row
             stop_eot = nxt == tk.eot
@@ -547,10 +543,8 @@ class Decoder:
         words = self._align(window, d)
         token_scores = [TokenScore(t, self.tokenizer.decode([t]), p, lp, e)
                         for t, p, lp, e in zip(d.tokens, d.probs, d.logprobs, d.entropies)]
-        if len(window.placements) == 1:
-            owner = [0] * len(words)
-        else:
-            owner = owners(window.placements, words)
+        packed = len(window.placements) > 1
+        owner = owners(window.placements, words) if packed else [0] * len(words)
         # tokens follow their word; tokens of no word (none with whole-word splitting) go first
         spans, pos = [], 0
         for w in words:
@@ -558,16 +552,14 @@ class Decoder:
             pos += w.n_tokens
         for k, place in enumerate(window.placements):
             mine = [i for i, o in enumerate(owner) if o == k]
-            toks = [t for i in mine for t in token_scores[spans[i][0] : spans[i][1]]]
-            if len(window.placements) == 1:
-                toks = token_scores
+            toks = ([t for i in mine for t in token_scores[spans[i][0] : spans[i][1]]] if packed
+                    else token_scores)
             clip_words = tuple(
                 WordScore(words[i].word, max(0.0, words[i].start - place.start),
                           min(place.duration, max(0.0, words[i].end - place.start)),
                           words[i].p, words[i].n_tokens) for i in mine)
-            text = "".join(w.word for w in clip_words).strip() if len(window.placements) > 1 \
-                else self.tokenizer.decode(d.tokens).strip()
-            packed = len(window.placements) > 1
+            text = ("".join(w.word for w in clip_words).strip() if packed
+                    else self.tokenizer.decode(d.tokens).strip())
             lost = packed and suspect(place, [words[i] for i in mine], self.cfg)
             yield place.index, Transcript(
                 text=text, tokens=tuple(toks), words=clip_words, duration=place.duration,
