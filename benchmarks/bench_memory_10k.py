@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import DATA, RESULTS, peak_rss_gb, read_manifest, write_result
+from common import DATA, RESULTS, loadavg, peak_rss_gb, read_manifest, write_result
 
 COPIES = 8
 PAD_MS = 2
@@ -206,14 +205,14 @@ def main() -> None:
     tmp = None if args.workdir else tempfile.TemporaryDirectory()
     work = args.workdir or Path(tmp.name)  # type: ignore[union-attr]
     work.mkdir(parents=True, exist_ok=True)
-    figures: dict = {"load_average_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    figures: dict = {"load_average_start": loadavg()}
     start = time.perf_counter()
     make_pool(work / "pool")
     print(f"pool of {COPIES * len(read_manifest(DATA))} files written in {time.perf_counter() - start:.0f} s")
     phases = {}
     for phase in ("import", "rank", "queue"):
         out = work / f"{phase}.json"
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        load = loadavg()
         proc = subprocess.run([sys.executable, __file__, "--child", phase, "--workdir", str(work),
                                "--rank-clips", str(args.rank_clips), "--threads", str(args.threads),
                                "--out", str(out)], cwd=Path(__file__).parent)
@@ -236,7 +235,7 @@ def main() -> None:
         queue_peak_rss_gb=qu["peak_rss_gb"],
         peak_rss_gb_10k=max(rk["peak_rss_gb"], qu["peak_rss_gb"]),
         **{f"rank_{k}": v for k, v in flat.items()},
-        load_average_end=" ".join(f"{x:.2f}" for x in os.getloadavg()),
+        load_average_end=loadavg(),
     )
     print(json.dumps(figures, indent=1))
     (RESULTS / "rank_memory_10k_rss.json").parent.mkdir(parents=True, exist_ok=True)

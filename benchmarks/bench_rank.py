@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, peak_rss_gb, read_manifest, write_result
+from common import RESULTS, loadavg, peak_rss_gb, read_manifest, write_result
 
 TOOLS = ("earmark", "fw-int8", "fw-int8-t1", "fw-float32", "fw-int8-greedy", "openai", "openai-decode")
 BASELINE = "fw-int8"
@@ -181,20 +180,6 @@ def child(tool: str, clip_file: Path, threads: int, out: Path) -> None:
 # -- the parent: runs every tool, scores, reports ------------------------------------------------
 
 
-def corpus_wer(refs: list[str], hyps: list[str]) -> float:
-    import jiwer
-    from whisper.normalizers import EnglishTextNormalizer
-
-    norm = EnglishTextNormalizer()
-    pairs = [(norm(r), norm(h)) for r, h in zip(refs, hyps)]
-    pairs = [(r, h) for r, h in pairs if r.strip()]
-    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=300, help="clips spread over the manifest (default 300)")
@@ -209,6 +194,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         return child(args.child, args.clip_file, args.threads, args.out)
+
+    from earmark.evaluate import error_rates  # corpus WER after Whisper's normalizer
 
     rows = pick_clips(args.clips)
     audio_s = sum(r["duration"] for r in rows)
@@ -228,7 +215,7 @@ def main() -> None:
             if proc.returncode:
                 raise SystemExit(f"{tool} failed (exit {proc.returncode})")
             r = json.loads(out.read_text())
-            r.update(load_before=before, load_after=loadavg(), wer=corpus_wer(refs, r["hyps"]),
+            r.update(load_before=before, load_after=loadavg(), wer=error_rates(refs, r["hyps"]).wer,
                      speed=audio_s / r["wall_seconds"])
             runs = sum(1 for t in results if t.split("#")[0] == tool)
             name = tool if not runs else f"{tool}#{runs + 1}"  # a tool listed twice runs twice
@@ -239,7 +226,7 @@ def main() -> None:
     fw = [r["speed"] for t, r in results.items() if t.split("#")[0] in (BASELINE, "fw-int8-t1")]
     base = max(fw) if fw else None
     ref_wer = results.get("openai", {}).get("wer")
-    print(f"\n| tool | audio s / wall s | x faster-whisper int8 | corpus WER | WER - openai (pp) | peak RSS GB | load avg (1/5/15 min) before |")
+    print("\n| tool | audio s / wall s | x faster-whisper int8 | corpus WER | WER - openai (pp) | peak RSS GB | load avg (1/5/15 min) before |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for tool, r in results.items():
         ratio = f"{r['speed'] / base:.2f}" if base else "-"

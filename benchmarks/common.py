@@ -22,6 +22,11 @@ def read_manifest(data: Path = DATA, limit: int | None = None) -> list[dict]:
     return rows[:limit] if limit else rows
 
 
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the shared machine was."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def write_result(name: str, figures: dict) -> Path:
     """Write flat figures (numbers as numbers) to ``benchmarks/results/<name>.json``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
