@@ -172,16 +172,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.fresh:
             raise EarmarkError(f"{root}: already a project; pass --fresh to rebuild the demo there")
         shutil.rmtree(root)
+    # each step with the command line that does the same by hand, printed before it runs
     steps = [
-        (cmd_init, argparse.Namespace(project=str(root), model="tiny.en", db_url=None)),
-        (cmd_import, argparse.Namespace(project=str(root), source=str(samples), quiet=False)),
-        (cmd_rank, argparse.Namespace(project=str(root), model=None, batch_size=None, strategy=None,
-                                      device=None, threads=None, no_pack=False, quiet=False)),
-        (cmd_queue, argparse.Namespace(project=str(root), top=args.top, plain=False)),
-        (cmd_status, argparse.Namespace(project=str(root), show_rejected=10)),
+        ("", cmd_init, argparse.Namespace(project=str(root), model="tiny.en", db_url=None)),
+        (f" {samples}", cmd_import, argparse.Namespace(project=str(root), source=str(samples), quiet=False)),
+        ("", cmd_rank, argparse.Namespace(project=str(root), model=None, batch_size=None, strategy=None,
+                                          device=None, threads=None, no_pack=False, quiet=False)),
+        (f" --top {args.top}", cmd_queue, argparse.Namespace(project=str(root), top=args.top, plain=False)),
+        ("", cmd_status, argparse.Namespace(project=str(root), show_rejected=10)),
     ]
-    for func, ns in steps:
-        print(f"\n$ earmark {func.__name__.removeprefix('cmd_')} {root}", flush=True)
+    for extra, func, ns in steps:
+        print(f"\n$ earmark {func.__name__.removeprefix('cmd_')} {root}{extra}", flush=True)
         if code := func(ns):
             return code
     if args.no_app:
