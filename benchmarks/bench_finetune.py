@@ -13,8 +13,8 @@ Whisper's normalizer, so case does not count). Then:
 
 ``--tune`` runs configurations (``--config "lr=1e-4,epochs=3"``, repeatable) and
 reports the dev WER (the dev split held out from the corrections) and the WER on a
-tuning set: clips of training-pool speakers that none of the ~10 minutes came from.
-Never the test speakers: that is how the defaults were chosen.
+tuning set: the clips of pool speakers held out, like the test speakers, before the
+~10 minutes are chosen. Never the test speakers: that is how the defaults were chosen.
 
 Writes ``benchmarks/results/finetune.json`` (flat keys) unless ``--tune`` or ``--out -``;
 the machine is shared, so CPU seconds and the load average are recorded beside wall time.
@@ -133,14 +133,6 @@ def make_queue_project(root: Path, pool: list[dict], minutes: float):
     return project, chosen
 
 
-def tuning_rows(pool: list[dict], chosen: list[dict], n: int, seed: int) -> list[dict]:
-    """Up to ``n`` clips of pool speakers with no clip among the training minutes."""
-    used = {r["speaker"] for r in chosen}
-    rows = [r for r in pool if r["speaker"] not in used]
-    random.Random(seed + 2).shuffle(rows)
-    return rows[:n]
-
-
 def openai_transcribe_wer(spec: str, manifest: Path) -> dict:
     """Corpus WER/CER of a model version decoded by openai-whisper's own ``transcribe()``.
 
@@ -208,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lora-lr", type=float, default=None, help="lr for lora mode (default: config's x10)")
     ap.add_argument("--tune", action="store_true",
                     help="report dev WER (from the training pool) only; never touch the test speakers")
-    ap.add_argument("--tune-clips", type=int, default=120, help="size of the --tune set")
+    ap.add_argument("--tune-speakers", type=int, default=20,
+                    help="--tune: pool speakers held out (before selection) as the tuning set")
     ap.add_argument("--select", choices=("random", "queue"), default="random",
                     help="which ~10 minutes get corrected: random pool clips (default), or the head "
                          "of earmark's review queue after ranking the whole pool with tiny.en")
@@ -230,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rows = [json.loads(l) for l in (DATA / "manifest.jsonl").read_text().splitlines() if l.strip()]
     pool, test = split_speakers(rows, args.test_speakers, args.seed)
+    if args.tune:
+        # tuning speakers leave the pool before the ~10 minutes are chosen, like the test
+        # speakers: the queue takes the hardest speakers first, so the pool speakers it
+        # left over would be the easy ones and say little about the test set
+        pool, tune = split_speakers(pool, args.tune_speakers, args.seed + 1)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_ft_"))
     work.mkdir(parents=True, exist_ok=True)
     if args.select == "queue":
@@ -239,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         project = make_project(work / "proj", chosen)
     base = project.store.active_model()
     test_manifest = None if args.tune else write_manifest(test, work / "test.jsonl")
-    if args.tune:  # measure on pool speakers outside the training minutes, never on test
-        tune = tuning_rows(pool, chosen, args.tune_clips, args.seed)
+    if args.tune:  # measure on held-out pool speakers, never on test
         test_manifest = write_manifest(tune, work / "tune.jsonl")
         test = tune
     info = {"train_clips_total": len(chosen), "train_minutes": round(sum(r["duration"] for r in chosen) / 60, 2),
@@ -289,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         results["finetuned_wer_openai_transcribe"] = ft
         results["relative_wer_reduction_openai_transcribe"] = round((zs - ft) / zs, 4)
 
-    print(f"\n{'(tuning set: pool speakers outside the training minutes)' if args.tune else ''}")
+    print(f"\n{'(tuning set: pool speakers held out before selection)' if args.tune else ''}")
     print("| mode | test WER | rel. reduction | dev WER before -> after | wall s |")
     print("|---|---|---|---|---|")
     if "zero_shot_wer" in results:
