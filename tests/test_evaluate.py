@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from earmark.evaluate import (confidence_quality, error_rates, expected_calibration_error,
-                              normalize, roc_auc, word_error_labels)
+                              normalize, prob_fewer_errors, roc_auc, word_error_labels)
 
 
 def test_normalize_uses_whispers_english_normalizer():
@@ -24,6 +25,29 @@ def test_error_rates_pool_errors_over_clips():
     assert r.wer == pytest.approx(2 / 5)
     assert (r.substitutions, r.deletions, r.insertions, r.ref_words) == (1, 0, 1, 5)
     assert 0 < r.cer < 1
+    assert r.clip_errors == (1, 1)
+
+
+def test_clip_errors_count_every_edit_of_each_scored_clip():
+    refs = ["red green blue pink", "[noise]", "go home now", "yes"]
+    hyps = ["red blue pink gray black", "", "go", "yes"]  # 1 del + 2 ins; skipped; 2 del; none
+    r = error_rates(refs, hyps)
+    assert r.clip_errors == (3, 2, 0)  # the skipped clip has no entry
+    assert sum(r.clip_errors) == r.substitutions + r.deletions + r.insertions
+
+
+def test_paired_bootstrap_tells_a_real_difference_from_noise():
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 4, size=30)
+    assert prob_fewer_errors(base - (base > 0), base) > 0.99  # one error fewer wherever there was one
+    assert prob_fewer_errors(base, base - (base > 0)) == 0.0
+    assert prob_fewer_errors(base, base) == 0.0  # ties are not "fewer"
+    noisy = base.copy()
+    noisy[:2] += 1  # two more errors on two clips, fewer on two others
+    noisy[2:4] = np.maximum(noisy[2:4] - 1, 0)
+    assert 0.05 < prob_fewer_errors(base, noisy) < 0.9
+    with pytest.raises(ValueError, match="same clips"):
+        prob_fewer_errors([1, 2], [1])
 
 
 def test_error_rates_skip_empty_references():

@@ -115,6 +115,7 @@ def test_finetune_saves_a_whisper_checkpoint_with_its_record(tmp_path):
     assert len(record["corrections"]) == 8 and record["parent"]["name"] == "tiny.en"
     assert record["dev_wer_before"] == r.dev_wer_before and record["dev_wer_after"] == r.dev_wer_after
     assert record["decode_speed_after"] > 0 and record["train_seconds"] > 0
+    assert record["kept_step"] == 1 and record["history"][-1]["kept"]
     assert not (r.checkpoint.parent / STATE_FILE).exists()
     ev = evaluate(project, model=r.version)  # the dev split by default
     assert ev.clips == 2 and ev.wer == pytest.approx(r.dev_wer_after)
@@ -219,6 +220,8 @@ def test_cli_flags_become_a_finetune_config():
         ("lora", 2, 3e-4, False, 0.5, 7)
     assert args.resume
     assert finetune_config(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
+    cfg = finetune_config(build_parser().parse_args(["finetune", "p", "--dev-confidence", "0"]), SMALL)
+    assert cfg.dev_confidence == 0.0
 
 
 def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
@@ -230,3 +233,17 @@ def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
     assert not improves({"wer": 0.30, "cer": 0.15}, best)
     assert not improves({"wer": 0.31, "cer": 0.01}, best)
     assert improves(best, None)
+
+
+def test_newer_weights_are_kept_unless_the_best_is_clearly_better():
+    from earmark.trainer import clearly_worse
+
+    best = {"wer": 0.40, "clip_errors": [2, 1, 3, 0, 2, 1, 2, 3, 1, 2] * 3}
+    noise = {"wer": 0.42, "clip_errors": [2, 2, 3, 0, 1, 1, 2, 3, 2, 2] * 3}  # +1 here, -1 there
+    worse = {"wer": 0.60, "clip_errors": [e + 1 for e in best["clip_errors"]]}
+    assert clearly_worse(noise, best, 0.95)[0] is False
+    verdict, p = clearly_worse(worse, best, 0.95)
+    assert verdict and p > 0.99
+    assert clearly_worse(noise, best, 0.0)[0] is True  # 0: plain lowest-WER selection
+    assert clearly_worse(best, best, 0.0) == (False, 0.0)  # never worse than itself
+    assert clearly_worse(noise, None, 0.95) == (False, 0.0)

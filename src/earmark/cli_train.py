@@ -21,7 +21,8 @@ def finetune_config(args: argparse.Namespace, base):
     return with_overrides(
         base, mode=args.mode, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
         batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
-        replay_fraction=args.replay, patience=args.patience, device=args.device,
+        replay_fraction=args.replay, patience=args.patience, dev_confidence=args.dev_confidence,
+        device=args.device,
         threads=args.threads, augment=False if args.no_augment else None)
 
 
@@ -133,7 +134,12 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
                    help="also train on FRACTION x (training clips) uncorrected clips the model was "
                         "surest of, with its own transcripts, to limit forgetting (needs `rank` first)")
     s.add_argument("--seed", type=int, help="data order and augmentation (default 0)")
-    s.add_argument("--patience", type=int, help="dev evaluations without improvement before stopping (default 3)")
+    s.add_argument("--patience", type=int,
+                   help="dev evaluations in a row clearly worse than the best before stopping (default 3)")
+    s.add_argument("--dev-confidence", type=float, metavar="P",
+                   help="keep the newest weights unless an earlier evaluation beats them on the dev "
+                        "clips with this confidence (paired bootstrap; default 0.95; 0: keep the lowest "
+                        "dev WER)")
     s.add_argument("--resume", action="store_true",
                    help="continue the newest unfinished run (a run with the same corrections and "
                         "settings continues anyway)")

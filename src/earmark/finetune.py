@@ -199,12 +199,12 @@ def gate_message(name: str, parent: str, before: float, after: float, n_dev: int
 
 def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> FinetuneResult:
     st, cfg, model = trainer.state, run.cfg, trainer.model
-    if trainer.best is not None:
-        trainer.load_trainable(trainer.best)
+    if trainer.kept is not None:
+        trainer.load_trainable(trainer.kept)
     if cfg.mode == "lora":
         merge_lora(model)
     round_to_half(model)
-    after = st.best_score  # scored on exactly these (merged, float16) weights
+    after = st.kept_score  # scored on exactly these (merged, float16) weights
     if after is None:
         after = trainer.dev_score()
     before = st.before or {}
@@ -223,6 +223,7 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
               "decode_speed_before": before["speed"], "decode_speed_after": after["speed"],
               "dev_before": before, "dev_after": after, "history": st.history,
               "steps": st.step, "total_steps": trainer.total_steps, "best_step": st.best_step,
+              "kept_step": st.kept_step,
               "stopped_early": st.stopped_early, "resumes": st.resumes,
               "train_seconds": round(st.train_seconds, 2),
               "finished_at": datetime.now(timezone.utc).isoformat(),

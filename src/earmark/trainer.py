@@ -43,7 +43,7 @@ from .augment import augment_wave, spec_augment
 from .config import FinetuneConfig, to_dict
 from .dataset import pack_epoch
 from .errors import BadConfig
-from .evaluate import evaluate_audio
+from .evaluate import evaluate_audio, prob_fewer_errors
 from .project import Project
 from .store import ModelVersion
 from .trainable import MODES, merge_lora, round_to_half, trainable_state
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from .finetune import Run
 
 STATE_FILE = ".train-state.pt"
+STATE_FORMAT = 2  # 2: the kept weights are the newest not clearly worse than the best
 IGNORE = -100  # target id that the loss skips (prompt and padding)
 
 
@@ -65,13 +66,15 @@ class _State:
     micro: int = 0  # micro-batches done
     step: int = 0  # optimizer steps done
     history: list[dict[str, Any]] = field(default_factory=list)
-    best_wer: float = math.inf
+    best_wer: float = math.inf  # the lowest dev WER so far
     best_step: int = -1
-    bad_evals: int = 0
+    best_score: dict[str, Any] | None = None  # dev scores of that evaluation (with clip errors)
+    kept_step: int = -1  # the step whose weights the run will save
+    kept_score: dict[str, Any] | None = None  # dev scores of those weights
+    bad_evals: int = 0  # evaluations in a row clearly worse than the best
     done: bool = False
     stopped_early: bool = False
-    before: dict[str, float] | None = None  # the parent's dev scores
-    best_score: dict[str, float] | None = None  # dev scores of the best state
+    before: dict[str, Any] | None = None  # the parent's dev scores
     train_seconds: float = 0.0
     resumes: list[int] = field(default_factory=list)  # steps at which the run was resumed
 
@@ -87,6 +90,8 @@ def check_config(cfg: FinetuneConfig) -> None:
         problems.append("batch_size and grad_accum must be at least 1")
     if not cfg.lr > 0:
         problems.append(f"lr must be positive (got {cfg.lr})")
+    if not 0 <= cfg.dev_confidence < 1:
+        problems.append(f"dev_confidence must be at least 0 and below 1 (got {cfg.dev_confidence})")
     if not 0 < cfg.dev_fraction < 1:
         problems.append(f"dev_fraction must be between 0 and 1 (got {cfg.dev_fraction})")
     if cfg.replay_fraction < 0:
@@ -123,6 +128,21 @@ def improves(score: dict[str, float], best: dict[str, float] | None) -> bool:
     if best is None:
         return True
     return (score["wer"], score["cer"]) < (best["wer"], best["cer"])
+
+
+def clearly_worse(score: dict[str, Any], best: dict[str, Any] | None,
+                  confidence: float) -> tuple[bool, float]:
+    """Whether the best dev evaluation so far beats ``score`` with at least ``confidence``.
+
+    Returns the verdict and the paired-bootstrap probability that ``best`` makes fewer
+    word errors on the dev clips (:func:`earmark.evaluate.prob_fewer_errors`). An
+    evaluation is never worse than itself; with ``confidence`` 0 any evaluation that is
+    not the best counts as worse (plain lowest-WER selection).
+    """
+    if best is None or score is best:
+        return False, 0.0
+    p = prob_fewer_errors(best["clip_errors"], score["clip_errors"])
+    return p >= confidence, p
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -197,7 +217,7 @@ class Trainer:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.opt, self.sched = optimizer(self.params, self.cfg, self.total_steps)
         self.state = _State()
-        self.best: dict[str, torch.Tensor] | None = None
+        self.kept: dict[str, torch.Tensor] | None = None  # the weights the run will save
         self.features: dict[tuple[int, ...], torch.Tensor] = {}  # decoder mode's cache
         self.state_path = run.folder / STATE_FILE
         self.resumed_from = 0
@@ -327,7 +347,8 @@ class Trainer:
             if kept is not None:
                 self.load_trainable(kept)
         return {"wer": res.wer, "cer": res.cer, "decode_seconds": res.decode_seconds,
-                "speed": res.speed, "error_auc": res.confidence.auc, "ece": res.confidence.ece}
+                "speed": res.speed, "error_auc": res.confidence.auc, "ece": res.confidence.ece,
+                "clip_errors": list(res.rates.clip_errors)}
 
     def parent_score(self) -> dict[str, float]:
         """The parent's dev scores: from an earlier run's record on the same dev clips, or decoded now.
@@ -355,28 +376,42 @@ class Trainer:
             return True
         return s % self.cfg.eval_every == 0 if self.cfg.eval_every else s in self.epoch_end_steps
 
-    def _evaluate(self, loss: float) -> dict[str, float]:
+    def _evaluate(self, loss: float) -> dict[str, Any]:
+        """Score the weights on the dev split; keep them unless an earlier state is clearly better.
+
+        A few dozen dev clips differ by several WER points between epochs by chance, so
+        the lowest dev WER is a poor guide to which weights to keep: it often points at
+        an early epoch. The newest weights (the ones the schedule has taken furthest)
+        are kept unless the paired bootstrap over the dev clips says the best
+        evaluation so far beats them with at least ``dev_confidence``; early stopping
+        counts the evaluations in a row that are clearly worse.
+        """
         st = self.state
         score = self.dev_score(as_saved=True)  # as the checkpoint will be: no re-scoring at the end
-        st.history.append({"step": st.step, "loss": round(loss, 4), **score})
         if improves(score, st.best_score):
-            st.best_wer, st.best_step, st.bad_evals = score["wer"], st.step, 0
-            st.best_score = score
-            self.best = trainable_state(self.model)
-        else:
+            st.best_wer, st.best_step, st.best_score = score["wer"], st.step, score
+        worse, p_best = clearly_worse(score, st.best_score, self.cfg.dev_confidence)
+        if worse:
             st.bad_evals += 1
             if st.bad_evals >= self.cfg.patience and st.step < self.total_steps:
                 st.done = st.stopped_early = True
+        else:
+            st.bad_evals = 0
+            st.kept_step, st.kept_score = st.step, score
+            self.kept = trainable_state(self.model)
+        st.history.append({"step": st.step, "loss": round(loss, 4),
+                           **{k: v for k, v in score.items() if k != "clip_errors"},
+                           "p_best_better": round(p_best, 3), "kept": not worse})
         return score
 
     def save_state(self) -> None:
         """Write the training state atomically (a kill leaves the old file or the new)."""
         import torch
 
-        payload = {"format": 1, "fingerprint": self.run_.record["fingerprint"],
+        payload = {"format": STATE_FORMAT, "fingerprint": self.run_.record["fingerprint"],
                    "state": asdict(self.state), "trainable": trainable_state(self.model),
-                   # the best weights are often the current ones: not written twice
-                   "best": None if self.state.best_step == self.state.step else self.best,
+                   # the kept weights are often the current ones: not written twice
+                   "kept": None if self.state.kept_step == self.state.step else self.kept,
                    "optimizer": self.opt.state_dict(),
                    "scheduler": self.sched.state_dict(), "torch_rng": torch.get_rng_state(),
                    "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
@@ -394,13 +429,14 @@ class Trainer:
 
         # our own file, written by save_state; it holds RNG states, not only tensors
         payload = torch.load(self.state_path, map_location=self.device, weights_only=False)
-        if payload.get("fingerprint") != self.run_.record["fingerprint"]:
-            return  # a state from some other run: start over
+        if (payload.get("format") != STATE_FORMAT
+                or payload.get("fingerprint") != self.run_.record["fingerprint"]):
+            return  # a state from some other run or an older earmark: start over
         self.state = _State(**payload["state"])
         self.load_trainable(payload["trainable"])
-        self.best = payload["best"]
-        if self.best is None and self.state.best_step == self.state.step:
-            self.best = trainable_state(self.model)
+        self.kept = payload["kept"]
+        if self.kept is None and self.state.kept_step == self.state.step:
+            self.kept = trainable_state(self.model)
         self.opt.load_state_dict(payload["optimizer"])
         self.sched.load_state_dict(payload["scheduler"])
         torch.set_rng_state(payload["torch_rng"])
