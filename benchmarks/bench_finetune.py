@@ -15,6 +15,7 @@ Whisper's normalizer, so case does not count). Then:
 reports the dev WER (the dev split held out from the corrections) and the WER on a
 tuning set: the clips of pool speakers held out, like the test speakers, before the
 ~10 minutes are chosen. Never the test speakers: that is how the defaults were chosen.
+``--curve`` also decodes the tuning set after every epoch, beside the run's own dev WER.
 
 Writes ``benchmarks/results/finetune.json`` (flat keys) unless ``--tune`` or ``--out -``;
 the machine is shared, so CPU seconds and the load average are recorded beside wall time.
@@ -27,6 +28,7 @@ minutes.
     .venv/bin/python benchmarks/bench_finetune.py
     .venv/bin/python benchmarks/bench_finetune.py --select queue --modes full --openai-transcribe
     .venv/bin/python benchmarks/bench_finetune.py --tune --config "lr=3e-5" --config "lr=1e-4"
+    .venv/bin/python benchmarks/bench_finetune.py --tune --curve --select queue --modes full
 """
 
 from __future__ import annotations
@@ -157,15 +159,55 @@ def openai_transcribe_wer(spec: str, manifest: Path) -> dict:
     return {"wer": round(er.wer, 4), "cer": round(er.cer, 4), "seconds": round(time.perf_counter() - start, 1)}
 
 
-def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: bool = False) -> dict:
+class Curve:
+    """Decodes a manifest each time a run scores its dev split: the held-out WER of every
+    epoch's weights beside the dev WER the run itself sees (``--curve``, tuning only,
+    since it also costs time)."""
+
+    def __init__(self, manifest: Path):
+        from earmark.evaluate import manifest_clips
+
+        self.audios, self.refs = manifest_clips(manifest)
+        self.points: list[dict] = []
+
+    def __enter__(self) -> "Curve":
+        from earmark.evaluate import evaluate_audio
+        from earmark.trainer import Trainer
+
+        self.original, curve = Trainer.dev_score, self
+
+        def dev_score(trainer, as_saved: bool = False):
+            score = curve.original(trainer, as_saved)
+            if as_saved:  # the per-epoch evaluation, not the parent's or the final one
+                held = evaluate_audio(trainer.model, curve.audios, curve.refs, trainer.decode)
+                curve.points.append({"step": trainer.state.step, "dev_wer": round(score["wer"], 4),
+                                     "wer": round(held.wer, 4)})
+                print(json.dumps({"curve": curve.points[-1]}), flush=True)
+            return score
+
+        Trainer.dev_score = dev_score
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from earmark.trainer import Trainer
+
+        Trainer.dev_score = self.original
+
+
+def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: bool = False,
+             curve: bool = False) -> dict:
     """Fine-tune from the base model with ``cfg``; test WER of the result (if a manifest)."""
+    import contextlib
+
     from earmark.evaluate import evaluate
     from earmark.finetune import finetune
 
     project.store.set_active(base_id)  # every mode starts from zero-shot tiny.en
     load = os.getloadavg()[0]
+    tracker = Curve(test_manifest) if curve and test_manifest is not None else None
     start, cpu = time.perf_counter(), time.process_time()
-    res = finetune(project, cfg, progress=True)
+    with tracker or contextlib.nullcontext():
+        res = finetune(project, cfg, progress=True)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     # the machine is shared: CPU seconds and the load average say how much it was
     out = {"version": res.version, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
@@ -175,6 +217,8 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: 
            "stopped_early": res.stopped_early, "dev_clips": res.dev_clips, "train_clips": res.train_clips,
            "decode_speed_before": round(res.decode_speed_before, 2),
            "decode_speed_after": round(res.decode_speed_after, 2)}
+    if tracker is not None:  # wall time then includes the extra decoding
+        out["curve"] = tracker.points
     if test_manifest is not None:
         ev = evaluate(project, model=res.version, manifest=test_manifest)
         out.update(test_wer=round(ev.wer, 4), test_cer=round(ev.cer, 4),
@@ -202,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="report dev WER (from the training pool) only; never touch the test speakers")
     ap.add_argument("--tune-speakers", type=int, default=20,
                     help="--tune: pool speakers held out (before selection) as the tuning set")
+    ap.add_argument("--curve", action="store_true",
+                    help="--tune: also decode the tuning set at every dev evaluation (every epoch)")
     ap.add_argument("--select", choices=("random", "queue"), default="random",
                     help="which ~10 minutes get corrected: random pool clips (default), or the head "
                          "of earmark's review queue after ranking the whole pool with tiny.en")
@@ -269,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             if mode == "lora" and "lr" not in overrides:
                 cfg = replace(cfg, lr=args.lora_lr or cfg.lr * 10)
             out = run_mode(project, base.id, cfg, test_manifest,
-                           reference=args.openai_transcribe and not args.tune)
+                           reference=args.openai_transcribe and not args.tune, curve=args.curve and args.tune)
             tag = mode if len(configs) == 1 else f"{mode}_{k}"
             results[f"config_{tag}"] = {"mode": mode, "lr": cfg.lr, "epochs": cfg.epochs,
                                         "augment": cfg.augment, **overrides}

@@ -115,7 +115,7 @@ def test_finetune_saves_a_whisper_checkpoint_with_its_record(tmp_path):
     assert len(record["corrections"]) == 8 and record["parent"]["name"] == "tiny.en"
     assert record["dev_wer_before"] == r.dev_wer_before and record["dev_wer_after"] == r.dev_wer_after
     assert record["decode_speed_after"] > 0 and record["train_seconds"] > 0
-    assert record["kept_step"] == 1 and record["history"][-1]["kept"]
+    assert record["kept_step"] == r.kept_step == 1 and record["history"][-1]["kept"]
     assert not (r.checkpoint.parent / STATE_FILE).exists()
     ev = evaluate(project, model=r.version)  # the dev split by default
     assert ev.clips == 2 and ev.wer == pytest.approx(r.dev_wer_after)
@@ -247,3 +247,20 @@ def test_newer_weights_are_kept_unless_the_best_is_clearly_better():
     assert clearly_worse(noise, best, 0.0)[0] is True  # 0: plain lowest-WER selection
     assert clearly_worse(best, best, 0.0) == (False, 0.0)  # never worse than itself
     assert clearly_worse(noise, None, 0.95) == (False, 0.0)
+
+
+def test_the_summary_says_which_weights_were_kept(capsys):
+    from earmark.cli_train import print_finetune
+    from earmark.finetune import FinetuneResult
+
+    r = FinetuneResult(version="ft-002", version_id=3, parent="ft-001", activated=True, message="",
+                       dev_wer_before=0.5, dev_wer_after=0.4, dev_cer_before=0.3, dev_cer_after=0.2,
+                       decode_speed_before=40.0, decode_speed_after=41.0, train_clips=100,
+                       dev_clips=20, replay_clips=0, steps=56, stopped_early=True, kept_step=35,
+                       resumed_from_step=0, train_seconds=300.0, total_seconds=320.0,
+                       checkpoint=Path("model.pt"))
+    print_finetune(r, "proj")
+    out = capsys.readouterr().out
+    assert "56 steps (stopped early), weights of step 35 kept" in out
+    print_finetune(replace(r, stopped_early=False, kept_step=56), "proj")
+    assert "kept" not in capsys.readouterr().out  # the last weights: nothing to say

@@ -34,6 +34,7 @@ def print_finetune(r, project_arg: str) -> None:
     print(f"{r.version} from {r.parent}: {r.train_clips} training clips"
           f"{f' + {r.replay_clips} replayed' if r.replay_clips else ''}, {r.dev_clips} dev clips, "
           f"{r.steps} steps{' (stopped early)' if r.stopped_early else ''}"
+          f"{f', weights of step {r.kept_step} kept' if 0 <= r.kept_step < r.steps else ''}"
           f"{f', resumed at step {r.resumed_from_step}' if r.resumed_from_step else ''}; "
           f"{r.total_seconds:.0f} s")
     print(f"dev WER {_fmt(r.dev_wer_before)} -> {_fmt(r.dev_wer_after)}, "

@@ -59,6 +59,7 @@ class FinetuneResult:
     replay_clips: int
     steps: int  # optimizer steps taken, over all resumes
     stopped_early: bool
+    kept_step: int  # the step whose weights were saved (see FinetuneConfig.dev_confidence)
     resumed_from_step: int  # 0 for a fresh run
     train_seconds: float  # training and dev evaluation, over all resumes
     total_seconds: float  # wall time of this call
@@ -242,7 +243,8 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         dev_cer_before=before["cer"], dev_cer_after=after["cer"],
         decode_speed_before=before["speed"], decode_speed_after=after["speed"],
         train_clips=len(run.split.train), dev_clips=len(run.split.dev), replay_clips=len(run.replay),
-        steps=st.step, stopped_early=st.stopped_early, resumed_from_step=trainer.resumed_from,
+        steps=st.step, stopped_early=st.stopped_early, kept_step=st.kept_step,
+        resumed_from_step=trainer.resumed_from,
         train_seconds=st.train_seconds, total_seconds=time.perf_counter() - started,
         checkpoint=checkpoint)
 
