@@ -115,6 +115,23 @@ def test_evaluate_a_manifest_with_the_real_model(tmp_path, project):
     assert r.confidence.words > 20
     assert 0.0 <= r.confidence.ece <= 1.0
     assert r.decode_seconds > 0
+    assert len(r.rates.clip_errors) == 6
+    assert sum(r.rates.clip_errors) == r.rates.substitutions + r.rates.deletions + r.rates.insertions
+
+
+@pytest.mark.slow
+def test_evaluate_command_prints_the_figures_as_json(tmp_path, project, capsys):
+    from _support import sample_rows
+
+    from earmark.cli import main
+
+    manifest = tmp_path / "heldout.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in sample_rows()[:3]))
+    assert main(["evaluate", str(project.root), "--model", "tiny.en", "--manifest", str(manifest),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["clips"] == 3 and 0.0 <= out["wer"] < 1.0 and out["ref_words"] > 10
+    assert "clip_errors" not in out  # figures, not a per-clip list without clip names
 
 
 def test_evaluate_without_corrections_or_manifest_says_what_to_do(project):

@@ -93,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out: dict[str, Any] = {"model": r.model, "source": r.source, "clips": r.clips,
                                "audio_seconds": round(r.audio_seconds, 2), "wer": r.wer, "cer": r.cer,
                                **{f"confidence_{k}": v for k, v in asdict(r.confidence).items()},
-                               **{k: v for k, v in asdict(r.rates).items() if k not in ("wer", "cer")},
+                               **{k: v for k, v in asdict(r.rates).items() if k not in ("wer", "cer", "clip_errors")},
                                "decode_seconds": round(r.decode_seconds, 2)}
         print(json.dumps(out, indent=2))
         return 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +48,7 @@ class ErrorRates:
     skipped: int  # clips whose reference is empty after normalization (not scored)
     # word errors of each scored clip, in order: what a paired comparison of two
     # models on the same clips resamples (see :func:`prob_fewer_errors`)
-    clip_errors: tuple[int, ...] = ()
+    clip_errors: tuple[int, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
