@@ -22,8 +22,7 @@ def finetune_config(args: argparse.Namespace, base):
         base, mode=args.mode, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
         batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
         replay_fraction=args.replay, patience=args.patience, dev_confidence=args.dev_confidence,
-        device=args.device,
-        threads=args.threads, augment=False if args.no_augment else None)
+        device=args.device, threads=args.threads, augment=False if args.no_augment else None)
 
 
 def _fmt(x: float) -> str:
@@ -93,7 +92,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out: dict[str, Any] = {"model": r.model, "source": r.source, "clips": r.clips,
                                "audio_seconds": round(r.audio_seconds, 2), "wer": r.wer, "cer": r.cer,
                                **{f"confidence_{k}": v for k, v in asdict(r.confidence).items()},
-                               **{k: v for k, v in asdict(r.rates).items() if k not in ("wer", "cer", "clip_errors")},
+                               # clip_errors: a per-clip list without clip names, not a figure
+                               **{k: v for k, v in asdict(r.rates).items()
+                                  if k not in ("wer", "cer", "clip_errors")},
                                "decode_seconds": round(r.decode_seconds, 2)}
         print(json.dumps(out, indent=2))
         return 0

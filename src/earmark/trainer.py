@@ -66,9 +66,8 @@ class _State:
     micro: int = 0  # micro-batches done
     step: int = 0  # optimizer steps done
     history: list[dict[str, Any]] = field(default_factory=list)
-    best_wer: float = math.inf  # the lowest dev WER so far
-    best_step: int = -1
-    best_score: dict[str, Any] | None = None  # dev scores of that evaluation (with clip errors)
+    best_step: int = -1  # the evaluation with the lowest dev WER so far
+    best_score: dict[str, Any] | None = None  # its dev scores (with clip errors)
     kept_step: int = -1  # the step whose weights the run will save
     kept_score: dict[str, Any] | None = None  # dev scores of those weights
     bad_evals: int = 0  # evaluations in a row clearly worse than the best
@@ -389,7 +388,7 @@ class Trainer:
         st = self.state
         score = self.dev_score(as_saved=True)  # as the checkpoint will be: no re-scoring at the end
         if improves(score, st.best_score):
-            st.best_wer, st.best_step, st.best_score = score["wer"], st.step, score
+            st.best_step, st.best_score = st.step, score
         worse, p_best = clearly_worse(score, st.best_score, self.cfg.dev_confidence)
         if worse:
             st.bad_evals += 1
@@ -474,8 +473,9 @@ class Trainer:
                 if evaluated or st.step % max(1, self.cfg.save_every) == 0:
                     self.save_state()
                 bar.update(1)
+                best = st.best_score["wer"] if st.best_score else math.inf
                 bar.set_postfix(loss=f"{np.mean(losses):.3f}", dev_wer=f"{last_wer:.3f}",
-                                best=f"{min(st.best_wer, st.before['wer']):.3f}")
+                                best=f"{min(best, st.before['wer']):.3f}")
         if not st.done:
             st.done = True
             self.save_state()  # a kill while saving the version resumes straight to it
