@@ -257,10 +257,15 @@ def test_the_summary_says_which_weights_were_kept(capsys):
                        dev_wer_before=0.5, dev_wer_after=0.4, dev_cer_before=0.3, dev_cer_after=0.2,
                        decode_speed_before=40.0, decode_speed_after=41.0, train_clips=100,
                        dev_clips=20, replay_clips=0, steps=56, stopped_early=True, kept_step=35,
-                       resumed_from_step=0, train_seconds=300.0, total_seconds=320.0,
+                       best_step=35, best_dev_wer=0.4, resumed_from_step=0, train_seconds=300.0, total_seconds=320.0,
                        checkpoint=Path("model.pt"))
     print_finetune(r, "proj")
     out = capsys.readouterr().out
     assert "56 steps (stopped early), weights of step 35 kept" in out
-    print_finetune(replace(r, stopped_early=False, kept_step=56), "proj")
+    assert "lowest dev WER" not in out  # the kept weights are the best ones
+    print_finetune(replace(r, stopped_early=False, kept_step=56, best_step=56), "proj")
     assert "kept" not in capsys.readouterr().out  # the last weights: nothing to say
+    # the progress bar showed a lower "best" than the saved weights' dev WER: say why
+    print_finetune(replace(r, stopped_early=False, kept_step=56, best_step=21, best_dev_wer=0.35), "proj")
+    out = capsys.readouterr().out
+    assert "step 21 had the lowest dev WER, 0.350" in out and "newer weights of step 56 were kept" in out

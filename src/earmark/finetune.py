@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -60,6 +61,8 @@ class FinetuneResult:
     steps: int  # optimizer steps taken, over all resumes
     stopped_early: bool
     kept_step: int  # the step whose weights were saved (see FinetuneConfig.dev_confidence)
+    best_step: int  # the evaluation with the lowest dev WER (may be older than the kept one)
+    best_dev_wer: float  # its dev WER
     resumed_from_step: int  # 0 for a fresh run
     train_seconds: float  # training and dev evaluation, over all resumes
     total_seconds: float  # wall time of this call
@@ -243,7 +246,8 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         dev_cer_before=before["cer"], dev_cer_after=after["cer"],
         decode_speed_before=before["speed"], decode_speed_after=after["speed"],
         train_clips=len(run.split.train), dev_clips=len(run.split.dev), replay_clips=len(run.replay),
-        steps=st.step, stopped_early=st.stopped_early, kept_step=st.kept_step,
+        steps=st.step, stopped_early=st.stopped_early, kept_step=st.kept_step, best_step=st.best_step,
+        best_dev_wer=st.best_score["wer"] if st.best_score else math.nan,
         resumed_from_step=trainer.resumed_from,
         train_seconds=st.train_seconds, total_seconds=time.perf_counter() - started,
         checkpoint=checkpoint)
