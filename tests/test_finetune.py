@@ -249,6 +249,53 @@ def test_newer_weights_are_kept_unless_the_best_is_clearly_better():
     assert clearly_worse(noise, None, 0.95) == (False, 0.0)
 
 
+def test_weights_that_pass_the_gate_are_not_swapped_for_tied_ones_that_fail_it():
+    from earmark.trainer import beats_parent, held_back
+
+    parent = {"wer": 0.355}
+    passing, failing = {"wer": 0.290}, {"wer": 0.371}
+    assert beats_parent(0.290, 0.355, 0.0) and not beats_parent(0.355, 0.355, 0.0)
+    assert not beats_parent(0.350, 0.355, 0.01)  # the margin counts
+    assert held_back(failing, passing, parent, 0.0)  # keep the weights the gate accepts
+    assert not held_back(passing, failing, parent, 0.0)  # newer and passing: swap
+    assert not held_back({"wer": 0.280}, passing, parent, 0.0)  # both pass: the newer wins
+    assert not held_back(failing, {"wer": 0.400}, parent, 0.0)  # neither passes: the newer wins
+    assert not held_back(failing, None, parent, 0.0) and not held_back(failing, passing, None, 0.0)
+
+
+def test_a_run_keeps_the_evaluation_the_gate_accepts_over_a_newer_tie(monkeypatch):
+    """The keep rule inside the training loop, on scripted dev scores: with 8 dev clips,
+    step 2 (0.371) is not clearly worse than step 1 (0.290), but only step 1 beats the
+    parent's 0.355, so step 1's weights stay the kept ones; step 3 beats it and wins."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from earmark.trainer import Trainer, _State
+
+    scores = iter([(0.290, [1, 0, 1, 0, 1, 0, 1, 1]), (0.371, [1, 1, 1, 0, 1, 1, 1, 1]),
+                   (0.250, [0, 0, 1, 0, 0, 0, 1, 0])])
+
+    def dev_score(as_saved=False):
+        wer, errors = next(scores)
+        return {"wer": wer, "cer": 0.1, "clip_errors": errors}
+
+    model = torch.nn.Linear(2, 2)
+    fake = SimpleNamespace(state=_State(before={"wer": 0.355, "cer": 0.1}), dev_score=dev_score,
+                           cfg=replace(SMALL, dev_confidence=0.95, patience=3, gate_margin=0.0),
+                           model=model, total_steps=10, kept=None)
+    for step in (1, 2, 3):
+        fake.state.step = step
+        with torch.no_grad():
+            model.weight.fill_(step)  # tells the kept copy apart
+        Trainer._evaluate(fake, loss=1.0)
+        if step == 2:
+            assert fake.state.kept_step == 1 and float(fake.kept["weight"][0, 0]) == 1.0
+            assert "does not beat the parent's 0.355, step 1's does" in fake.state.history[-1]["why_not_kept"]
+    assert fake.state.kept_step == 3 and float(fake.kept["weight"][0, 0]) == 3.0
+    assert [h["kept"] for h in fake.state.history] == [True, False, True]
+
+
 def test_the_summary_says_which_weights_were_kept(capsys):
     from earmark.cli_train import print_finetune
     from earmark.finetune import FinetuneResult
@@ -269,3 +316,7 @@ def test_the_summary_says_which_weights_were_kept(capsys):
     print_finetune(replace(r, stopped_early=False, kept_step=56, best_step=21, best_dev_wer=0.35), "proj")
     out = capsys.readouterr().out
     assert "step 21 had the lowest dev WER, 0.350" in out and "newer weights of step 56 were kept" in out
+    # the last evaluation lost to the gate: say so
+    why = "dev WER 0.371 does not beat the parent's 0.355, step 35's does"
+    print_finetune(replace(r, stopped_early=False, not_kept_why=why), "proj")
+    assert f"weights after step 56 were not kept: {why}" in capsys.readouterr().out

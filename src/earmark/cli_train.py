@@ -39,6 +39,8 @@ def print_finetune(r, project_arg: str) -> None:
     print(f"dev WER {_fmt(r.dev_wer_before)} -> {_fmt(r.dev_wer_after)}, "
           f"CER {_fmt(r.dev_cer_before)} -> {_fmt(r.dev_cer_after)}; decoding "
           f"{r.decode_speed_before:.1f} -> {r.decode_speed_after:.1f} audio s/s")
+    if r.not_kept_why:
+        print(f"(the weights after step {r.steps} were not kept: {r.not_kept_why})")
     if r.best_step != r.kept_step:  # the progress bar showed a lower "best": say why it was not kept
         print(f"(step {r.best_step} had the lowest dev WER, {_fmt(r.best_dev_wer)}, but on {r.dev_clips} "
               f"dev clips not clearly below step {r.kept_step}'s, so the newer weights of step "

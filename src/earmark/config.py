@@ -130,7 +130,8 @@ class FinetuneConfig:
     # split with at least this confidence (paired bootstrap over dev clips); 0: keep
     # only the lowest dev WER. A dev split of ~25 clips moves several WER points
     # between epochs by chance (benchmarks/RESULTS.md); the best of ten such noisy
-    # evaluations flatters itself, hence a strict level
+    # evaluations flatters itself, hence a strict level. Weights that pass the gate are
+    # not swapped for newer ones, tied on dev, that would fail it
     dev_confidence: float = 0.95
     patience: int = 3  # dev evaluations in a row clearly worse than the best (as above) before stopping
     eval_every: int = 0  # optimizer steps between dev evaluations; 0: once per epoch

@@ -37,7 +37,7 @@ from .errors import NoCorrections, NothingToResume
 from .project import Project
 from .store import Clip, ModelVersion, dumps
 from .trainable import merge_lora, prepare_model, round_to_half
-from .trainer import Trainer, check_config
+from .trainer import Trainer, beats_parent, check_config
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ class FinetuneResult:
     train_seconds: float  # training and dev evaluation, over all resumes
     total_seconds: float  # wall time of this call
     checkpoint: Path
+    # why the last evaluated weights are not the saved ones ("" when they are)
+    not_kept_why: str = ""
 
 
 @dataclass
@@ -191,7 +193,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def gate_message(name: str, parent: str, before: float, after: float, n_dev: int,
                  margin: float) -> tuple[bool, str]:
     """Whether the new version beats the active one on dev WER, and a sentence saying so."""
-    passed = after < before - margin
+    passed = beats_parent(after, before, margin)
     if passed:
         return True, (f"{name} is now the active model: dev WER {before:.3f} -> {after:.3f} "
                       f"({(before - after) / before if before else 0:.0%} lower) on {n_dev} held-out clips")
@@ -250,7 +252,8 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         best_dev_wer=st.best_score["wer"] if st.best_score else math.nan,
         resumed_from_step=trainer.resumed_from,
         train_seconds=st.train_seconds, total_seconds=time.perf_counter() - started,
-        checkpoint=checkpoint)
+        checkpoint=checkpoint,
+        not_kept_why=(st.history[-1].get("why_not_kept") or "") if st.history else "")
 
 
 def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: bool = False,

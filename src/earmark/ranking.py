@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from sqlalchemy import delete, select
 from tqdm.auto import tqdm
@@ -25,15 +25,12 @@ from .transcribe import Decoder, Transcript
 
 
 @dataclass(frozen=True)
-class RankReport:
-    """What a rank run did."""
+class Transcribed:
+    """What :func:`transcribe_pending` did: the decoding half of a :class:`RankReport`."""
 
-    model_version: str
-    transcribed: int  # clips transcribed by this run
-    audio_seconds: float  # audio transcribed by this run
-    wall_seconds: float  # time spent transcribing
-    queued: int  # clips in the new queue
-    strategy: str
+    transcribed: int = 0  # clips transcribed by this run
+    audio_seconds: float = 0.0  # audio transcribed by this run
+    wall_seconds: float = 0.0  # time spent transcribing
     windows: int = 0  # 30 s windows the encoder ran on (packed ones and retries)
     retried: int = 0  # re-decodings of clips a packed window lost (see Decoder.transcribe)
 
@@ -44,14 +41,12 @@ class RankReport:
 
 
 @dataclass(frozen=True)
-class Transcribed:
-    """What :func:`transcribe_pending` did: the decoding half of a :class:`RankReport`."""
+class RankReport(Transcribed):
+    """What a rank run did: the decoding, and the queue it built."""
 
-    clips: int = 0
-    audio_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    windows: int = 0
-    retried: int = 0
+    model_version: str = ""
+    queued: int = 0  # clips in the new queue
+    strategy: str = ""
 
 
 def transcript_row(clip_id: int, mv_id: int, t: Transcript) -> TranscriptRow:
@@ -208,5 +203,4 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
     decode = replace(decode, model=mv.spec)
     done = transcribe_pending(project, mv, decode, progress, limit)
     queued = build_queue(project, mv.id, selection)
-    return RankReport(mv.name, done.clips, done.audio_seconds, done.wall_seconds, queued,
-                      selection.strategy, done.windows, done.retried)
+    return RankReport(**asdict(done), model_version=mv.name, queued=queued, strategy=selection.strategy)

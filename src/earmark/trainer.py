@@ -144,6 +144,25 @@ def clearly_worse(score: dict[str, Any], best: dict[str, Any] | None,
     return p >= confidence, p
 
 
+def beats_parent(wer: float, parent_wer: float, margin: float) -> bool:
+    """The gate: whether a dev WER beats the parent's by more than ``margin``."""
+    return wer < parent_wer - margin
+
+
+def held_back(score: dict[str, Any], kept: dict[str, Any] | None, parent: dict[str, Any] | None,
+              margin: float) -> bool:
+    """Whether the kept weights should stay in place of newer ones that are not clearly worse.
+
+    They do when the kept weights pass the gate and the newer ones would not: the dev
+    split cannot tell the two apart, and swapping them would throw away a version the
+    gate accepts for one it refuses.
+    """
+    if kept is None or parent is None:
+        return False
+    return (beats_parent(kept["wer"], parent["wer"], margin)
+            and not beats_parent(score["wer"], parent["wer"], margin))
+
+
 def lr_factor(step: int, total: int, warmup: int) -> float:
     """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
     if step < warmup:
@@ -382,25 +401,33 @@ class Trainer:
         the lowest dev WER is a poor guide to which weights to keep: it often points at
         an early epoch. The newest weights (the ones the schedule has taken furthest)
         are kept unless the paired bootstrap over the dev clips says the best
-        evaluation so far beats them with at least ``dev_confidence``; early stopping
-        counts the evaluations in a row that are clearly worse.
+        evaluation so far beats them with at least ``dev_confidence``, or unless they
+        would fail the gate where the kept ones pass it (:func:`held_back`); early
+        stopping counts the evaluations in a row that are clearly worse.
         """
         st = self.state
         score = self.dev_score(as_saved=True)  # as the checkpoint will be: no re-scoring at the end
         if improves(score, st.best_score):
             st.best_step, st.best_score = st.step, score
         worse, p_best = clearly_worse(score, st.best_score, self.cfg.dev_confidence)
+        why_not = ""
         if worse:
+            why_not = f"clearly worse than step {st.best_step}'s (p = {p_best:.2f})"
             st.bad_evals += 1
             if st.bad_evals >= self.cfg.patience and st.step < self.total_steps:
                 st.done = st.stopped_early = True
         else:
             st.bad_evals = 0
-            st.kept_step, st.kept_score = st.step, score
-            self.kept = trainable_state(self.model)
+            if held_back(score, st.kept_score, st.before, self.cfg.gate_margin):
+                why_not = (f"dev WER {score['wer']:.3f} does not beat the parent's "
+                           f"{st.before['wer']:.3f}, step {st.kept_step}'s does")
+            else:
+                st.kept_step, st.kept_score = st.step, score
+                self.kept = trainable_state(self.model)
         st.history.append({"step": st.step, "loss": round(loss, 4),
                            **{k: v for k, v in score.items() if k != "clip_errors"},
-                           "p_best_better": round(p_best, 3), "kept": not worse})
+                           "p_best_better": round(p_best, 3), "kept": not why_not,
+                           "why_not_kept": why_not or None})
         return score
 
     def save_state(self) -> None:
