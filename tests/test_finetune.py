@@ -189,6 +189,21 @@ def test_killed_run_leaves_the_active_model_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
+def test_an_unreadable_training_state_is_set_aside_and_the_run_starts_over(tmp_path):
+    from earmark.finetune import finetune, open_run
+
+    project = make_project(tmp_path / "proj")
+    run = open_run(project, SMALL, False)  # a run that was interrupted before its first step ended
+    state = run.folder / STATE_FILE
+    state.write_bytes(b"\x00 not a torch file")
+    r = finetune(project, SMALL, progress=False)
+    assert r.version == run.name and r.steps == 1 and r.resumed_from_step == 0
+    assert f"training state {state} could not be read" in r.message
+    assert (run.folder / (STATE_FILE + ".unreadable")).read_bytes() == b"\x00 not a torch file"
+    assert version(project, r.version).record["discarded_state"].startswith("the saved training state")
+
+
+@pytest.mark.slow
 def test_round_reranks_with_the_new_version(tmp_path):
     from earmark.ingest import import_audio
     from earmark.ranking import rank

@@ -216,6 +216,8 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
     before = st.before or {}
     passed, message = gate_message(run.name, run.parent["name"], before["wer"], after["wer"],
                                    len(run.split.dev), cfg.gate_margin)
+    if trainer.discarded_state:
+        message = f"note: {trainer.discarded_state}. {message}"
     if after["speed"] and before.get("speed") and after["speed"] < before["speed"] / 2:
         message += (f"; warning: dev decoding is {before['speed'] / after['speed']:.1f}x slower than "
                     "before, a sign of looping output")
@@ -231,6 +233,7 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
               "steps": st.step, "total_steps": trainer.total_steps, "best_step": st.best_step,
               "kept_step": st.kept_step,
               "stopped_early": st.stopped_early, "resumes": st.resumes,
+              "discarded_state": trainer.discarded_state or None,
               "train_seconds": round(st.train_seconds, 2),
               "finished_at": datetime.now(timezone.utc).isoformat(),
               "gate": {"passed": passed, "message": message}}

@@ -239,6 +239,7 @@ class Trainer:
         self.features: dict[tuple[int, ...], torch.Tensor] = {}  # decoder mode's cache
         self.state_path = run.folder / STATE_FILE
         self.resumed_from = 0
+        self.discarded_state = ""  # why a saved state could not be used (the run started over)
         if self.state_path.is_file():
             self._load_state()
 
@@ -454,7 +455,15 @@ class Trainer:
         import torch
 
         # our own file, written by save_state; it holds RNG states, not only tensors
-        payload = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        try:
+            payload = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        except Exception as e:  # damaged on disk (written atomically, so not by a kill)
+            aside = self.state_path.with_name(self.state_path.name + ".unreadable")
+            os.replace(self.state_path, aside)
+            self.discarded_state = (f"the saved training state {self.state_path} could not be read "
+                                    f"({type(e).__name__}), so this run started over from step 0; "
+                                    f"the file was kept as {aside}")
+            return
         if (payload.get("format") != STATE_FORMAT
                 or payload.get("fingerprint") != self.run_.record["fingerprint"]):
             return  # a state from some other run or an older earmark: start over
