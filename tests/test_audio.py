@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from _support import SR, tone, write_wav
-from earmark.audio import check_audio, find_audio, load_audio, rms_dbfs, split_points
+from earmark.audio import check_audio, find_audio, load_audio, read_clip, rms_dbfs, split_points
 from earmark.config import AudioConfig
 from earmark.errors import UnreadableAudio
 
@@ -33,6 +33,15 @@ def test_garbage_file_is_unreadable_and_named(tmp_path):
     bad.write_bytes(b"RIFF\x00\x00not really audio" * 10)
     with pytest.raises(UnreadableAudio, match="broken.wav.*cannot decode"):
         load_audio(bad)
+
+
+def test_a_stored_clip_that_is_gone_or_damaged_is_named_with_what_to_do(tmp_path):
+    with pytest.raises(UnreadableAudio, match=r"gone.flac: stored clip is missing; restore"):
+        read_clip(tmp_path / "gone.flac")
+    bad = tmp_path / "damaged.flac"
+    bad.write_bytes(b"fLaC" + b"\x00" * 64)
+    with pytest.raises(UnreadableAudio, match=r"damaged.flac: stored clip is unreadable .*import the source"):
+        read_clip(bad)
 
 
 def test_empty_file_is_rejected(tmp_path):

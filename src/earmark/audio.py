@@ -187,7 +187,12 @@ def read_clip(path: Path) -> np.ndarray:
     """Read a stored clip (already 16 kHz mono) as float32."""
     import soundfile as sf
 
-    audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    except (OSError, RuntimeError) as e:  # soundfile's LibsndfileError is a RuntimeError
+        reason = "missing" if not path.exists() else f"unreadable ({e})"
+        raise UnreadableAudio(f"{path}: stored clip is {reason}; restore the project's audio "
+                              "folder from a backup, or import the source file again") from e
     if sr != SAMPLE_RATE:  # stored clips are always 16 kHz; anything else is tampering
         raise UnreadableAudio(f"{path}: stored clip is {sr} Hz, expected {SAMPLE_RATE}; re-import it")
     return audio
