@@ -278,10 +278,11 @@ def test_weights_that_pass_the_gate_are_not_swapped_for_tied_ones_that_fail_it()
     assert not held_back(failing, None, parent, 0.0) and not held_back(failing, passing, None, 0.0)
 
 
-def test_a_run_keeps_the_evaluation_the_gate_accepts_over_a_newer_tie(monkeypatch):
+def test_a_run_keeps_the_evaluation_the_gate_accepts_over_a_newer_tie():
     """The keep rule inside the training loop, on scripted dev scores: with 8 dev clips,
     step 2 (0.371) is not clearly worse than step 1 (0.290), but only step 1 beats the
-    parent's 0.355, so step 1's weights stay the kept ones; step 3 beats it and wins."""
+    parent's 0.355, so step 1's weights stay the kept ones; step 3 beats it and wins;
+    step 4 is clearly worse than step 3."""
     from types import SimpleNamespace
 
     import torch
@@ -289,7 +290,7 @@ def test_a_run_keeps_the_evaluation_the_gate_accepts_over_a_newer_tie(monkeypatc
     from earmark.trainer import Trainer, _State
 
     scores = iter([(0.290, [1, 0, 1, 0, 1, 0, 1, 1]), (0.371, [1, 1, 1, 0, 1, 1, 1, 1]),
-                   (0.250, [0, 0, 1, 0, 0, 0, 1, 0])])
+                   (0.250, [0, 0, 1, 0, 0, 0, 1, 0]), (0.600, [2, 2, 3, 2, 2, 2, 3, 2])])
 
     def dev_score(as_saved=False):
         wer, errors = next(scores)
@@ -299,7 +300,7 @@ def test_a_run_keeps_the_evaluation_the_gate_accepts_over_a_newer_tie(monkeypatc
     fake = SimpleNamespace(state=_State(before={"wer": 0.355, "cer": 0.1}), dev_score=dev_score,
                            cfg=replace(SMALL, dev_confidence=0.95, patience=3, gate_margin=0.0),
                            model=model, total_steps=10, kept=None)
-    for step in (1, 2, 3):
+    for step in (1, 2, 3, 4):
         fake.state.step = step
         with torch.no_grad():
             model.weight.fill_(step)  # tells the kept copy apart
@@ -307,8 +308,9 @@ def test_a_run_keeps_the_evaluation_the_gate_accepts_over_a_newer_tie(monkeypatc
         if step == 2:
             assert fake.state.kept_step == 1 and float(fake.kept["weight"][0, 0]) == 1.0
             assert "does not beat the parent's 0.355, step 1's does" in fake.state.history[-1]["why_not_kept"]
-    assert fake.state.kept_step == 3 and float(fake.kept["weight"][0, 0]) == 3.0
-    assert [h["kept"] for h in fake.state.history] == [True, False, True]
+    assert fake.state.kept_step == 3 and float(fake.kept["weight"][0, 0]) == 3.0  # step 4 is far worse
+    assert fake.state.history[-1]["why_not_kept"].startswith("clearly worse than step 3's, p = ")
+    assert [h["kept"] for h in fake.state.history] == [True, False, True, False]
 
 
 def test_the_summary_says_which_weights_were_kept(capsys):

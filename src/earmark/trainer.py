@@ -413,7 +413,7 @@ class Trainer:
         worse, p_best = clearly_worse(score, st.best_score, self.cfg.dev_confidence)
         why_not = ""
         if worse:
-            why_not = f"clearly worse than step {st.best_step}'s (p = {p_best:.2f})"
+            why_not = f"clearly worse than step {st.best_step}'s, p = {p_best:.2f}"
             st.bad_evals += 1
             if st.bad_evals >= self.cfg.patience and st.step < self.total_steps:
                 st.done = st.stopped_early = True
