@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                            reference=args.openai_transcribe and not args.tune, curve=args.curve and args.tune)
             tag = mode if len(configs) == 1 else f"{mode}_{k}"
             results[f"config_{tag}"] = {"mode": mode, "lr": cfg.lr, "epochs": cfg.epochs,
-                                        "augment": cfg.augment, **overrides}
+                                        "augment": cfg.augment, "interpolate": cfg.interpolate,
+                                        **overrides}
             for key, value in out.items():
                 results[f"{key}_{tag}"] = value
             if "test_wer" in out:

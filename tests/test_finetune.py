@@ -92,6 +92,51 @@ def test_bad_config_is_refused(project):
 
     with pytest.raises(BadConfig, match="mode"):
         finetune(project, replace(SMALL, mode="everything"), progress=False)
+    with pytest.raises(BadConfig, match="interpolate"):
+        finetune(project, replace(SMALL, interpolate=0.0), progress=False)
+
+
+def test_interpolation_keeps_a_share_of_the_trained_change():
+    import torch
+
+    from earmark.trainable import interpolate, parent_weights
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    model[1].requires_grad_(False)  # frozen, as the encoder in decoder mode
+    parent = parent_weights(model)
+    assert set(parent) == {"0.weight", "0.bias"}
+    before = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].weight.add_(5.0)  # not in the parent's copy: left alone
+    frozen = model[1].weight.detach().clone()
+    interpolate(model, parent, 0.7)
+    assert torch.allclose(model[0].weight, before + 0.7)
+    assert torch.equal(model[1].weight, frozen)
+    interpolate(model, parent, 1.0)
+    assert torch.allclose(model[0].weight, before + 0.7)
+
+
+def test_lora_interpolation_scales_the_merged_change():
+    import torch
+    from peft import LoraConfig, inject_adapter_in_model
+
+    from earmark.trainable import interpolate, merge_lora, parent_weights
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential()
+    model.add_module("query", torch.nn.Linear(3, 3))
+    base = model.query.weight.detach().clone()
+    inject_adapter_in_model(LoraConfig(r=2, lora_alpha=2, target_modules=["query"]), model)
+    parent = parent_weights(model)  # named as in the merged model, as a checkpoint names them
+    assert set(parent) >= {"query.weight"} and torch.equal(parent["query.weight"], base)
+    with torch.no_grad():
+        model.query.lora_B["default"].weight.fill_(0.5)  # a trained adapter (B starts at zero)
+    merge_lora(model)
+    change = model.query.weight.detach() - base
+    assert change.abs().sum() > 0
+    interpolate(model, parent, 0.25)
+    assert torch.allclose(model.query.weight, base + 0.25 * change, atol=1e-6)
 
 
 # --- slow: the real model ---------------------------------------------------------------
@@ -158,6 +203,31 @@ def test_other_modes_save_plain_whisper_weights(tmp_path, mode):
 
 
 @pytest.mark.slow
+def test_saved_weights_keep_the_configured_share_of_the_change(tmp_path):
+    import torch
+
+    from earmark.finetune import finetune
+    from earmark.models import load_model
+
+    # decoder mode without augmentation: one step trains the same weights in both runs
+    # (an Adam step moves each weight by about lr: well above float16's rounding)
+    cfg = replace(SMALL, mode="decoder", max_steps=1, lr=1e-2)
+    saved = {}
+    for share in (1.0, 0.5):
+        r = finetune(make_project(tmp_path / f"p{share}", replace(cfg, interpolate=share)),
+                     progress=False)
+        saved[share] = torch.load(r.checkpoint, map_location="cpu", weights_only=True)["model_state_dict"]
+    base = load_model("tiny.en", "cpu").state_dict()
+    key = "decoder.blocks.0.mlp.0.weight"
+    full, half = saved[1.0][key].float(), saved[0.5][key].float()
+    moved = (full - base[key]).abs().mean()
+    assert moved > 5e-3  # the step changed it
+    # float16 rounding of each checkpoint is the only difference from the midpoint
+    assert torch.allclose(half, (base[key] + full) / 2, atol=2e-3)
+    assert 0.4 * moved < (half - base[key]).abs().mean() < 0.6 * moved
+
+
+@pytest.mark.slow
 def test_killed_run_leaves_the_active_model_and_resumes(tmp_path):
     from earmark.finetune import finetune
     from earmark.project import open_project
@@ -204,6 +274,22 @@ def test_an_unreadable_training_state_is_set_aside_and_the_run_starts_over(tmp_p
 
 
 @pytest.mark.slow
+def test_a_training_state_from_another_earmark_version_is_reported_and_the_run_starts_over(tmp_path):
+    import torch
+
+    from earmark.finetune import finetune, open_run
+
+    project = make_project(tmp_path / "proj")
+    run = open_run(project, SMALL, False)
+    state = run.folder / STATE_FILE
+    torch.save({"format": 1, "fingerprint": run.record["fingerprint"]}, state)
+    r = finetune(project, SMALL, progress=False)
+    assert r.version == run.name and r.steps == 1 and r.resumed_from_step == 0
+    assert "written by another earmark version (state format 1" in r.message
+    assert "started over" in version(project, r.version).record["discarded_state"]
+
+
+@pytest.mark.slow
 def test_round_reranks_with_the_new_version(tmp_path):
     from earmark.ingest import import_audio
     from earmark.ranking import rank
@@ -229,10 +315,11 @@ def test_cli_flags_become_a_finetune_config():
     from earmark.cli_train import finetune_config
 
     args = build_parser().parse_args(["finetune", "p", "--mode", "lora", "--epochs", "2", "--lr", "3e-4",
-                                      "--no-augment", "--replay", "0.5", "--seed", "7", "--resume"])
+                                      "--no-augment", "--replay", "0.5", "--seed", "7", "--resume",
+                                      "--interpolate", "1"])
     cfg = finetune_config(args, FinetuneConfig())
-    assert (cfg.mode, cfg.epochs, cfg.lr, cfg.augment, cfg.replay_fraction, cfg.seed) == \
-        ("lora", 2, 3e-4, False, 0.5, 7)
+    assert (cfg.mode, cfg.epochs, cfg.lr, cfg.augment, cfg.replay_fraction, cfg.seed, cfg.interpolate) == \
+        ("lora", 2, 3e-4, False, 0.5, 7, 1.0)
     assert args.resume
     assert finetune_config(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
     cfg = finetune_config(build_parser().parse_args(["finetune", "p", "--dev-confidence", "0"]), SMALL)

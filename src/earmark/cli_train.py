@@ -21,7 +21,7 @@ def finetune_config(args: argparse.Namespace, base):
     return with_overrides(
         base, mode=args.mode, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
         batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
-        replay_fraction=args.replay, patience=args.patience, dev_confidence=args.dev_confidence,
+        replay_fraction=args.replay, interpolate=args.interpolate, patience=args.patience, dev_confidence=args.dev_confidence,
         device=args.device, threads=args.threads, augment=False if args.no_augment else None)
 
 
@@ -141,6 +141,10 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--replay", type=float, metavar="FRACTION",
                    help="also train on FRACTION x (training clips) uncorrected clips the model was "
                         "surest of, with its own transcripts, to limit forgetting (needs `rank` first)")
+    s.add_argument("--interpolate", type=float, metavar="SHARE",
+                   help="share of the trained change the saved weights keep, the rest staying at the "
+                        "parent's (default 0.7, which generalised better to new speakers than 1.0; "
+                        "1: the trained weights as they are)")
     s.add_argument("--seed", type=int, help="data order and augmentation (default 0)")
     s.add_argument("--patience", type=int,
                    help="dev evaluations in a row clearly worse than the best before stopping (default 3)")

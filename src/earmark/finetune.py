@@ -36,7 +36,7 @@ from .dataset import Example, Split, correction_examples, previous_dev_groups, r
 from .errors import NoCorrections, NothingToResume
 from .project import Project
 from .store import Clip, ModelVersion, dumps
-from .trainable import merge_lora, prepare_model, round_to_half
+from .trainable import merge_lora, prepare_model
 from .trainer import Trainer, beats_parent, check_config
 
 
@@ -209,8 +209,8 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         trainer.load_trainable(trainer.kept)
     if cfg.mode == "lora":
         merge_lora(model)
-    round_to_half(model)
-    after = st.kept_score  # scored on exactly these (merged, float16) weights
+    trainer.as_saved(model)
+    after = st.kept_score  # scored on exactly these (merged, interpolated, float16) weights
     if after is None:
         after = trainer.dev_score()
     before = st.before or {}

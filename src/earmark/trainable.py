@@ -1,7 +1,7 @@
 """Which of a Whisper model's weights a fine-tuning mode trains, and making it plain again.
 
 :func:`prepare_model` sets up a mode (every weight, the decoder only, or LoRA
-adapters); :func:`merge_lora` and :func:`round_to_half` turn the trained model back
+adapters); :func:`merge_lora`, :func:`interpolate` and :func:`round_to_half` turn the trained model back
 into what a checkpoint holds, one that loads with ``whisper.load_model`` like any
 other. Used by the training loop (:mod:`earmark.trainer`), the project-level run
 (:mod:`earmark.finetune`) and in-memory training (:mod:`earmark.train_pairs`).
@@ -52,6 +52,34 @@ def merge_lora(model: "whisper.Whisper") -> None:
 def trainable_state(model: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
     """A copy of the weights being trained (all that differs from the parent)."""
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def parent_weights(model: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
+    """A copy of the weights training will change, named as in the plain (merged) model.
+
+    Taken before training, it is what :func:`interpolate` moves the trained weights
+    back toward. In LoRA mode these are the adapted layers' base weights, which the
+    merge overwrites.
+    """
+    out = {}
+    for name, p in model.named_parameters():
+        if ".base_layer." in name:
+            out[name.replace(".base_layer.", ".")] = p.detach().clone()
+        elif p.requires_grad and "lora_" not in name:
+            out[name] = p.detach().clone()
+    return out
+
+
+def interpolate(model: "torch.nn.Module", parent: dict[str, "torch.Tensor"], share: float) -> None:
+    """Move a plain (merged) model's weights to ``parent + share * (weights - parent)``, in place.
+
+    ``share`` 1 leaves the trained weights as they are, 0 gives the parent back.
+    """
+    if share == 1.0:
+        return
+    for name, p in model.named_parameters():
+        if name in parent:
+            p.data = parent[name].to(p.dtype) + share * (p.data - parent[name].to(p.dtype))
 
 
 def round_to_half(model: "torch.nn.Module") -> None:

@@ -46,7 +46,7 @@ from .errors import BadConfig
 from .evaluate import evaluate_audio, prob_fewer_errors
 from .project import Project
 from .store import ModelVersion
-from .trainable import MODES, merge_lora, round_to_half, trainable_state
+from .trainable import MODES, interpolate, merge_lora, parent_weights, round_to_half, trainable_state
 
 if TYPE_CHECKING:
     import torch
@@ -95,6 +95,8 @@ def check_config(cfg: FinetuneConfig) -> None:
         problems.append(f"dev_fraction must be between 0 and 1 (got {cfg.dev_fraction})")
     if cfg.replay_fraction < 0:
         problems.append("replay_fraction must be 0 or more")
+    if not 0 < cfg.interpolate <= 1:
+        problems.append(f"interpolate must be above 0 and at most 1 (got {cfg.interpolate})")
     if problems:
         raise BadConfig("fine-tuning config: " + "; ".join(problems))
 
@@ -237,6 +239,8 @@ class Trainer:
         self.state = _State()
         self.kept: dict[str, torch.Tensor] | None = None  # the weights the run will save
         self.features: dict[tuple[int, ...], torch.Tensor] = {}  # decoder mode's cache
+        # the parent's values of what trains, before any training or resumed state
+        self.parent = parent_weights(model) if self.cfg.interpolate != 1.0 else {}
         self.state_path = run.folder / STATE_FILE
         self.resumed_from = 0
         self.discarded_state = ""  # why a saved state could not be used (the run started over)
@@ -345,9 +349,10 @@ class Trainer:
     def dev_score(self, as_saved: bool = False) -> dict[str, float]:
         """Decode the dev split and score it (WER, CER, decoding speed, confidence AUC).
 
-        With ``as_saved`` the weights are rounded to float16 for the evaluation (and
-        restored after), so the score is that of the checkpoint these weights would
-        become and the run needs no extra evaluation at the end.
+        With ``as_saved`` the weights are first made what the checkpoint would hold
+        (moved toward the parent's by ``interpolate``, rounded to float16) and restored
+        after, so the score is that of the checkpoint these weights would become and the
+        run needs no extra evaluation at the end.
         """
         self.model.eval()
         model, kept = self.model, None
@@ -358,7 +363,7 @@ class Trainer:
         elif as_saved:
             kept = trainable_state(self.model)
         if as_saved:
-            round_to_half(model)
+            self.as_saved(model)
         try:
             res = evaluate_audio(model, [self.audio[e.clip_id] for e in self.dev],
                                  [e.text for e in self.dev], self.decode)
@@ -368,6 +373,11 @@ class Trainer:
         return {"wer": res.wer, "cer": res.cer, "decode_seconds": res.decode_seconds,
                 "speed": res.speed, "error_auc": res.confidence.auc, "ece": res.confidence.ece,
                 "clip_errors": list(res.rates.clip_errors)}
+
+    def as_saved(self, model: "whisper.Whisper") -> None:
+        """Make a plain (merged) model's trained weights what the checkpoint holds, in place."""
+        interpolate(model, self.parent, self.cfg.interpolate)
+        round_to_half(model)
 
     def parent_score(self) -> dict[str, float]:
         """The parent's dev scores: from an earlier run's record on the same dev clips, or decoded now.
@@ -464,9 +474,15 @@ class Trainer:
                                     f"({type(e).__name__}), so this run started over from step 0; "
                                     f"the file was kept as {aside}")
             return
-        if (payload.get("format") != STATE_FORMAT
-                or payload.get("fingerprint") != self.run_.record["fingerprint"]):
-            return  # a state from some other run or an older earmark: start over
+        if payload.get("format") != STATE_FORMAT:
+            self.discarded_state = (f"the saved training state {self.state_path} was written by another "
+                                    f"earmark version (state format {payload.get('format')}, this one "
+                                    f"reads {STATE_FORMAT}), so this run started over from step 0")
+            return
+        if payload.get("fingerprint") != self.run_.record["fingerprint"]:
+            self.discarded_state = (f"the saved training state {self.state_path} belongs to a run with "
+                                    "other corrections or settings, so this run started over from step 0")
+            return
         self.state = _State(**payload["state"])
         self.load_trainable(payload["trainable"])
         self.kept = payload["kept"]
