@@ -21,7 +21,8 @@ def finetune_config(args: argparse.Namespace, base):
     return with_overrides(
         base, mode=args.mode, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
         batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
-        replay_fraction=args.replay, interpolate=args.interpolate, patience=args.patience, dev_confidence=args.dev_confidence,
+        replay_fraction=args.replay, interpolate=args.interpolate, patience=args.patience,
+        dev_confidence=args.dev_confidence,
         device=args.device, threads=args.threads, augment=False if args.no_augment else None)
 
 

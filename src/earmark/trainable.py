@@ -79,7 +79,8 @@ def interpolate(model: "torch.nn.Module", parent: dict[str, "torch.Tensor"], sha
         return
     for name, p in model.named_parameters():
         if name in parent:
-            p.data = parent[name].to(p.dtype) + share * (p.data - parent[name].to(p.dtype))
+            base = parent[name].to(p.dtype)
+            p.data = base + share * (p.data - base)
 
 
 def round_to_half(model: "torch.nn.Module") -> None:

@@ -470,18 +470,14 @@ class Trainer:
         except Exception as e:  # damaged on disk (written atomically, so not by a kill)
             aside = self.state_path.with_name(self.state_path.name + ".unreadable")
             os.replace(self.state_path, aside)
-            self.discarded_state = (f"the saved training state {self.state_path} could not be read "
-                                    f"({type(e).__name__}), so this run started over from step 0; "
-                                    f"the file was kept as {aside}")
+            self._start_over(f"could not be read ({type(e).__name__})", f"; the file was kept as {aside}")
             return
         if payload.get("format") != STATE_FORMAT:
-            self.discarded_state = (f"the saved training state {self.state_path} was written by another "
-                                    f"earmark version (state format {payload.get('format')}, this one "
-                                    f"reads {STATE_FORMAT}), so this run started over from step 0")
+            self._start_over(f"was written by another earmark version (state format "
+                             f"{payload.get('format')}, this one reads {STATE_FORMAT})")
             return
         if payload.get("fingerprint") != self.run_.record["fingerprint"]:
-            self.discarded_state = (f"the saved training state {self.state_path} belongs to a run with "
-                                    "other corrections or settings, so this run started over from step 0")
+            self._start_over("belongs to a run with other corrections or settings")
             return
         self.state = _State(**payload["state"])
         self.load_trainable(payload["trainable"])
@@ -495,6 +491,11 @@ class Trainer:
         np.random.set_state(payload["numpy_rng"])
         self.resumed_from = self.state.step
         self.state.resumes.append(self.state.step)
+
+    def _start_over(self, why: str, after: str = "") -> None:
+        """Note that the saved state could not be used, for the result message and the record."""
+        self.discarded_state = (f"the saved training state {self.state_path} {why}, "
+                                f"so this run started over from step 0{after}")
 
     def load_trainable(self, weights: dict[str, "torch.Tensor"]) -> None:
         """Put saved trained weights back into the model."""
