@@ -319,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             tag = mode if len(configs) == 1 else f"{mode}_{k}"
             results[f"config_{tag}"] = {"mode": mode, "lr": cfg.lr, "epochs": cfg.epochs,
                                         "augment": cfg.augment, "interpolate": cfg.interpolate,
+                                        "encoder_lr_scale": cfg.encoder_lr_scale,
                                         **overrides}
             for key, value in out.items():
                 results[f"{key}_{tag}"] = value

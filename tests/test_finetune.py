@@ -94,6 +94,33 @@ def test_bad_config_is_refused(project):
         finetune(project, replace(SMALL, mode="everything"), progress=False)
     with pytest.raises(BadConfig, match="interpolate"):
         finetune(project, replace(SMALL, interpolate=0.0), progress=False)
+    with pytest.raises(BadConfig, match="encoder_lr_scale"):
+        finetune(project, replace(SMALL, encoder_lr_scale=0.0), progress=False)
+
+
+@pytest.mark.parametrize("mode", ["full", "decoder"])
+def test_the_encoder_learns_at_its_own_rate(mode):
+    import torch
+
+    from earmark.trainable import prepare_model
+    from earmark.trainer import optimizer
+
+    class Toy(torch.nn.Module):  # named like Whisper's two halves
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.decoder = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+
+    model = Toy()
+    cfg = FinetuneConfig(mode=mode, lr=1e-4, encoder_lr_scale=3.0)
+    prepare_model(model, cfg)
+    params, opt, _ = optimizer(model, cfg, total_steps=10)
+    assert len(params) == sum(p.requires_grad for p in model.parameters())
+    rates = {id(p): g["initial_lr"] for g in opt.param_groups for p in g["params"]}
+    assert rates[id(model.decoder.weight)] == pytest.approx(1e-4)
+    if mode == "full":
+        assert rates[id(model.encoder.weight)] == pytest.approx(3e-4)
+    else:  # frozen: not handed to the optimizer at all
+        assert id(model.encoder.weight) not in rates
 
 
 def test_interpolation_keeps_a_share_of_the_trained_change():
@@ -310,10 +337,10 @@ def test_cli_flags_become_a_finetune_config():
 
     args = build_parser().parse_args(["finetune", "p", "--mode", "lora", "--epochs", "2", "--lr", "3e-4",
                                       "--no-augment", "--replay", "0.5", "--seed", "7", "--resume",
-                                      "--interpolate", "1"])
+                                      "--interpolate", "1", "--encoder-lr-scale", "2"])
     cfg = finetune_config(args, FinetuneConfig())
-    assert (cfg.mode, cfg.epochs, cfg.lr, cfg.augment, cfg.replay_fraction, cfg.seed, cfg.interpolate) == \
-        ("lora", 2, 3e-4, False, 0.5, 7, 1.0)
+    assert (cfg.mode, cfg.epochs, cfg.lr, cfg.augment, cfg.replay_fraction, cfg.seed, cfg.interpolate,
+            cfg.encoder_lr_scale) == ("lora", 2, 3e-4, False, 0.5, 7, 1.0, 2.0)
     assert args.resume
     assert finetune_config(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
     cfg = finetune_config(build_parser().parse_args(["finetune", "p", "--dev-confidence", "0"]), SMALL)

@@ -20,6 +20,7 @@ def finetune_config(args: argparse.Namespace, base):
     """The project's FinetuneConfig with the command line's overrides."""
     return with_overrides(
         base, mode=args.mode, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
+        encoder_lr_scale=args.encoder_lr_scale,
         batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
         replay_fraction=args.replay, interpolate=args.interpolate, patience=args.patience,
         dev_confidence=args.dev_confidence,
@@ -135,6 +136,8 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--epochs", type=int, help="passes over the corrections (default 10; early stopping may end sooner)")
     s.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     s.add_argument("--lr", type=float, help="peak learning rate (default 5e-5; LoRA wants ~10x)")
+    s.add_argument("--encoder-lr-scale", type=float, metavar="X",
+                   help="the encoder learns at X times --lr (default 1: one rate for all)")
     s.add_argument("--batch-size", type=int, help="30 s windows per step, each packing several clips (default 4)")
     s.add_argument("--grad-accum", type=int, help="batches summed per optimizer step (default 1)")
     s.add_argument("--no-augment", action="store_true",

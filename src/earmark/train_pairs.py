@@ -70,8 +70,7 @@ def train_pairs(model: "whisper.Whisper", texts: list[str], *, audios: list[np.n
         order = list(range(len(texts)))
         rng.shuffle(order)
         batches += [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt, sched = optimizer(params, cfg, total)
+    params, opt, sched = optimizer(model, cfg, total)
     model.train()
     for idx in batches[:total]:
         inputs, targets = (t.to(device) for t in targets_of.tensors([seqs[i] for i in idx]))

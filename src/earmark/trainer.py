@@ -95,6 +95,8 @@ def check_config(cfg: FinetuneConfig) -> None:
         problems.append(f"dev_fraction must be between 0 and 1 (got {cfg.dev_fraction})")
     if cfg.replay_fraction < 0:
         problems.append("replay_fraction must be 0 or more")
+    if not cfg.encoder_lr_scale > 0:
+        problems.append(f"encoder_lr_scale must be positive (got {cfg.encoder_lr_scale})")
     if not 0 < cfg.interpolate <= 1:
         problems.append(f"interpolate must be above 0 and at most 1 (got {cfg.interpolate})")
     if problems:
@@ -205,14 +207,26 @@ class Targets:
         return inputs, targets
 
 
-def optimizer(params: list, cfg: FinetuneConfig, total_steps: int) -> tuple[Any, Any]:
-    """AdamW over ``params`` and its schedule: warm-up over ``warmup_fraction`` of
-    ``total_steps``, then linear decay (:func:`lr_factor`)."""
+def optimizer(model: "torch.nn.Module", cfg: FinetuneConfig, total_steps: int) -> tuple[list, Any, Any]:
+    """AdamW over the weights of ``model`` that train, and its schedule.
+
+    The encoder's weights (or adapters) learn at ``lr * encoder_lr_scale``, the rest
+    at ``lr``; the schedule warms up over ``warmup_fraction`` of ``total_steps``, then
+    decays linearly (:func:`lr_factor`). Returns the trained parameters, the optimizer
+    and the scheduler.
+    """
     import torch
 
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups: dict[bool, list] = {True: [], False: []}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups[name.startswith("encoder.")].append(p)
+    opt = torch.optim.AdamW([{"params": groups[enc], "lr": cfg.lr * (cfg.encoder_lr_scale if enc else 1.0)}
+                             for enc in (True, False) if groups[enc]],
+                            lr=cfg.lr, weight_decay=cfg.weight_decay)
     warm = max(1, round(cfg.warmup_fraction * total_steps))
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, warm))
+    return groups[True] + groups[False], opt, torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, total_steps, warm))
 
 
 # --- the training loop ------------------------------------------------------------------
@@ -234,8 +248,7 @@ class Trainer:
         self.augment = self.cfg.augment and self.cfg.mode != "decoder"
         self.plan, self.epoch_end_steps = self._plan()
         self.total_steps = math.ceil(len(self.plan) / self.cfg.grad_accum)
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt, self.sched = optimizer(self.params, self.cfg, self.total_steps)
+        self.params, self.opt, self.sched = optimizer(model, self.cfg, self.total_steps)
         self.state = _State()
         self.kept: dict[str, torch.Tensor] | None = None  # the weights the run will save
         self.features: dict[tuple[int, ...], torch.Tensor] = {}  # decoder mode's cache
