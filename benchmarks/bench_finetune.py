@@ -216,7 +216,8 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: 
            "dev_wer_after": round(res.dev_wer_after, 4), "activated": res.activated,
            "stopped_early": res.stopped_early, "dev_clips": res.dev_clips, "train_clips": res.train_clips,
            "decode_speed_before": round(res.decode_speed_before, 2),
-           "decode_speed_after": round(res.decode_speed_after, 2)}
+           "decode_speed_after": round(res.decode_speed_after, 2),
+           "drift": round(res.drift, 4) if res.drift_clips else None, "drift_clips": res.drift_clips}
     if tracker is not None:  # wall time then includes the extra decoding
         out["curve"] = tracker.points
     if test_manifest is not None:

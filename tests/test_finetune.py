@@ -331,16 +331,42 @@ def test_round_reranks_with_the_new_version(tmp_path):
     assert len(report.top_clips) == 3
 
 
+@pytest.mark.slow
+def test_the_forgetting_check_compares_with_the_parent_on_its_surest_clips(tmp_path):
+    from earmark.finetune import finetune
+    from earmark.ingest import import_audio
+    from earmark.ranking import rank
+
+    project = make_project(tmp_path / "proj", names=CLIPS[:5])
+    extra = tmp_path / "extra.jsonl"  # three uncorrected clips, ranked: the check takes the surest two
+    extra.write_text("".join(json.dumps(r) + "\n" for r in sample_rows()
+                             if Path(r["audio"]).stem in ("s10", "s11", "s12")))
+    import_audio(project, extra, progress=False)
+    rank(project, progress=False)
+    cfg = replace(SMALL, max_steps=1, drift_clips=2)
+    # a step this small leaves the float16 weights the parent's: both decode the clips alike
+    same = finetune(project, replace(cfg, lr=1e-9), progress=False)
+    record = json.loads((same.checkpoint.parent / "record.json").read_text())
+    checked = [c for c, _ in record["drift_clips"]]
+    assert same.drift_clips == len(checked) == 2
+    assert not set(checked) & set(record["train_clips"] + record["dev_clips"])
+    assert same.drift == record["drift"]["changed"] == 0.0
+    assert "changes 0.0% of tiny.en's words" in same.message
+    wrecked = finetune(project, replace(cfg, lr=0.05), progress=False)
+    assert wrecked.drift > 0.5
+    assert not finetune(project, replace(cfg, lr=1e-8, drift_clips=0), progress=False).drift_clips
+
+
 def test_cli_flags_become_a_finetune_config():
     from earmark.cli import build_parser
     from earmark.cli_train import finetune_config
 
     args = build_parser().parse_args(["finetune", "p", "--mode", "lora", "--epochs", "2", "--lr", "3e-4",
                                       "--no-augment", "--replay", "0.5", "--seed", "7", "--resume",
-                                      "--interpolate", "1", "--encoder-lr-scale", "2"])
+                                      "--interpolate", "1", "--encoder-lr-scale", "2", "--drift-clips", "0"])
     cfg = finetune_config(args, FinetuneConfig())
     assert (cfg.mode, cfg.epochs, cfg.lr, cfg.augment, cfg.replay_fraction, cfg.seed, cfg.interpolate,
-            cfg.encoder_lr_scale) == ("lora", 2, 3e-4, False, 0.5, 7, 1.0, 2.0)
+            cfg.encoder_lr_scale, cfg.drift_clips) == ("lora", 2, 3e-4, False, 0.5, 7, 1.0, 2.0, 0)
     assert args.resume
     assert finetune_config(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
     cfg = finetune_config(build_parser().parse_args(["finetune", "p", "--dev-confidence", "0"]), SMALL)

@@ -130,6 +130,15 @@ class FinetuneConfig:
     # replayed clips per training correction: uncorrected clips the parent model was
     # most confident about, with its own transcripts, to limit forgetting; 0: none
     replay_fraction: float = 0.0
+    # forgetting check: the parent (at the start) and the new version (at the end) decode
+    # this many of the uncorrected clips the parent was surest of (after the replayed ones),
+    # and the share of the parent's words the new version changes is reported. The dev
+    # split holds only corrected (hard) clips, so it cannot see a model get worse where the
+    # parent was right. On speechocean762 the 40 surest clips held too few changes to tell
+    # models apart; over 100 the default runs of two speaker splits changed 3.0 % and 2.8 %,
+    # their trained weights before interpolation 3.5 % and 3.6 %, in the order of the easy
+    # test speakers' WER (benchmarks/RESULTS.md); 0: no check
+    drift_clips: int = 100
     # share of the trained change the saved weights keep: parent + share * (trained - parent)
     # (weight-space interpolation, as in WiSE-FT). Over three speechocean762 tuning splits
     # (benchmarks/RESULTS.md) every share from 0.5 to 0.9 had a mean WER on held-out

@@ -69,6 +69,10 @@ class FinetuneResult:
     checkpoint: Path
     # why the last evaluated weights are not the saved ones ("" when they are)
     not_kept_why: str = ""
+    # forgetting check: the share of the parent's words the new version changes on the
+    # uncorrected clips the parent was surest of (nan without such clips), and how many
+    drift: float = math.nan
+    drift_clips: int = 0
 
 
 @dataclass
@@ -82,6 +86,9 @@ class Run:
     parent: dict[str, Any]  # {"id", "name", "spec"}
     split: Split
     replay: tuple[Example, ...]
+    # uncorrected clips the parent was surest of (after the replayed ones), with its own
+    # transcripts: the forgetting check (FinetuneConfig.drift_clips)
+    anchor: tuple[Example, ...]
     record: dict[str, Any]
 
 
@@ -102,7 +109,9 @@ def _next_name(s) -> str:
 def _create_run(project: Project, cfg: FinetuneConfig, parent: ModelVersion,
                 examples: list[Example], fingerprint: str) -> Run:
     split = split_dev(examples, cfg.dev_fraction, cfg.dev_min_clips, previous_dev_groups(project))
-    replay = replay_examples(project, parent.id, round(cfg.replay_fraction * len(split.train)))
+    n_replay = round(cfg.replay_fraction * len(split.train))
+    surest = replay_examples(project, parent.id, n_replay + cfg.drift_clips)
+    replay, anchor = surest[:n_replay], surest[n_replay:]
     record = {
         "parent": {"id": parent.id, "name": parent.name, "spec": parent.spec},
         "fingerprint": fingerprint,
@@ -112,6 +121,7 @@ def _create_run(project: Project, cfg: FinetuneConfig, parent: ModelVersion,
         "dev_groups": list(split.dev_groups),
         "split_by": split.by,
         "replay": [[e.clip_id, e.text] for e in replay],
+        "drift_clips": [[e.clip_id, e.text] for e in anchor],
         "decode": to_dict(project.config.decode),  # dev scores hold for these settings only
         "started_at": datetime.now(timezone.utc).isoformat(),
     }
@@ -126,7 +136,16 @@ def _create_run(project: Project, cfg: FinetuneConfig, parent: ModelVersion,
         s.flush()
         vid = mv.id
     folder.mkdir(parents=True, exist_ok=True)
-    return Run(vid, name, folder, cfg, record["parent"], split, tuple(replay), record)
+    return Run(vid, name, folder, cfg, record["parent"], split, tuple(replay), tuple(anchor), record)
+
+
+def _uncorrected_examples(project: Project, pairs: list[list[Any]]) -> tuple[Example, ...]:
+    """Examples of ``[clip id, text]`` pairs from a record (the parent's own transcripts)."""
+    texts = {int(c): t for c, t in pairs}
+    with project.store.session() as s:
+        clips = {c.id: c for c in s.scalars(select(Clip).where(Clip.id.in_(list(texts))))}
+    return tuple(Example(c.id, c.audio_path, texts[c.id], c.duration, c.speaker, None)
+                 for c in (clips.get(i) for i in texts) if c is not None)
 
 
 def _reopen_run(project: Project, mv: ModelVersion) -> Run:
@@ -136,14 +155,12 @@ def _reopen_run(project: Project, mv: ModelVersion) -> Run:
     by_clip = {e.clip_id: e for e in correction_examples(project, record["corrections"])}
     train = tuple(by_clip[c] for c in record["train_clips"] if c in by_clip)
     dev = tuple(by_clip[c] for c in record["dev_clips"] if c in by_clip)
-    texts = dict((int(c), t) for c, t in record.get("replay", []))
-    with project.store.session() as s:
-        clips = list(s.scalars(select(Clip).where(Clip.id.in_(list(texts)))))
-    replay = tuple(Example(c.id, c.audio_path, texts[c.id], c.duration, c.speaker, None) for c in clips)
     split = Split(train, dev, tuple(record["dev_groups"]), record.get("split_by", "speaker"))
     folder = project.root / "models" / mv.name
     folder.mkdir(parents=True, exist_ok=True)
-    return Run(mv.id, mv.name, folder, cfg, record["parent"], split, replay, record)
+    return Run(mv.id, mv.name, folder, cfg, record["parent"], split,
+               _uncorrected_examples(project, record.get("replay", [])),
+               _uncorrected_examples(project, record.get("drift_clips", [])), record)
 
 
 def open_run(project: Project, cfg: FinetuneConfig, resume: bool = False) -> Run:
@@ -210,6 +227,7 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
     if cfg.mode == "lora":
         merge_lora(model)
     trainer.as_saved(model)
+    drift = trainer.drift(model)
     after = st.kept_score  # scored on exactly these (merged, interpolated, float16) weights
     if after is None:
         after = trainer.dev_score()
@@ -218,6 +236,11 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
                                    len(run.split.dev), cfg.gate_margin)
     if trainer.discarded_state:
         message = f"note: {trainer.discarded_state}. {message}"
+    if drift is not None:
+        parent = run.parent["name"]
+        message += (f". On the {drift['clips']} uncorrected clips {parent} was surest of, {run.name} "
+                    f"changes {drift['changed']:.1%} of {parent}'s words (some may be fixes; a high "
+                    "share is a sign of forgetting)")
     if after["speed"] and before.get("speed") and after["speed"] < before["speed"] / 2:
         message += (f"; warning: dev decoding is {before['speed'] / after['speed']:.1f}x slower than "
                     "before, a sign of looping output")
@@ -229,7 +252,7 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
               "dev_wer_before": before["wer"], "dev_wer_after": after["wer"],
               "dev_cer_before": before["cer"], "dev_cer_after": after["cer"],
               "decode_speed_before": before["speed"], "decode_speed_after": after["speed"],
-              "dev_before": before, "dev_after": after, "history": st.history,
+              "dev_before": before, "dev_after": after, "history": st.history, "drift": drift,
               "steps": st.step, "total_steps": trainer.total_steps, "best_step": st.best_step,
               "kept_step": st.kept_step,
               "stopped_early": st.stopped_early, "resumes": st.resumes,
@@ -256,7 +279,8 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         resumed_from_step=trainer.resumed_from,
         train_seconds=st.train_seconds, total_seconds=time.perf_counter() - started,
         checkpoint=checkpoint,
-        not_kept_why=(st.history[-1].get("why_not_kept") or "") if st.history else "")
+        not_kept_why=(st.history[-1].get("why_not_kept") or "") if st.history else "",
+        drift=drift["changed"] if drift else math.nan, drift_clips=drift["clips"] if drift else 0)
 
 
 def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: bool = False,

@@ -43,7 +43,7 @@ from .augment import augment_wave, spec_augment
 from .config import FinetuneConfig, to_dict
 from .dataset import pack_epoch
 from .errors import BadConfig
-from .evaluate import evaluate_audio, prob_fewer_errors
+from .evaluate import error_rates, evaluate_audio, prob_fewer_errors
 from .project import Project
 from .store import ModelVersion
 from .trainable import MODES, interpolate, merge_lora, parent_weights, round_to_half, trainable_state
@@ -74,6 +74,7 @@ class _State:
     done: bool = False
     stopped_early: bool = False
     before: dict[str, Any] | None = None  # the parent's dev scores
+    anchor_before: list[str] | None = None  # the parent's decodes of the forgetting check's clips
     train_seconds: float = 0.0
     resumes: list[int] = field(default_factory=list)  # steps at which the run was resumed
 
@@ -95,6 +96,8 @@ def check_config(cfg: FinetuneConfig) -> None:
         problems.append(f"dev_fraction must be between 0 and 1 (got {cfg.dev_fraction})")
     if cfg.replay_fraction < 0:
         problems.append("replay_fraction must be 0 or more")
+    if cfg.drift_clips < 0:
+        problems.append("drift_clips must be 0 or more")
     if not cfg.encoder_lr_scale > 0:
         problems.append(f"encoder_lr_scale must be positive (got {cfg.encoder_lr_scale})")
     if not 0 < cfg.interpolate <= 1:
@@ -242,8 +245,9 @@ class Trainer:
         self.device = next(model.parameters()).device
         self.examples = list(run.split.train) + list(run.replay)
         self.dev = list(run.split.dev)
+        self.anchor = list(run.anchor)
         self.audio = {e.clip_id: au.read_clip(project.clip_path(e.audio_path))
-                      for e in self.examples + self.dev}
+                      for e in self.examples + self.dev + self.anchor}
         self.targets = Targets(model)
         self.augment = self.cfg.augment and self.cfg.mode != "decoder"
         self.plan, self.epoch_end_steps = self._plan()
@@ -367,14 +371,8 @@ class Trainer:
         after, so the score is that of the checkpoint these weights would become and the
         run needs no extra evaluation at the end.
         """
-        self.model.eval()
-        model, kept = self.model, None
-        if self.cfg.mode == "lora":
-            # score a merged copy: a decoder may read weights directly, past the adapters
-            model = copy.deepcopy(self.model)
-            merge_lora(model)
-        elif as_saved:
-            kept = trainable_state(self.model)
+        model = self._decodable()
+        kept = trainable_state(self.model) if as_saved and model is self.model else None
         if as_saved:
             self.as_saved(model)
         try:
@@ -386,6 +384,39 @@ class Trainer:
         return {"wer": res.wer, "cer": res.cer, "decode_seconds": res.decode_seconds,
                 "speed": res.speed, "error_auc": res.confidence.auc, "ece": res.confidence.ece,
                 "clip_errors": list(res.rates.clip_errors)}
+
+    def _decodable(self) -> "whisper.Whisper":
+        """The model ready to decode: itself in eval mode, or in LoRA mode a merged copy.
+
+        A decoder may read weights directly, past the adapters.
+        """
+        self.model.eval()
+        if self.cfg.mode != "lora":
+            return self.model
+        model = copy.deepcopy(self.model)
+        merge_lora(model)
+        return model
+
+    def anchor_texts(self, model: "whisper.Whisper | None" = None) -> list[str]:
+        """Decode the forgetting check's clips (with the model as it is now, by default)."""
+        from .transcribe import Decoder
+
+        if not self.anchor:
+            return []
+        outs = Decoder(model or self._decodable(), self.decode).transcribe(
+            [self.audio[e.clip_id] for e in self.anchor])
+        return [o.text for o in outs]
+
+    def drift(self, model: "whisper.Whisper") -> dict[str, Any] | None:
+        """How much ``model`` changes the parent's words on the clips the parent was surest of.
+
+        Both sides are decoded now with the same settings and packing (the parent's at the
+        start of the run), so the figure is the new weights' doing, not the decoder's.
+        """
+        if not self.anchor or self.state.anchor_before is None:
+            return None
+        rates = error_rates(self.state.anchor_before, self.anchor_texts(model))
+        return {"clips": len(self.anchor), "parent_words": rates.ref_words, "changed": rates.wer}
 
     def as_saved(self, model: "whisper.Whisper") -> None:
         """Make a plain (merged) model's trained weights what the checkpoint holds, in place."""
@@ -524,6 +555,8 @@ class Trainer:
         st = self.state
         if st.before is None:
             st.before = self.parent_score()
+        if st.anchor_before is None and self.anchor and st.step == 0:
+            st.anchor_before = self.anchor_texts()
         bar = tqdm(total=self.total_steps, initial=st.step, unit="step", disable=not progress,
                    desc=f"finetune {self.run_.name} ({self.cfg.mode})", dynamic_ncols=True)
         last_wer = st.history[-1]["wer"] if st.history else st.before["wer"]
