@@ -80,6 +80,8 @@ def main() -> None:
         p.add_argument(f"--{name}", type=typ)
     p.add_argument("--partial", help="a stopped simulate output folder (rounds.partial.jsonl)")
     p.add_argument("--zero-shot", help="with --partial: pickle of the zero-shot transcripts")
+    p.add_argument("--name", default="simulate",
+                   help="results/NAME.json and its plot (default simulate, with learning_curve.png)")
     args = p.parse_args()
     if args.partial:
         out = Path(args.partial)
@@ -108,11 +110,12 @@ def main() -> None:
         for k in ("final_test_wer", "final_dev_wer", "final_minutes", "changed_minutes",
                   "minutes_to_random_final", "label_saving", "curve_area"):
             figures[f"{name}.{k}"] = s[k]
-    path = write_result("simulate", figures)
-    shutil.copyfile(out / "learning_curve.png", RESULTS / "learning_curve.png")
+    path = write_result(args.name, figures)
+    plot = RESULTS / ("learning_curve.png" if args.name == "simulate" else f"learning_curve_{args.name}.png")
+    shutil.copyfile(out / "learning_curve.png", plot)
     print(record["table"])
     print(json.dumps({k: figures[k] for k in ("best_strategy", "best_label_saving", "default_error_auc")}))
-    print(f"wrote {path} and {RESULTS / 'learning_curve.png'}", file=sys.stderr)
+    print(f"wrote {path} and {plot}", file=sys.stderr)
 
 
 if __name__ == "__main__":
