@@ -31,6 +31,7 @@ st.title("Dashboard")
 with ui.shown_errors():
     labeled = dashboard.labeled_over_time(proj)
     wer = dashboard.model_wer(proj)
+    versions = dashboard.model_versions(proj)
     scores = dashboard.score_distribution(proj)
     bands = dashboard.edit_rate_by_band(proj)
     rates = dashboard.annotator_rates(proj)
@@ -74,6 +75,17 @@ with right:
                color=alt.Color("dev_set:N", title="dev clips held out by"),
                tooltip=["model:N", "dev_set:N", alt.Tooltip("wer:Q", format=".1%")]),
            caption="Each fine-tune measures its parent and itself on the clips it held out.")
+    if len(versions):
+        st.subheader("Model versions")
+        st.dataframe(versions, hide_index=True, column_config={
+            "dev_wer_before": st.column_config.NumberColumn("parent's dev WER", format="%.3f"),
+            "dev_wer_after": st.column_config.NumberColumn("dev WER", format="%.3f"),
+            "forgetting": st.column_config.NumberColumn(
+                "forgetting check", format="%.3f",
+                help="share of the parent's words this version changes on the uncorrected clips "
+                     "the parent was surest of (some may be fixes; a high share is a sign of "
+                     "forgetting)"),
+            "clips": st.column_config.NumberColumn("clips trained on")})
     figure("How much annotators changed the hypotheses", bands, "No corrections of scored clips yet.",
            alt.Chart(bands).mark_bar().encode(
                x=alt.X("band:N", sort=None, title="score band (low → high)"),

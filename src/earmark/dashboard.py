@@ -173,6 +173,36 @@ def model_wer(project: Project) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "dev_set", "wer", "order"])
 
 
+def _number(value) -> float:
+    """A recorded figure as a float, NaN when absent (older records, base models)."""
+    return float(value) if isinstance(value, (int, float)) else np.nan
+
+
+@domain_errors
+def model_versions(project: Project) -> pd.DataFrame:
+    """Every model version with what its fine-tune recorded, newest first.
+
+    Columns: ``version``, ``parent``, ``status`` ("active", or the stored status:
+    "ready", "rejected", "training"), ``clips`` (corrections trained on),
+    ``dev_wer_before`` (the parent's), ``dev_wer_after``, ``forgetting`` (the share of
+    the parent's words changed on the uncorrected clips it was surest of; NaN when not
+    measured), ``finished`` (UTC). Base models have no record: NaN and empty fields.
+    """
+    with project.store.session() as s:
+        versions = s.execute(select(ModelVersion.name, ModelVersion.active, ModelVersion.status,
+                                    ModelVersion.record).order_by(ModelVersion.id.desc())).all()
+    rows = []
+    for name, active, status, record in versions:
+        record = record or {}
+        rows.append((name, (record.get("parent") or {}).get("name") or "",
+                     "active" if active else (status or ""), len(record.get("train_clips") or ()),
+                     _number(record.get("dev_wer_before")), _number(record.get("dev_wer_after")),
+                     _number((record.get("drift") or {}).get("changed")),
+                     (record.get("finished_at") or "")[:16].replace("T", " ")))
+    return pd.DataFrame(rows, columns=["version", "parent", "status", "clips", "dev_wer_before",
+                                       "dev_wer_after", "forgetting", "finished"])
+
+
 def score_distribution(project: Project) -> pd.DataFrame:
     """Ranking score and status of every scored clip. Columns: ``clip``, ``score``, ``status``."""
     df = clips_frame(project)

@@ -6,6 +6,7 @@ bookkeeping over the database, not anything the model decides.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from earmark import dashboard, review
@@ -65,6 +66,22 @@ def test_model_wer_compares_parent_and_child_on_the_child_dev_set(handmade):
     wer = dashboard.model_wer(handmade)
     assert list(zip(wer["model"], wer["dev_set"], wer["wer"])) == [
         ("tiny.en", "ft-001", 0.42), ("ft-001", "ft-001", 0.30)]
+
+
+def test_model_versions_list_each_fine_tune_with_its_record(handmade):
+    from earmark.store import ModelVersion
+
+    with handmade.store.session() as s:
+        s.add(ModelVersion(name="ft-001", spec="x.pt", status="rejected", record={
+            "parent": {"name": "tiny.en"}, "train_clips": [1, 2, 3], "dev_wer_before": 0.42,
+            "dev_wer_after": 0.45, "drift": {"clips": 100, "changed": 0.031},
+            "finished_at": "2026-11-22T01:02:03+00:00"}))
+    v = dashboard.model_versions(handmade).set_index("version")
+    assert list(v.index) == ["ft-001", "tiny.en"]  # newest first
+    assert v.loc["ft-001", ["parent", "status", "clips", "finished"]].tolist() == [
+        "tiny.en", "rejected", 3, "2026-11-22 01:02"]
+    assert v.loc["ft-001", ["dev_wer_before", "dev_wer_after", "forgetting"]].tolist() == [0.42, 0.45, 0.031]
+    assert v.loc["tiny.en", "status"] == "active" and np.isnan(v.loc["tiny.en", "forgetting"])
 
 
 @pytest.mark.parametrize("hyp, ref, expected", [

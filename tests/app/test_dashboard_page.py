@@ -38,8 +38,11 @@ def test_after_reviews_every_figure_is_a_chart(ranked, app_for):
                                seconds_spent=30)
     with ranked.store.session() as s:
         s.add(ModelVersion(name="ft-001", spec="x.pt", status="ready", record={
-            "parent": {"name": "tiny.en"}, "dev_wer_before": 0.42, "dev_wer_after": 0.35}))
+            "parent": {"name": "tiny.en"}, "dev_wer_before": 0.42, "dev_wer_after": 0.35,
+            "drift": {"clips": 100, "changed": 0.031}}))
     at = dashboard(app_for, ranked)
     assert not at.exception and not at.info
     assert len(at.get("vega_lite_chart")) == 5
+    versions = at.dataframe[0].value.set_index("version")
+    assert versions.loc["ft-001", "forgetting"] == 0.031 and versions.loc["tiny.en", "status"] == "active"
     assert metrics(at)["Clips corrected"] == "4" and metrics(at)["Annotators"] == "2"
