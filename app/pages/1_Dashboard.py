@@ -69,23 +69,12 @@ with right:
     figure("WER of each model version", wer,
            f"No model has been evaluated yet: fine-tuning records it (`earmark round {proj.root}`).",
            alt.Chart(wer).mark_bar().encode(
-               x=alt.X("model:N", sort=alt.EncodingSortField("order"), title="model version"),
+               x=alt.X("model:N", sort=alt.EncodingSortField("order", op="min"), title="model version"),
                xOffset="dev_set:N",
                y=alt.Y("wer:Q", title="WER", axis=alt.Axis(format="%")),
                color=alt.Color("dev_set:N", title="dev clips held out by"),
                tooltip=["model:N", "dev_set:N", alt.Tooltip("wer:Q", format=".1%")]),
            caption="Each fine-tune measures its parent and itself on the clips it held out.")
-    if len(versions):
-        st.subheader("Model versions")
-        st.dataframe(versions, hide_index=True, column_config={
-            "dev_wer_before": st.column_config.NumberColumn("parent's dev WER", format="%.3f"),
-            "dev_wer_after": st.column_config.NumberColumn("dev WER", format="%.3f"),
-            "forgetting": st.column_config.NumberColumn(
-                "forgetting check", format="%.3f",
-                help="share of the parent's words this version changes on the uncorrected clips "
-                     "the parent was surest of (some may be fixes; a high share is a sign of "
-                     "forgetting)"),
-            "clips": st.column_config.NumberColumn("clips trained on")})
     figure("How much annotators changed the hypotheses", bands, "No corrections of scored clips yet.",
            alt.Chart(bands).mark_bar().encode(
                x=alt.X("band:N", sort=None, title="score band (low → high)"),
@@ -93,3 +82,17 @@ with right:
                tooltip=["band:N", "clips:Q", alt.Tooltip("edit_rate:Q", format=".1%")]),
            caption="Words changed per corrected word. If the ranking finds the clips that "
                    "need work, the bars rise from left to right.")
+
+if len(versions):
+    st.subheader("Model versions")
+    st.dataframe(versions, hide_index=True, column_config={
+        "dev_wer_before": st.column_config.NumberColumn("parent's dev WER", format="%.3f"),
+        "dev_wer_after": st.column_config.NumberColumn("dev WER", format="%.3f"),
+        "forgetting": st.column_config.NumberColumn(
+            "forgetting check", format="%.3f",
+            help="share of the parent's words this version changes on the uncorrected clips "
+                 "the parent was surest of (some may be fixes; a high share is a sign of "
+                 "forgetting)"),
+        "clips": st.column_config.NumberColumn("clips trained on")})
+    st.caption("Forgetting check: the share of the parent's words a version changes on the "
+               "uncorrected clips the parent was surest of (runs that measured it).")
