@@ -88,11 +88,8 @@ if len(versions):
     st.dataframe(versions, hide_index=True, column_config={
         "dev_wer_before": st.column_config.NumberColumn("parent's dev WER", format="%.3f"),
         "dev_wer_after": st.column_config.NumberColumn("dev WER", format="%.3f"),
-        "forgetting": st.column_config.NumberColumn(
-            "forgetting check", format="%.3f",
-            help="share of the parent's words this version changes on the uncorrected clips "
-                 "the parent was surest of (some may be fixes; a high share is a sign of "
-                 "forgetting)"),
+        "forgetting": st.column_config.NumberColumn("forgetting check", format="%.3f"),
         "clips": st.column_config.NumberColumn("clips trained on")})
     st.caption("Forgetting check: the share of the parent's words a version changes on the "
-               "uncorrected clips the parent was surest of (runs that measured it).")
+               "uncorrected clips the parent was surest of (runs that measured it; some changes "
+               "may be fixes, a high share is a sign of forgetting).")
