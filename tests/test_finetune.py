@@ -76,6 +76,18 @@ def test_gate_message_says_why():
     assert not ok and "NOT activated" in msg and "ft-001 stays active" in msg
 
 
+def test_the_gate_can_refuse_a_version_that_forgets():
+    drift = {"clips": 100, "parent_words": 700, "changed": 0.12}
+    ok, msg = gate_message("ft-002", "ft-001", 0.30, 0.20, 12, 0.0, drift)  # reported only
+    assert ok and "changes 12.0% of ft-001's words" in msg
+    ok, msg = gate_message("ft-002", "ft-001", 0.30, 0.20, 12, 0.0, drift, max_drift=0.1)
+    assert not ok and "NOT activated" in msg and "--max-drift 0.1" in msg and "12.0%" in msg
+    ok, _ = gate_message("ft-002", "ft-001", 0.30, 0.20, 12, 0.0, {**drift, "changed": 0.1}, max_drift=0.1)
+    assert ok  # at the limit is within it
+    ok, msg = gate_message("ft-002", "ft-001", 0.30, 0.35, 12, 0.0, drift, max_drift=0.1)
+    assert not ok and "does not beat" in msg  # the dev WER reason comes first
+
+
 def test_no_corrections_is_an_actionable_error(project):
     from earmark.errors import NoCorrections, NothingToResume
     from earmark.finetune import finetune
@@ -96,6 +108,8 @@ def test_bad_config_is_refused(project):
         finetune(project, replace(SMALL, interpolate=0.0), progress=False)
     with pytest.raises(BadConfig, match="encoder_lr_scale"):
         finetune(project, replace(SMALL, encoder_lr_scale=0.0), progress=False)
+    with pytest.raises(BadConfig, match="max_drift"):
+        finetune(project, replace(SMALL, max_drift=5.0), progress=False)
 
 
 @pytest.mark.parametrize("mode", ["full", "decoder"])
@@ -352,8 +366,10 @@ def test_the_forgetting_check_compares_with_the_parent_on_its_surest_clips(tmp_p
     assert not set(checked) & set(record["train_clips"] + record["dev_clips"])
     assert same.drift == record["drift"]["changed"] == 0.0
     assert "changes 0.0% of tiny.en's words" in same.message
-    wrecked = finetune(project, replace(cfg, lr=0.05), progress=False)
-    assert wrecked.drift > 0.5
+    # a margin of -1 passes any dev WER, so only --max-drift can refuse the wrecked model
+    wrecked = finetune(project, replace(cfg, lr=0.05, gate_margin=-1.0, max_drift=0.5), progress=False)
+    assert wrecked.drift > 0.5 and not wrecked.activated and "--max-drift 0.5" in wrecked.message
+    assert json.loads((wrecked.checkpoint.parent / "record.json").read_text())["gate"]["passed"] is False
     assert not finetune(project, replace(cfg, lr=1e-8, drift_clips=0), progress=False).drift_clips
 
 
@@ -363,10 +379,11 @@ def test_cli_flags_become_a_finetune_config():
 
     args = build_parser().parse_args(["finetune", "p", "--mode", "lora", "--epochs", "2", "--lr", "3e-4",
                                       "--no-augment", "--replay", "0.5", "--seed", "7", "--resume",
-                                      "--interpolate", "1", "--encoder-lr-scale", "2", "--drift-clips", "0"])
+                                      "--interpolate", "1", "--encoder-lr-scale", "2", "--drift-clips", "0",
+                                      "--max-drift", "0.2"])
     cfg = finetune_config(args, FinetuneConfig())
     assert (cfg.mode, cfg.epochs, cfg.lr, cfg.augment, cfg.replay_fraction, cfg.seed, cfg.interpolate,
-            cfg.encoder_lr_scale, cfg.drift_clips) == ("lora", 2, 3e-4, False, 0.5, 7, 1.0, 2.0, 0)
+            cfg.encoder_lr_scale, cfg.drift_clips, cfg.max_drift) == ("lora", 2, 3e-4, False, 0.5, 7, 1.0, 2.0, 0, 0.2)
     assert args.resume
     assert finetune_config(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
     cfg = finetune_config(build_parser().parse_args(["finetune", "p", "--dev-confidence", "0"]), SMALL)

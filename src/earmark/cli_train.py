@@ -22,7 +22,7 @@ def finetune_config(args: argparse.Namespace, base):
         base, mode=args.mode, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
         encoder_lr_scale=args.encoder_lr_scale,
         batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
-        replay_fraction=args.replay, drift_clips=args.drift_clips, interpolate=args.interpolate,
+        replay_fraction=args.replay, drift_clips=args.drift_clips, max_drift=args.max_drift, interpolate=args.interpolate,
         patience=args.patience,
         dev_confidence=args.dev_confidence,
         device=args.device, threads=args.threads, augment=False if args.no_augment else None)
@@ -150,6 +150,9 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
                    help="forgetting check: the new version decodes the N uncorrected clips the model "
                         "was surest of (after any replayed ones) and reports the share of its words it "
                         "changes (default 100; needs `rank` first; 0: off)")
+    s.add_argument("--max-drift", type=float, metavar="SHARE",
+                   help="the gate also refuses a version that changes more than this share of those "
+                        "clips' words, e.g. 0.1 (default 1: reported only)")
     s.add_argument("--interpolate", type=float, metavar="SHARE",
                    help="share of the trained change the saved weights keep, the rest staying at the "
                         "parent's (default 0.7, which generalised better to new speakers than 1.0; "

@@ -207,17 +207,33 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def gate_message(name: str, parent: str, before: float, after: float, n_dev: int,
-                 margin: float) -> tuple[bool, str]:
-    """Whether the new version beats the active one on dev WER, and a sentence saying so."""
+def gate_message(name: str, parent: str, before: float, after: float, n_dev: int, margin: float,
+                 drift: dict[str, Any] | None = None, max_drift: float = 1.0) -> tuple[bool, str]:
+    """Whether the new version passes the gate, and sentences saying why.
+
+    It must beat the active one on dev WER by more than ``margin``; where the forgetting
+    check ran (``drift``), it must also change no more than ``max_drift`` of the parent's
+    words on the uncorrected clips the parent was surest of.
+    """
     passed = beats_parent(after, before, margin)
     if passed:
-        return True, (f"{name} is now the active model: dev WER {before:.3f} -> {after:.3f} "
-                      f"({(before - after) / before if before else 0:.0%} lower) on {n_dev} held-out clips")
-    return False, (f"{name} was kept but NOT activated: its dev WER {after:.3f} does not beat the "
+        message = (f"{name} is now the active model: dev WER {before:.3f} -> {after:.3f} "
+                   f"({(before - after) / before if before else 0:.0%} lower) on {n_dev} held-out clips")
+    else:
+        message = (f"{name} was kept but NOT activated: its dev WER {after:.3f} does not beat the "
                    f"active {parent}'s {before:.3f} on the same {n_dev} held-out clips"
                    f"{f' by more than {margin:g}' if margin else ''}; {parent} stays active. "
                    "Try more corrections, a lower --lr, or --mode decoder")
+    if drift is None:
+        return passed, message
+    check = (f"on the {drift['clips']} uncorrected clips {parent} was surest of, {name} changes "
+             f"{drift['changed']:.1%} of {parent}'s words")
+    if passed and drift["changed"] > max_drift:
+        return False, (f"{name} was kept but NOT activated: its dev WER {after:.3f} beats the active "
+                       f"{parent}'s {before:.3f}, but {check}, more than --max-drift {max_drift:g} "
+                       f"allows (a sign of forgetting); {parent} stays active. Try --replay 0.5 or "
+                       "a lower --interpolate, which keep more of what it did well")
+    return passed, f"{message}. {check[0].upper()}{check[1:]} (some may be fixes; a high share is a sign of forgetting)"
 
 
 def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> FinetuneResult:
@@ -233,14 +249,9 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         after = trainer.dev_score()
     before = st.before or {}
     passed, message = gate_message(run.name, run.parent["name"], before["wer"], after["wer"],
-                                   len(run.split.dev), cfg.gate_margin)
+                                   len(run.split.dev), cfg.gate_margin, drift, cfg.max_drift)
     if trainer.discarded_state:
         message = f"note: {trainer.discarded_state}. {message}"
-    if drift is not None:
-        parent = run.parent["name"]
-        message += (f". On the {drift['clips']} uncorrected clips {parent} was surest of, {run.name} "
-                    f"changes {drift['changed']:.1%} of {parent}'s words (some may be fixes; a high "
-                    "share is a sign of forgetting)")
     if after["speed"] and before.get("speed") and after["speed"] < before["speed"] / 2:
         message += (f"; warning: dev decoding is {before['speed'] / after['speed']:.1f}x slower than "
                     "before, a sign of looping output")

@@ -98,6 +98,8 @@ def check_config(cfg: FinetuneConfig) -> None:
         problems.append("replay_fraction must be 0 or more")
     if cfg.drift_clips < 0:
         problems.append("drift_clips must be 0 or more")
+    if not 0 <= cfg.max_drift <= 1:
+        problems.append(f"max_drift must be a share from 0 to 1 (got {cfg.max_drift})")
     if not cfg.encoder_lr_scale > 0:
         problems.append(f"encoder_lr_scale must be positive (got {cfg.encoder_lr_scale})")
     if not 0 < cfg.interpolate <= 1:
