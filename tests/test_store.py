@@ -52,6 +52,19 @@ def test_project_errors(tmp_path):
         open_project(tmp_path / "p")
 
 
+@pytest.mark.parametrize("damage, why", [("empty", "is empty"), ("remove", "is missing")])
+def test_a_lost_database_is_not_silently_replaced_by_an_empty_one(tmp_path, damage, why):
+    init_project(tmp_path / "p").store.dispose()
+    open_project(tmp_path / "p").store.dispose()  # an intact project opens
+    db = tmp_path / "p" / "earmark.db"
+    for leftover in (db.with_name("earmark.db-wal"), db.with_name("earmark.db-shm")):
+        leftover.unlink(missing_ok=True)
+    db.write_bytes(b"") if damage == "empty" else db.unlink()
+    with pytest.raises(CorruptDatabase, match=f"earmark.db: the project's database {why}.*earmark init"):
+        open_project(tmp_path / "p")
+    assert not db.exists() or db.stat().st_size == 0  # nothing was written in its place
+
+
 def _clip(store: Store) -> int:
     with store.session() as s:
         src = Source(path="x.wav", sha256="h" * 64, status="ok")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ProjectConfig, from_dict, to_json
-from .errors import ProjectExists, ProjectNotFound
+from .errors import CorruptDatabase, ProjectExists, ProjectNotFound
 from .store import Store, sqlite_url
 
 CONFIG_FILE = "earmark.json"
@@ -74,4 +74,29 @@ def open_project(root: Path | str) -> Project:
         config = from_dict(ProjectConfig, json.loads(cfg_file.read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
         raise ProjectNotFound(f"{cfg_file}: not a valid project config ({exc}); fix or restore it") from exc
+    if not config.database_url:
+        _check_database_file(root / DB_FILE)
     return Project(root=root, config=config, store=Store(_database_url(root, config)))
+
+
+def _check_database_file(db: Path) -> None:
+    """Refuse a project whose SQLite file is gone or emptied.
+
+    SQLite would quietly create a new, empty database there, and the project would look
+    like it had no clips while its audio is still on disk. ``init`` always writes the
+    tables, so a real project's file is never empty; a WAL file with content is a
+    database SQLite can still recover.
+    """
+    wal = db.with_name(db.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        return
+    if not db.is_file():
+        why = "is missing"
+    elif db.stat().st_size == 0:
+        why = "is empty (0 bytes)"
+    else:
+        return
+    raise CorruptDatabase(
+        f"{db}: the project's database {why}, so its clips, transcripts and corrections cannot "
+        f"be read (the audio in {db.parent / 'audio'} is untouched). Restore {db.name} from a "
+        f"backup, or start a new project with `earmark init` and import the audio again")
