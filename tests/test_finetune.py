@@ -108,6 +108,10 @@ def test_bad_config_is_refused(project):
         finetune(project, replace(SMALL, interpolate=0.0), progress=False)
     with pytest.raises(BadConfig, match="encoder_lr_scale"):
         finetune(project, replace(SMALL, encoder_lr_scale=0.0), progress=False)
+    with pytest.raises(BadConfig, match="max_steps must be 0 or more"):
+        finetune(project, replace(SMALL, max_steps=-5), progress=False)
+    with pytest.raises(BadConfig, match="threads must be 0 or more"):
+        finetune(project, replace(SMALL, threads=-1), progress=False)
     with pytest.raises(BadConfig, match="max_drift"):
         finetune(project, replace(SMALL, max_drift=5.0), progress=False)
 
@@ -266,6 +270,30 @@ def test_saved_weights_keep_the_configured_share_of_the_change(tmp_path):
     # float16 rounding of each checkpoint is the only difference from the midpoint
     assert torch.allclose(half, (base[key] + full) / 2, atol=2e-3)
     assert 0.4 * moved < (half - base[key]).abs().mean() < 0.6 * moved
+
+
+def test_a_run_continues_under_other_threads_or_device(tmp_path):
+    from earmark.finetune import open_run
+
+    project = make_project(tmp_path / "proj")
+    run = open_run(project, SMALL, False)
+    assert open_run(project, replace(SMALL, threads=1, device="cpu"), False).name == run.name
+    assert open_run(project, replace(SMALL, lr=1e-6), False).name != run.name  # training settings count
+
+
+def test_a_run_that_cannot_load_its_parent_leaves_nothing_unfinished(tmp_path):
+    from earmark.finetune import finetune
+    from earmark.store import ModelVersion
+
+    project = make_project(tmp_path / "proj")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    project.store.set_active(project.store.ensure_model_version(str(junk), name="junk").id)
+    with pytest.raises(Exception):
+        finetune(project, SMALL, progress=False)
+    with project.store.session() as s:
+        assert not s.scalars(select(ModelVersion).where(ModelVersion.status == "training")).all()
+    assert not list((tmp_path / "proj" / "models").iterdir())
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,16 @@ class Run:
 
 # --- run setup ------------------------------------------------------------------------
 
+# where a run computes, not what it computes: a run continues under other values of these
+RUNTIME_FIELDS = ("device", "threads")
+
+
+def _with_runtime(cfg: FinetuneConfig, runtime: FinetuneConfig) -> FinetuneConfig:
+    return replace(cfg, **{f: getattr(runtime, f) for f in RUNTIME_FIELDS})
+
+
 def _fingerprint(correction_ids: list[int], cfg: FinetuneConfig, parent_id: int) -> str:
+    cfg = _with_runtime(cfg, FinetuneConfig())
     payload = dumps({"corrections": correction_ids, "config": to_dict(cfg), "parent": parent_id})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -137,6 +146,21 @@ def _create_run(project: Project, cfg: FinetuneConfig, parent: ModelVersion,
         vid = mv.id
     folder.mkdir(parents=True, exist_ok=True)
     return Run(vid, name, folder, cfg, record["parent"], split, tuple(replay), tuple(anchor), record)
+
+
+def _discard_if_untouched(project: Project, run: Run) -> None:
+    """Remove a run that failed before its first step, so it is not left as unfinished.
+
+    A run whose parent cannot be loaded (a corrupt checkpoint, an unknown device) would
+    otherwise stay in status ``training``, and ``--resume`` would pick it again.
+    """
+    if any(run.folder.iterdir()):
+        return  # it saved a training state: keep it resumable
+    with project.store.session() as s:
+        mv = s.get(ModelVersion, run.version_id)
+        if mv is not None and mv.status == "training":
+            s.delete(mv)
+    run.folder.rmdir()
 
 
 def _uncorrected_examples(project: Project, pairs: list[list[Any]]) -> tuple[Example, ...]:
@@ -330,8 +354,14 @@ def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: boo
     cfg = cfg or project.config.finetune
     check_config(cfg)
     run = open_run(project, cfg, resume)
+    # a resumed run keeps its own training settings but runs where this call says
+    run = replace(run, cfg=_with_runtime(run.cfg, cfg))
     with torch_threads(run.cfg.threads):
-        model = load_model(run.parent["spec"], resolve_device(run.cfg.device))
+        try:
+            model = load_model(run.parent["spec"], resolve_device(run.cfg.device))
+        except BaseException:
+            _discard_if_untouched(project, run)
+            raise
         prepare_model(model, run.cfg)
         trainer = Trainer(project, run, model)
         trainer.train(progress)

@@ -86,6 +86,13 @@ def check_config(cfg: FinetuneConfig) -> None:
         problems.append(f"mode {cfg.mode!r} is not one of {', '.join(MODES)}")
     if cfg.epochs < 1 and cfg.max_steps < 1:
         problems.append("epochs must be at least 1")
+    for name in ("max_steps", "patience", "eval_every", "threads"):
+        if getattr(cfg, name) < 0:
+            problems.append(f"{name} must be 0 or more (got {getattr(cfg, name)})")
+    if cfg.save_every < 1 or cfg.dev_min_clips < 1 or cfg.lora_rank < 1:
+        problems.append("save_every, dev_min_clips and lora_rank must be at least 1")
+    if not 0 <= cfg.warmup_fraction < 1:
+        problems.append(f"warmup_fraction must be at least 0 and below 1 (got {cfg.warmup_fraction})")
     if cfg.batch_size < 1 or cfg.grad_accum < 1:
         problems.append("batch_size and grad_accum must be at least 1")
     if not cfg.lr > 0:
