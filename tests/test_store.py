@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from earmark.errors import CorruptDatabase, ProjectExists, ProjectNotFound, SchemaTooNew
+from earmark.config import ProjectConfig
+from earmark.errors import BadConfig, CorruptDatabase, ProjectExists, ProjectNotFound, SchemaTooNew
 from earmark.project import init_project, open_project
 from earmark.store import (SCHEMA_VERSION, Clip, Correction, Meta, ModelVersion, Source, Store,
                            schema_version, sqlite_url)
@@ -63,6 +64,29 @@ def test_a_lost_database_is_not_silently_replaced_by_an_empty_one(tmp_path, dama
     with pytest.raises(CorruptDatabase, match=f"earmark.db: the project's database {why}.*earmark init"):
         open_project(tmp_path / "p")
     assert not db.exists() or db.stat().st_size == 0  # nothing was written in its place
+
+
+def test_init_refuses_a_file_and_a_bad_database_url_without_leaving_a_folder(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ProjectExists, match="is a file, not a folder"):
+        init_project(tmp_path / "afile")
+    with pytest.raises(BadConfig, match="database URL bogus://x: .*postgresql"):
+        init_project(tmp_path / "p", ProjectConfig(database_url="bogus://x"))
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_project_config_that_is_not_an_object_or_names_no_strategy_is_refused(tmp_path):
+    import json
+
+    init_project(tmp_path / "p").store.dispose()
+    cfg = tmp_path / "p" / "earmark.json"
+    good = json.loads(cfg.read_text())
+    cfg.write_text(json.dumps({**good, "selection": {**good["selection"], "strategy": "bogus"}}))
+    with pytest.raises(BadConfig, match="earmark.json: selection.strategy 'bogus' is not one of"):
+        open_project(tmp_path / "p")
+    cfg.write_text("[1, 2]")
+    with pytest.raises(ProjectNotFound, match="earmark.json: not a valid project config"):
+        open_project(tmp_path / "p")
 
 
 def _clip(store: Store) -> int:

@@ -4,6 +4,7 @@ the library; every earmark error is printed as one clear line (exit code 2)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -44,6 +45,36 @@ def add_command(sub: argparse._SubParsersAction, name: str, func: Callable[[argp
     return s
 
 
+PROJECT_HELP = "project folder (made by `earmark init`)"
+
+
+def number(cast: Callable[[str], Any], minimum: float, *, strict: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type`` that refuses values below ``minimum`` (or equal to it, if ``strict``)."""
+    bound = f"above {minimum:g}" if strict else f"at least {minimum:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if cast is int else 'a number'}") from None
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {bound} (got {text})")
+        return value
+
+    return parse
+
+
+positive_int = number(int, 1)
+count = number(int, 0)
+positive_float = number(float, 0, strict=True)
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 clip``, ``2 clips``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 # --- commands -----------------------------------------------------------------------
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -64,7 +95,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     project = open_project(args.project)
     report = import_audio(project, Path(args.source), progress=not args.quiet)
-    print(f"imported {report.files_added} files as {report.clips_added} clips "
+    print(f"imported {plural(report.files_added, 'file')} as {plural(report.clips_added, 'clip')} "
           f"({report.seconds_added / 60:.1f} min); {report.duplicates} already known; "
           f"{len(report.rejected)} rejected")
     for path, reason in report.rejected:
@@ -85,11 +116,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
     report = rank(project, model=args.model, decode=decode, selection=selection,
                   progress=not args.quiet)
     if report.transcribed:
-        print(f"transcribed {report.transcribed} clips ({report.audio_seconds / 60:.1f} min of audio) "
+        print(f"transcribed {plural(report.transcribed, 'clip')} ({report.audio_seconds / 60:.1f} min of audio) "
               f"in {report.wall_seconds:.1f} s: {report.audio_seconds_per_second:.1f} audio s/s")
     else:
         print(f"nothing new to transcribe for {report.model_version}")
-    print(f"queue: {report.queued} clips ordered by {report.strategy}")
+    print(f"queue: {plural(report.queued, 'clip')} ordered by {report.strategy}")
     if report.queued:
         print(f"next: earmark queue {args.project} --top 10")
     return 0
@@ -123,15 +154,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     st = status(open_project(args.project))
     print(f"project      {args.project}")
     print(f"active model {st.active_model or '-'}")
-    print(f"clips        {st.clips} ({st.clip_minutes:.1f} min) from {st.files} files")
-    print(f"rejected     {len(st.rejected)} files")
+    print(f"clips        {st.clips} ({st.clip_minutes:.1f} min) from {plural(st.files, 'file')}")
+    print(f"rejected     {plural(len(st.rejected), 'file')}")
     for path, reason in st.rejected[: args.show_rejected]:
         print(f"  {path}: {reason.removeprefix(path + ': ')}")
     if len(st.rejected) > args.show_rejected:
         print(f"  ... {len(st.rejected) - args.show_rejected} more (--show-rejected N)")
     print(f"transcribed  {st.transcribed} of {st.clips} by the active model")
-    print(f"queued       {st.queued}")
-    print(f"corrected    {st.corrected} clips ({st.labeled_minutes:.1f} min labeled), {st.flagged} flagged")
+    print(f"queued       {st.queued} waiting for review")
+    print(f"corrected    {plural(st.corrected, 'clip')} ({st.labeled_minutes:.1f} min labeled), {st.flagged} flagged")
     return 0
 
 
@@ -227,7 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = add_command(sub, "init", cmd_init, help="create a project folder",
-                    description="Create a project: a folder with its config and database.")
+                    description="Create a project: a folder with its config (earmark.json), its "
+                                "database and, later, its clips and model versions.",
+                    epilog="examples:\n  earmark init myproj\n  earmark init myproj --model base.en\n"
+                           "  earmark init myproj --db-url postgresql+psycopg://me@dbhost/earmark")
     s.add_argument("project", help="folder to create")
     s.add_argument("--model", default="tiny.en",
                    help="Whisper model: tiny.en (default), base, another Whisper name, or a checkpoint path")
@@ -237,36 +271,48 @@ def build_parser() -> argparse.ArgumentParser:
                     description="Import audio. A folder is searched recursively for wav, flac, ogg "
                                 "and mp3; a manifest (JSONL or CSV) has an 'audio' column and optional "
                                 "'text' (reference) and 'speaker'. Files over 30 s are split at "
-                                "silences. Unreadable, empty or silent files are recorded as rejected.")
-    s.add_argument("project")
+                                "silences. Unreadable, empty or silent files are recorded as rejected. "
+                                "Importing again adds only new files.",
+                    epilog="examples:\n  earmark import myproj recordings/\n"
+                           "  earmark import myproj clips.jsonl     # {\"audio\": \"a.wav\", \"text\": ..., \"speaker\": ...}\n"
+                           "  earmark import myproj clips.csv       # header: audio,text,speaker")
+    s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("source", help="folder, manifest (.jsonl/.csv), or one audio file")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     s = add_command(sub, "rank", cmd_rank, help="transcribe new clips, score them, order the queue",
                     description="Transcribe every clip the active model has not transcribed "
                                 "(resumable: a killed run continues where it stopped), store token "
-                                "probabilities, entropies and word times, and order the review queue.")
-    s.add_argument("project")
+                                "probabilities, entropies and word times, and order the review queue.",
+                    epilog="examples:\n  earmark rank myproj\n  earmark rank myproj --strategy entropy\n"
+                           "  earmark rank myproj --model ft-002     # a version, a Whisper name or a checkpoint")
+    s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--model", help="rank with this model (name or checkpoint); it becomes active")
-    s.add_argument("--batch-size", type=int, help="30-second windows decoded together (default 16)")
+    s.add_argument("--batch-size", type=positive_int, help="30-second windows decoded together (default 16)")
     s.add_argument("--strategy", choices=sorted(STRATEGIES),
                    help=f"queue order (default {DEFAULT_STRATEGY})")
     s.add_argument("--device", help="cpu, cuda or auto (default auto)")
-    s.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    s.add_argument("--threads", type=count, help="torch CPU threads (default 0: torch's choice)")
     s.add_argument("--no-pack", action="store_true",
                    help="one clip per 30 s window (slower; packing is on by default)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     s = add_command(sub, "queue", cmd_queue, help="show the head of the review queue",
-                    description="Show the clips to review first, with low-confidence words marked.")
-    s.add_argument("project")
-    s.add_argument("--top", type=int, default=20, help="how many clips (default 20)")
+                    description="Show the clips to review first (those nobody has corrected or "
+                                "flagged yet), with low-confidence words marked. The score is the "
+                                "ranking strategy's: higher means reviewed sooner.",
+                    epilog="examples:\n  earmark queue myproj\n  earmark queue myproj --top 50 --plain > queue.txt")
+    s.add_argument("project", help=PROJECT_HELP)
+    s.add_argument("--top", type=positive_int, default=20, help="how many clips (default 20)")
     s.add_argument("--plain", action="store_true", help="mark words with [brackets], no colour")
 
     s = add_command(sub, "status", cmd_status, help="counts: clips, rejected, transcribed, corrected",
-                    description="Where the project stands.")
-    s.add_argument("project")
-    s.add_argument("--show-rejected", type=int, default=10, metavar="N",
+                    description="Where the project stands: clips and minutes imported, files "
+                                "rejected and why, the active model, how many clips it has "
+                                "transcribed, how many wait for review, and how many are corrected.",
+                    epilog="examples:\n  earmark status myproj\n  earmark status myproj --show-rejected 100")
+    s.add_argument("project", help=PROJECT_HELP)
+    s.add_argument("--show-rejected", type=count, default=10, metavar="N",
                    help="list up to N rejected files with reasons (default 10)")
 
     from .cli_train import add_commands  # finetune, round, evaluate, export
@@ -280,10 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                     epilog="example:\n  earmark review myproj                  # http://127.0.0.1:8501\n"
                            "  earmark review myproj --host 0.0.0.0 --port 8600   # reachable "
                            "from the network")
-    s.add_argument("project")
+    s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    s.add_argument("--port", type=positive_int, default=8501, help="port (default 8501)")
 
     s = add_command(sub, "simulate", cmd_simulate,
                     help="replay the loop with reference texts to compare strategies",
@@ -297,17 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
                            "--out sim/")
     s.add_argument("--manifest", required=True, help="JSONL with audio, text, speaker (and duration)")
     s.add_argument("--strategies", help="comma-separated names (default: every registered strategy)")
-    s.add_argument("--rounds", type=int, help="rounds after the zero-shot round 0 (default 4)")
-    s.add_argument("--budget", type=float, help="audio minutes labeled per round (default 2)")
-    s.add_argument("--seeds", type=int, help="repeats with different speaker splits (default 3)")
-    s.add_argument("--speakers", type=int, help="speakers drawn for the study (default: all)")
-    s.add_argument("--test-speakers", type=int, help="held-out test speakers (default 20)")
-    s.add_argument("--dev-speakers", type=int, help="held-out dev speakers (default 10)")
+    s.add_argument("--rounds", type=count, help="rounds after the zero-shot round 0 (default 4)")
+    s.add_argument("--budget", type=positive_float, help="audio minutes labeled per round (default 2)")
+    s.add_argument("--seeds", type=positive_int, help="repeats with different speaker splits (default 3)")
+    s.add_argument("--speakers", type=positive_int, help="speakers drawn for the study (default: all)")
+    s.add_argument("--test-speakers", type=positive_int, help="held-out test speakers (default 20)")
+    s.add_argument("--dev-speakers", type=positive_int, help="held-out dev speakers (default 10)")
     s.add_argument("--model", help="Whisper model (default tiny.en)")
-    s.add_argument("--lr", type=float, help="decoder fine-tuning learning rate")
-    s.add_argument("--epochs", type=int, help="passes over the labeled clips per round")
-    s.add_argument("--workers", type=int, help="seeds simulated in parallel processes (default 1)")
-    s.add_argument("--threads", type=int, help="torch threads per process")
+    s.add_argument("--lr", type=positive_float, help="decoder fine-tuning learning rate")
+    s.add_argument("--epochs", type=positive_int, help="passes over the labeled clips per round")
+    s.add_argument("--workers", type=positive_int, help="seeds simulated in parallel processes (default 1)")
+    s.add_argument("--threads", type=count, help="torch threads per process")
     s.add_argument("--out", default="simulate", help="output folder (default ./simulate)")
 
     s = add_command(sub, "demo", cmd_demo, help="the whole loop on the shipped samples",
@@ -319,9 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("project", nargs="?", default="demo_project", help="folder (default demo_project)")
     s.add_argument("--samples", help="manifest to import (default: the shipped data_samples)")
     s.add_argument("--fresh", action="store_true", help="delete an existing project in the folder first")
-    s.add_argument("--top", type=int, default=15, help="queue rows to show (default 15)")
+    s.add_argument("--top", type=positive_int, default=15, help="queue rows to show (default 15)")
     s.add_argument("--no-app", action="store_true", help="stop before opening the review app")
-    s.add_argument("--port", type=int, default=8501, help="review app port (default 8501)")
+    s.add_argument("--port", type=positive_int, default=8501, help="review app port (default 8501)")
     return p
 
 
@@ -339,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"earmark: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `earmark queue P | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("\nearmark: interrupted; finished work is saved, run the same command to continue",
               file=sys.stderr)

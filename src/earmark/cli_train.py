@@ -13,7 +13,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from .cli import add_command, with_overrides
+from .cli import PROJECT_HELP, add_command, count, number, plural, positive_float, positive_int, with_overrides
 
 
 def finetune_config(args: argparse.Namespace, base):
@@ -33,9 +33,9 @@ def _fmt(x: float) -> str:
 
 
 def print_finetune(r, project_arg: str) -> None:
-    print(f"{r.version} from {r.parent}: {r.train_clips} training clips"
-          f"{f' + {r.replay_clips} replayed' if r.replay_clips else ''}, {r.dev_clips} dev clips, "
-          f"{r.steps} steps{' (stopped early)' if r.stopped_early else ''}"
+    print(f"{r.version} from {r.parent}: {plural(r.train_clips, 'training clip')}"
+          f"{f' + {r.replay_clips} replayed' if r.replay_clips else ''}, {plural(r.dev_clips, 'dev clip')}, "
+          f"{plural(r.steps, 'step')}{' (stopped early)' if r.stopped_early else ''}"
           f"{f', weights of step {r.kept_step} kept' if 0 <= r.kept_step < r.steps else ''}"
           f"{f', resumed at step {r.resumed_from_step}' if r.resumed_from_step else ''}; "
           f"{r.total_seconds:.0f} s")
@@ -130,23 +130,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _training_flags(s: argparse.ArgumentParser) -> None:
-    s.add_argument("project")
+    s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--mode", choices=("full", "decoder", "lora"),
                    help="full (default): all weights; decoder: encoder frozen, outputs cached "
                         "(faster); lora: adapters merged into the checkpoint")
     s.add_argument("--epochs", type=int, help="passes over the corrections (default 10; early stopping may end sooner)")
-    s.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    s.add_argument("--lr", type=float, help="peak learning rate (default 5e-5; LoRA wants ~10x)")
-    s.add_argument("--encoder-lr-scale", type=float, metavar="X",
+    s.add_argument("--max-steps", type=count, help="stop after this many optimizer steps")
+    s.add_argument("--lr", type=positive_float, help="peak learning rate (default 5e-5; LoRA wants ~10x)")
+    s.add_argument("--encoder-lr-scale", type=positive_float, metavar="X",
                    help="the encoder learns at X times --lr (default 1: one rate for all)")
-    s.add_argument("--batch-size", type=int, help="30 s windows per step, each packing several clips (default 4)")
-    s.add_argument("--grad-accum", type=int, help="batches summed per optimizer step (default 1)")
+    s.add_argument("--batch-size", type=positive_int, help="30 s windows per step, each packing several clips (default 4)")
+    s.add_argument("--grad-accum", type=positive_int, help="batches summed per optimizer step (default 1)")
     s.add_argument("--no-augment", action="store_true",
                    help="no speed, noise or SpecAugment augmentation (on by default)")
-    s.add_argument("--replay", type=float, metavar="FRACTION",
+    s.add_argument("--replay", type=number(float, 0), metavar="FRACTION",
                    help="also train on FRACTION x (training clips) uncorrected clips the model was "
                         "surest of, with its own transcripts, to limit forgetting (needs `rank` first)")
-    s.add_argument("--drift-clips", type=int, metavar="N",
+    s.add_argument("--drift-clips", type=count, metavar="N",
                    help="forgetting check: the new version decodes the N uncorrected clips the model "
                         "was surest of (after any replayed ones) and reports the share of its words it "
                         "changes (default 100; needs `rank` first; 0: off)")
@@ -158,7 +158,7 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
                         "parent's (default 0.7, which generalised better to new speakers than 1.0; "
                         "1: the trained weights as they are)")
     s.add_argument("--seed", type=int, help="data order and augmentation (default 0)")
-    s.add_argument("--patience", type=int,
+    s.add_argument("--patience", type=count,
                    help="dev evaluations in a row clearly worse than the best before stopping (default 3)")
     s.add_argument("--dev-confidence", type=float, metavar="P",
                    help="keep the newest weights unless an earlier evaluation beats them on the dev "
@@ -168,7 +168,7 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
                    help="continue the newest unfinished run (a run with the same corrections and "
                         "settings continues anyway)")
     s.add_argument("--device", help="cpu, cuda or auto (default auto)")
-    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--threads", type=count, help="torch CPU threads")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -192,7 +192,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     "`rank` with it; prints the dev WER change, how the queue moved and its new head.",
         epilog="example:\n  earmark round myproj\n  earmark round myproj --mode decoder --top 5")
     _training_flags(s)
-    s.add_argument("--top", type=int, default=10, help="clips of the new queue to show (default 10)")
+    s.add_argument("--top", type=positive_int, default=10, help="clips of the new queue to show (default 10)")
 
     s = add_command(
         sub, "evaluate", cmd_evaluate,
@@ -203,11 +203,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  earmark evaluate myproj                       # active model, dev split\n"
                "  earmark evaluate myproj --model tiny.en --manifest heldout.jsonl\n"
                "  earmark evaluate myproj --model ft-002 --json")
-    s.add_argument("project")
+    s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--model", help="version name or spec (default: the active version)")
     s.add_argument("--manifest", help="JSONL/CSV manifest with audio and text (default: the dev split)")
     s.add_argument("--device", help="cpu, cuda or auto")
-    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--threads", type=count, help="torch CPU threads")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     s = add_command(
@@ -218,7 +218,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     "(audiofolder: train/ and validation/ with metadata.jsonl and the FLAC clips).",
         epilog="examples:\n  earmark export myproj --format jsonl\n"
                "  earmark export myproj --format hf --out corrected_ds")
-    s.add_argument("project")
+    s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--format", choices=("jsonl", "nemo", "hf"), default="jsonl", help="layout (default jsonl)")
     s.add_argument("--out", help="output folder (default PROJECT/exports/FORMAT; replaced if present)")
 

@@ -250,7 +250,8 @@ def gate_message(name: str, parent: str, before: float, after: float, n_dev: int
                    "Try more corrections, a lower --lr, or --mode decoder")
     if drift is None:
         return passed, message
-    check = (f"on the {drift['clips']} uncorrected clips {parent} was surest of, {name} changes "
+    n = drift["clips"]
+    check = (f"on the {n} uncorrected clip{'' if n == 1 else 's'} {parent} was surest of, {name} changes "
              f"{drift['changed']:.1%} of {parent}'s words")
     if passed and drift["changed"] > max_drift:
         return False, (f"{name} was kept but NOT activated: its dev WER {after:.3f} beats the active "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ProjectConfig, from_dict, to_json
-from .errors import CorruptDatabase, ProjectExists, ProjectNotFound
+from .errors import BadConfig, CorruptDatabase, EarmarkError, ProjectExists, ProjectNotFound
 from .store import Store, sqlite_url
 
 CONFIG_FILE = "earmark.json"
@@ -47,9 +48,17 @@ def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> P
     root = Path(root)
     if (root / CONFIG_FILE).exists():
         raise ProjectExists(f"{root}: already an earmark project; use it, or choose another folder")
+    if root.exists() and not root.is_dir():
+        raise ProjectExists(f"{root}: is a file, not a folder; choose a new folder name for the project")
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     (root / "audio").mkdir(exist_ok=True)
-    store = Store(_database_url(root, config))
+    try:
+        store = Store(_database_url(root, config))
+    except EarmarkError:
+        if created:  # a bad database URL leaves no half-made project behind
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     (root / CONFIG_FILE).write_text(to_json(config) + "\n")
     store.ensure_model_version(config.decode.model)
     return Project(root=root, config=config, store=store)
@@ -63,7 +72,9 @@ def open_project(root: Path | str) -> Project:
     ProjectNotFound
         No ``earmark.json`` in ``root``.
     CorruptDatabase
-        The database cannot be read.
+        The database cannot be read, or its file is gone or empty.
+    BadConfig
+        ``earmark.json`` names an unknown queue strategy.
     """
     root = Path(root)
     cfg_file = root / CONFIG_FILE
@@ -71,9 +82,17 @@ def open_project(root: Path | str) -> Project:
         raise ProjectNotFound(f"{root}: no earmark project here (no {CONFIG_FILE}); "
                               f"create one with `earmark init {root}`")
     try:
-        config = from_dict(ProjectConfig, json.loads(cfg_file.read_text()))
+        data = json.loads(cfg_file.read_text())
+        if not isinstance(data, dict):
+            raise TypeError("it holds no JSON object")
+        config = from_dict(ProjectConfig, data)
     except (json.JSONDecodeError, TypeError) as exc:
         raise ProjectNotFound(f"{cfg_file}: not a valid project config ({exc}); fix or restore it") from exc
+    from .selection import STRATEGIES
+
+    if config.selection.strategy not in STRATEGIES:
+        raise BadConfig(f"{cfg_file}: selection.strategy {config.selection.strategy!r} is not one of "
+                        f"{', '.join(sorted(STRATEGIES))}; fix it there")
     if not config.database_url:
         _check_database_file(root / DB_FILE)
     return Project(root=root, config=config, store=Store(_database_url(root, config)))

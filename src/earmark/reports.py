@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from .project import Project
-from .store import Clip, QueueEntry, Source, Transcript
+from .store import Clip, QueueEntry, Source, Transcript, waiting_for_review
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def status(project: Project) -> Status:
                                .where(Transcript.model_version_id == (mv.id if mv else -1))) or 0
         labeled = s.scalar(select(func.coalesce(func.sum(Clip.duration), 0.0))
                            .where(Clip.id.in_(corrected_ids))) if corrected_ids else 0.0
-        queued = s.scalar(select(func.count()).select_from(QueueEntry)) or 0
+        queued = s.scalar(select(func.count()).select_from(QueueEntry).where(waiting_for_review())) or 0
     return Status(clips=n_clips, clip_minutes=seconds / 60, files=files, rejected=rejected,
                   transcribed=transcribed, corrected=len(corrected_ids),
                   flagged=sum(1 for c in latest if c.flag is not None),
@@ -73,6 +73,7 @@ def queue(project: Project, top: int = 20) -> list[QueueRow]:
             .join(Source, Source.id == Clip.source_id)
             .join(Transcript, (Transcript.clip_id == Clip.id)
                   & (Transcript.model_version_id == QueueEntry.model_version_id))
+            .where(waiting_for_review())
             .order_by(QueueEntry.rank).limit(top)).all()
     out = []
     for q, clip, src, tr in rows:

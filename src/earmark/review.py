@@ -42,6 +42,7 @@ from .store import (
     Source,
     Transcript,
     utcnow,
+    waiting_for_review,
 )
 
 #: environment variable through which ``earmark review`` tells the app its project
@@ -256,7 +257,7 @@ def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> R
     with project.store.session() as s:
         while True:
             query = (select(QueueEntry.clip_id)
-                     .where(QueueEntry.clip_id.not_in(select(Correction.clip_id)),
+                     .where(waiting_for_review(),
                             QueueEntry.clip_id.not_in(held_elsewhere))
                      .order_by(QueueEntry.rank).limit(_CANDIDATES_PER_READ))
             if tried:
@@ -284,7 +285,7 @@ def _why_empty(project: Project, holder: str, exclude: Collection[int]) -> PoolE
         reviewed = s.scalar(select(func.count(func.distinct(Correction.clip_id)))) or 0
         clips = s.scalar(select(func.count()).select_from(Clip)) or 0
         open_ids = set(s.scalars(select(QueueEntry.clip_id)
-                                 .where(QueueEntry.clip_id.not_in(select(Correction.clip_id)))))
+                                 .where(waiting_for_review())))
         held = set(s.scalars(select(Lease.clip_id).where(Lease.expires_at > now,
                                                          Lease.annotator != holder)))
     if clips == 0:

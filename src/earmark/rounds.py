@@ -60,7 +60,9 @@ def queue_change(before: dict[int, int], after: dict[int, int], top: int = 10) -
         corr = float(spearmanr([before[c] for c in common], [after[c] for c in common]).statistic)
     old_top = {c for c, r in before.items() if r <= top}
     new_top = {c for c, r in after.items() if r <= top}
-    return QueueChange(len(before), len(after), len(common), shift, corr, len(old_top & new_top), top)
+    # with fewer clips than ``top``, "the top 10" of six clips would read as ten
+    return QueueChange(len(before), len(after), len(common), shift, corr, len(old_top & new_top),
+                       min(top, max(len(before), len(after))))
 
 
 def close_round(project: Project, result: FinetuneResult) -> int | None:

@@ -17,11 +17,11 @@ from sqlalchemy import (
     JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
     create_engine, event, func, inspect, select,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from .errors import CorruptDatabase, SchemaTooNew
+from .errors import BadConfig, CorruptDatabase, SchemaTooNew
 
 SCHEMA_VERSION = 1
 
@@ -159,6 +159,15 @@ class Round(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
+def waiting_for_review() -> Any:
+    """Condition on :class:`QueueEntry`: nobody has corrected or flagged the clip yet.
+
+    The queue is rebuilt only by ``rank``, so between two ranks it still lists the clips
+    reviewed since; everything that shows the queue to a person filters them out with this.
+    """
+    return QueueEntry.clip_id.not_in(select(Correction.clip_id))
+
+
 def _create_v1(conn: Any) -> None:
     Base.metadata.create_all(conn)
 
@@ -218,14 +227,22 @@ class Store:
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-        self.engine = create_engine(url, **kwargs)
+        try:
+            self.engine = create_engine(url, **kwargs)
+        except (ArgumentError, ImportError) as exc:
+            raise BadConfig(f"database URL {_shown(url)}: {exc}. Use sqlite:///PATH, or "
+                            "postgresql+psycopg://USER@HOST/DB with psycopg installed") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             migrate(self.engine)
         except (DatabaseError, OperationalError) as exc:
+            if self.engine.dialect.name != "sqlite" and isinstance(exc, OperationalError):
+                raise CorruptDatabase(  # most often a server that is down or a wrong URL
+                    f"{_shown(url)}: cannot reach the project database ({exc.orig}); check that the "
+                    "server is running and the URL (database_url in earmark.json) is right") from exc
             raise CorruptDatabase(
-                f"{url}: cannot open the project database ({exc.orig}); restore it from a "
+                f"{_shown(url)}: cannot open the project database ({exc.orig}); restore it from a "
                 "backup, or move it aside and run `earmark init` and `earmark import` again"
             ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -273,6 +290,14 @@ class Store:
             rows = s.scalars(select(Correction).join(newest, Correction.id == newest.c.id)
                              .order_by(Correction.id)).all()
         return [r for r in rows if include_flagged or r.flag is None]
+
+
+def _shown(url: str) -> str:
+    """The URL as messages print it: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def sqlite_url(path: Any) -> str:
