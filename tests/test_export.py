@@ -78,11 +78,10 @@ def test_hf_export_is_an_audiofolder(corrected, tmp_path):
 
     project, texts = corrected
     out = tmp_path / "hf"
-    out.mkdir()
-    (out / "stale.txt").write_text("from an older export")  # replaced, not merged
+    export(project, "jsonl", out)  # an earlier export in the folder is replaced, not merged
     export(project, "hf", out)
-    assert not (out / "stale.txt").exists()
-    assert sorted(p.name for p in out.iterdir()) == ["train", "validation"]
+    assert sorted(p.name for p in out.iterdir()) == [".earmark-export", "train", "validation"]
+    assert (out / ".earmark-export").read_text().strip() == "hf"
     seen = []
     for split in ("train", "validation"):
         meta = read_lines(out / split / "metadata.jsonl")
@@ -109,3 +108,81 @@ def test_export_command(corrected, tmp_path, capsys):
     project, _ = corrected
     assert main(["export", str(project.root), "--format", "nemo", "--out", str(tmp_path / "n")]) == 0
     assert "exported 4 clips" in capsys.readouterr().out
+
+
+def test_export_refuses_a_folder_holding_other_files(corrected, tmp_path):
+    from earmark.errors import BadConfig
+    from earmark.export import export
+
+    project, _ = corrected
+    user = tmp_path / "userdir"
+    user.mkdir()
+    (user / "thesis.txt").write_text("months of work")
+    with pytest.raises(BadConfig, match=r"userdir: the folder holds files .* choose a new or empty folder"):
+        export(project, "jsonl", user)
+    assert (user / "thesis.txt").read_text() == "months of work"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def test_export_refuses_the_project_its_folders_and_the_current_folder(corrected, tmp_path, monkeypatch):
+    from earmark.errors import BadConfig
+    from earmark.export import export
+
+    project, _ = corrected
+    before = sorted(p.relative_to(project.root) for p in project.root.rglob("*"))
+    for out, match in [(project.root, "the project folder itself"),
+                       (tmp_path, "holds the project"),
+                       (project.root / "audio", "inside the project's audio/"),
+                       (project.root / "audio" / "new", "inside the project's audio/"),
+                       (project.root / "models", "inside the project's models/"),
+                       (project.root / "earmark.db", "a file, not a folder")]:
+        with pytest.raises(BadConfig, match=match):
+            export(project, "jsonl", out)
+    empty_cwd = tmp_path / "here"
+    empty_cwd.mkdir()
+    monkeypatch.chdir(empty_cwd)
+    with pytest.raises(BadConfig, match="current folder"):
+        export(project, "jsonl", ".")
+    assert sorted(p.relative_to(project.root) for p in project.root.rglob("*")) == before
+
+
+def test_reexport_replaces_an_earlier_export_an_empty_folder_or_an_unmarked_old_one(corrected, tmp_path):
+    from earmark.export import export
+
+    project, _ = corrected
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert export(project, "nemo", empty).clips == 4
+    export(project, "jsonl", empty)  # the same folder again, another format
+    assert sorted(p.name for p in empty.iterdir()) == [".earmark-export", "manifest.jsonl"]
+    # the default folder, as exports wrote it before the marker existed
+    legacy = project.root / "exports" / "jsonl"
+    legacy.mkdir(parents=True)
+    (legacy / "manifest.jsonl").write_text("{}\n")
+    assert export(project, "jsonl").path == legacy.resolve()
+    assert len(read_lines(legacy / "manifest.jsonl")) == 4
+
+
+def test_a_killed_export_leaves_the_earlier_one_whole(corrected, tmp_path, monkeypatch):
+    from earmark import export as ex
+
+    project, _ = corrected
+    out = tmp_path / "ds"
+    ex.export(project, "jsonl", out)
+    earlier = (out / "manifest.jsonl").read_text()
+
+    def killed(project, rows, tmp):
+        (tmp / "manifest.jsonl").write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(ex.WRITERS, "jsonl", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ex.export(project, "jsonl", out)
+    assert (out / "manifest.jsonl").read_text() == earlier
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ds")] == []
+    # a kill between setting the earlier export aside and renaming the new one in:
+    # the next export puts the earlier one back before it starts
+    out.rename(tmp_path / ".ds.old-x1")
+    with pytest.raises(KeyboardInterrupt):
+        ex.export(project, "jsonl", out)
+    assert (out / "manifest.jsonl").read_text() == earlier

@@ -14,7 +14,9 @@ fine-tuning holds out) in one of three layouts:
   ``datasets.load_dataset("audiofolder", data_dir=OUT)``.
 
 The output folder is written beside its final place and renamed into it, so a killed
-export never leaves half a dataset under the final name.
+export never leaves half a dataset under the final name. Each export folder holds a
+``.earmark-export`` marker (its format); an existing folder is replaced only when it
+holds that marker (or is empty), so an export never deletes anything a person put there.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from .errors import BadConfig, NoCorrections
 from .project import Project
 
 FORMATS = ("jsonl", "nemo", "hf")
+MARKER = ".earmark-export"  # in every export folder; holds the format
+# what exports written before the marker existed hold: such a folder may be replaced too
+LEGACY_FILES = {"manifest.jsonl", "train_manifest.json", "dev_manifest.json"}
+PROTECTED = ("audio", "models")  # project folders an export must never replace or enter
 HF_SPLITS = {"train": "train", "dev": "validation"}  # audiofolder's split folder names
 
 
@@ -115,29 +121,109 @@ def export(project: Project, fmt: str = "jsonl", out: Path | str | None = None) 
     fmt
         ``"jsonl"``, ``"nemo"`` or ``"hf"``.
     out
-        Output folder (replaced if it exists); default ``PROJECT/exports/<fmt>``.
+        Output folder; default ``PROJECT/exports/<fmt>``. It must be new, empty, or an
+        earlier export (which is replaced).
 
     Raises
     ------
     NoCorrections
         Nothing corrected yet.
     BadConfig
-        Unknown format.
+        Unknown format, or an output folder that holds other files or the project.
     """
     if fmt not in WRITERS:
         raise BadConfig(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    out = Path(out).resolve() if out else project.root.resolve() / "exports" / fmt
+    check_target(project, out)
     rows = _rows(project)
-    out = Path(out) if out else project.root / "exports" / fmt
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    old = None
     try:
+        (tmp / MARKER).write_text(fmt + "\n")  # first, so a killed export's leftover is known as ours
         files = WRITERS[fmt](project, rows, tmp)
         tmp.chmod(0o755)  # mkdtemp makes it private; a dataset is meant to be shared
         if out.exists():
-            shutil.rmtree(out)
+            # set the earlier export aside rather than delete it first: a kill between
+            # the two renames leaves it whole (under the aside name), never half deleted
+            old = out.parent / f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}"
+            out.rename(old)
         tmp.rename(out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+        if old is not None and old.exists() and out.exists():
+            shutil.rmtree(old)
     return ExportResult(fmt, out, len(rows), sum(e.duration for e, _ in rows),
                         tuple(out / f.relative_to(tmp) for f in files))
+
+
+def check_target(project: Project, out: Path) -> None:
+    """Refuse an output folder whose replacement would delete anything but an export.
+
+    Parameters
+    ----------
+    project
+        The project being exported.
+    out
+        The output folder, resolved.
+
+    Raises
+    ------
+    BadConfig
+        ``out`` is a file, the project folder, a folder holding the project or the
+        current folder, a folder inside the project's audio or models, or a folder with
+        files that no earlier export wrote.
+    """
+    root = project.root.resolve()
+    advice = "choose a new or empty folder for the export"
+    if out == root:
+        raise BadConfig(f"{out}: the project folder itself; an export replaces its output "
+                        f"folder as a whole; {advice}")
+    if root.is_relative_to(out):
+        raise BadConfig(f"{out}: this folder holds the project {root}, and an export replaces "
+                        f"its output folder as a whole; {advice}")
+    for area in PROTECTED:
+        if out.is_relative_to(root / area):
+            raise BadConfig(f"{out}: inside the project's {area}/ folder; {advice}")
+    if Path.cwd().resolve().is_relative_to(out):
+        raise BadConfig(f"{out}: this is (or holds) the current folder, which an export "
+                        f"replaces as a whole; {advice}")
+    if out.exists() and not out.is_dir():
+        raise BadConfig(f"{out}: a file, not a folder; {advice}")
+    if out.is_dir() and not is_export(out):
+        raise BadConfig(f"{out}: the folder holds files that no earmark export wrote, and an "
+                        f"export replaces the whole folder; {advice}")
+
+
+def is_export(folder: Path) -> bool:
+    """Whether ``folder`` is empty or was written by an earlier export (and may be replaced)."""
+    if (folder / MARKER).is_file():
+        return True
+    for entry in folder.iterdir():  # an export from before the marker: only its own files
+        if entry.is_file() and entry.name in LEGACY_FILES:
+            continue
+        if entry.is_dir() and entry.name in HF_SPLITS.values() and all(
+                f.is_file() and (f.name == "metadata.jsonl"
+                                 or (f.name.startswith("clip") and f.suffix == ".flac"))
+                for f in entry.iterdir()):
+            continue
+        return False
+    return True
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Clear what a killed export left beside ``out`` (only folders holding the marker).
+
+    A half-written temporary folder is deleted; an earlier export set aside is put back
+    when ``out`` is missing (the kill fell between the two renames), else deleted.
+    """
+    for prefix in (f".{out.name}.tmp-", f".{out.name}.old-"):
+        for p in sorted(out.parent.glob(prefix + "*")):
+            if not (p.is_dir() and (p / MARKER).is_file()):
+                continue
+            if prefix.endswith(".old-") and not out.exists():
+                p.rename(out)
+            else:
+                shutil.rmtree(p)
