@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from _support import SR, tone, write_wav
-from earmark.audio import check_audio, find_audio, load_audio, read_clip, rms_dbfs, split_points
+from earmark.audio import (
+    check_audio, find_audio, load_audio, read_clip, rms_dbfs, split_points, wav_header_seconds,
+)
 from earmark.config import AudioConfig
 from earmark.errors import UnreadableAudio
 
@@ -102,3 +106,34 @@ def test_find_audio_is_recursive_and_filters_extensions(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     found = find_audio(tmp_path, AudioConfig().extensions)
     assert sorted(p.name for p in found) == ["x.WAV", "y.flac"]
+
+
+def test_a_zero_byte_file_and_a_non_audio_file_get_a_reason(tmp_path):
+    (tmp_path / "zero.wav").write_bytes(b"")
+    with pytest.raises(UnreadableAudio, match=r"zero.wav: empty file \(0 bytes\)"):
+        load_audio(tmp_path / "zero.wav")
+    (tmp_path / "notes.wav").write_text("meeting notes, not a recording\n")
+    with pytest.raises(UnreadableAudio) as err:
+        load_audio(tmp_path / "notes.wav")
+    assert "cannot decode" in str(err.value)
+    assert not re.search(r"\w+: \)", str(err.value)), "the reason is empty"
+
+
+def test_a_very_short_file_is_too_short_not_empty(tmp_path):
+    with pytest.raises(UnreadableAudio, match=r"too short \(0.05 s of audio, need at least 0.2 s\)"):
+        load_audio(write_wav(tmp_path / "blip.wav", tone(0.05)))
+
+
+def test_a_truncated_wav_is_rejected_with_both_durations(tmp_path):
+    whole = write_wav(tmp_path / "whole.wav", tone(4.0)).read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[: 44 + 2 * 15_000])  # 44-byte header, then 15000 of 64000 samples
+    with pytest.raises(UnreadableAudio, match=r"cut.wav: truncated file \(0.94 s of audio, the header says 4.00 s\)"):
+        load_audio(cut)
+    # a writer that left the length unknown (a streaming recorder) is not truncation
+    data = bytearray(whole)
+    at = data.index(b"data") + 4
+    data[at : at + 4] = b"\xff\xff\xff\xff"
+    (tmp_path / "stream.wav").write_bytes(bytes(data))
+    assert wav_header_seconds(tmp_path / "stream.wav") is None
+    assert load_audio(tmp_path / "stream.wav").size == 4 * SR

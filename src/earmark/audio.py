@@ -16,6 +16,10 @@ import numpy as np
 from .config import SAMPLE_RATE, AudioConfig
 from .errors import UnreadableAudio
 
+# a WAV decoding to less than this share of the length its header declares was cut short
+# (a writer a few bytes off stays well above it)
+TRUNCATED_FRACTION = 0.9
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -77,11 +81,21 @@ def load_audio(path: Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
             f"{path}: {header_seconds / 3600:.1f} h is longer than the {cfg.max_file_hours:g} h limit; "
             "cut it into parts or raise AudioConfig.max_file_hours"
         )
+    if _size(path) == 0:  # decoders fail on it with an empty message (EOFError: )
+        raise UnreadableAudio(f"{path}: empty file (0 bytes); copy or export the file again")
     try:
         audio, rate = _decode(path)
     except Exception as exc:  # decoders raise many unrelated types
-        raise UnreadableAudio(f"{path}: cannot decode audio ({type(exc).__name__}: {exc}); "
+        # libsndfile's error_string omits the path, which the message already starts with
+        detail = str(getattr(exc, "error_string", None) or exc).strip()
+        reason = f"{type(exc).__name__}: {detail}" if detail else "not an audio file this build can decode"
+        raise UnreadableAudio(f"{path}: cannot decode audio ({reason}); "
                               "check the file is a wav, flac, ogg or mp3 file and not truncated") from exc
+    declared = wav_header_seconds(path)
+    decoded = audio.size / rate if rate else 0.0
+    if declared is not None and decoded < TRUNCATED_FRACTION * declared:
+        raise UnreadableAudio(f"{path}: truncated file ({decoded:.2f} s of audio, the header says "
+                              f"{declared:.2f} s); copy or export the file again")
     if not np.isfinite(audio).all():  # checked before resampling, which would smear it
         raise UnreadableAudio(f"{path}: contains NaN or infinite samples; re-export the file")
     if rate != SAMPLE_RATE and audio.size:
@@ -92,6 +106,54 @@ def load_audio(path: Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     return audio.astype(np.float32, copy=False)
 
 
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def wav_header_seconds(path: Path) -> float | None:
+    """Duration the RIFF header of a WAV file declares for its ``data`` chunk.
+
+    libsndfile reports the frames actually present, so a file cut short in a copy
+    decodes without complaint; the header still holds the length it was written with.
+
+    Returns
+    -------
+    float or None
+        Seconds, or None for a file that is not RIFF/WAVE PCM, or whose writer left the
+        length unknown (0 or 0xFFFFFFFF, as streaming recorders and RF64 do).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            rate = block_align = 0
+            for _ in range(64):  # a real header has a handful of chunks before "data"
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if cid == b"data":
+                    if not rate or not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size / block_align / rate
+                if cid == b"fmt " and size >= 16:
+                    fmt = f.read(16)
+                    if len(fmt) < 16:
+                        return None
+                    rate = int.from_bytes(fmt[4:8], "little")
+                    block_align = int.from_bytes(fmt[12:14], "little")
+                    f.seek(size - 16 + (size & 1), 1)
+                else:
+                    f.seek(size + (size & 1), 1)  # chunks are padded to an even size
+    except OSError:
+        return None
+    return None
+
+
 def _decode(path: Path) -> tuple[np.ndarray, int]:
     """Samples (mono float32) and rate: libsndfile first, audioread for anything else."""
     import soundfile as sf
@@ -99,22 +161,29 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
         return audio.mean(axis=1), int(rate)
-    except sf.LibsndfileError:
+    except sf.LibsndfileError as err:
         import warnings
 
         import librosa
 
         with warnings.catch_warnings():  # librosa warns that it falls back; we know
             warnings.simplefilter("ignore")
-            audio, rate = librosa.load(str(path), sr=None, mono=True)
+            try:
+                audio, rate = librosa.load(str(path), sr=None, mono=True)
+            except Exception as fallback:
+                if str(fallback).strip():
+                    raise
+                raise err from fallback  # audioread's NoBackendError says nothing; libsndfile does
         return audio.astype(np.float32), int(rate)
 
 
 def check_audio(audio: np.ndarray, name: str, cfg: AudioConfig = AudioConfig()) -> None:
     """Raise :class:`UnreadableAudio` if ``audio`` is empty, non-finite or silent."""
     seconds = audio.size / SAMPLE_RATE
+    if audio.size == 0:
+        raise UnreadableAudio(f"{name}: empty (the file holds no audio samples)")
     if seconds < cfg.min_clip_seconds:
-        raise UnreadableAudio(f"{name}: empty ({seconds:.2f} s of audio, need at least "
+        raise UnreadableAudio(f"{name}: too short ({seconds:.2f} s of audio, need at least "
                               f"{cfg.min_clip_seconds:g} s)")
     if not np.isfinite(audio).all():
         raise UnreadableAudio(f"{name}: contains NaN or infinite samples; re-export the file")
