@@ -82,7 +82,7 @@ def test_csv_manifest_and_missing_file(project, tmp_path):
 
 @pytest.mark.parametrize("content,match", [
     ('{"audio": "a.wav"}\n{not json\n', r"m.jsonl:2: not valid JSON"),
-    ('{"text": "no audio"}\n', r"row 1 has no 'audio'"),
+    ('{"audio": "a.wav"}\n\n{"text": "no audio"}\n', r"m.jsonl:3: no 'audio' field"),
     ('["a.wav"]\n', r"m.jsonl:1: expected a JSON object"),
 ])
 def test_bad_manifest_names_file_and_line(tmp_path, content, match):
@@ -114,3 +114,106 @@ def test_long_file_is_split_into_clips_that_remember_their_parent(project, tmp_p
     for c in clips:  # each stored clip is 16 kHz audio of the recorded length
         from earmark.audio import read_clip
         assert read_clip(project.clip_path(c.audio_path)).size == pytest.approx(c.duration * SR, abs=2)
+
+
+def _rows_file(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_a_manifest_gives_known_clips_their_missing_reference_texts(project, tmp_path):
+    for i in range(3):
+        write_wav(tmp_path / "in" / f"{i}.wav", _speechlike(1.5, i))
+    assert import_audio(project, tmp_path / "in", progress=False).clips_added == 3
+    texts = ["one", "two", "three"]
+    m = _rows_file(tmp_path / "m.jsonl", [{"audio": f"in/{i}.wav", "text": t} for i, t in enumerate(texts)])
+    report = import_audio(project, m, progress=False)
+    assert (report.duplicates, report.texts_added, report.text_conflicts, report.warnings) == (3, 3, 0, [])
+    with project.store.session() as s:
+        assert [c.reference_text for c in s.scalars(select(Clip).order_by(Clip.id))] == texts
+        assert [r.reference_text for r in s.scalars(select(Source).order_by(Source.id))] == texts
+    again = import_audio(project, m, progress=False)
+    assert (again.texts_added, again.text_conflicts) == (0, 0)
+
+
+def test_a_different_text_never_replaces_a_stored_one_and_is_named(project, tmp_path):
+    write_wav(tmp_path / "a.wav", _speechlike(1.5, 1))
+    import_audio(project, _rows_file(tmp_path / "m.jsonl", [{"audio": "a.wav", "text": "kept"}]), progress=False)
+    report = import_audio(project, _rows_file(tmp_path / "n.jsonl", [{"audio": "a.wav", "text": "other"}]),
+                          progress=False)
+    assert (report.texts_added, report.text_conflicts) == (0, 1)
+    assert len(report.warnings) == 1 and str(tmp_path / "a.wav") in report.warnings[0]
+    with project.store.session() as s:
+        assert s.scalars(select(Clip.reference_text)).one() == "kept"
+
+
+def test_two_rows_for_one_audio_with_different_texts_name_the_line(project, tmp_path):
+    write_wav(tmp_path / "a.wav", _speechlike(1.5, 1))
+    m = _rows_file(tmp_path / "m.jsonl", [{"audio": "a.wav", "text": "first"},
+                                          {"audio": "a.wav", "text": "first"},
+                                          {"audio": "a.wav", "text": "second"}])
+    report = import_audio(project, m, progress=False)
+    assert (report.clips_added, report.duplicates, report.text_conflicts) == (1, 2, 1)
+    assert report.warnings == [f"{m}:3: {tmp_path / 'a.wav'} is the same audio as line 1 with a "
+                               "different text; kept the text of line 1"]
+
+
+def test_a_changed_file_at_a_known_path_is_reported(project, tmp_path):
+    path = write_wav(tmp_path / "in" / "a.wav", _speechlike(1.5, 1))
+    import_audio(project, tmp_path / "in", progress=False)
+    write_wav(path, _speechlike(2.0, 2))
+    report = import_audio(project, tmp_path / "in", progress=False)
+    assert report.clips_added == 1 and report.changed == [str(path)]
+    assert any(str(path) in w and "changed" in w for w in report.warnings)
+
+
+def test_paths_are_stored_absolute(project, tmp_path, monkeypatch):
+    write_wav(tmp_path / "in" / "a.wav", _speechlike(1.5, 1))
+    (tmp_path / "in" / "bad.wav").write_bytes(b"junk")
+    write_wav(tmp_path / "b.wav", _speechlike(1.5, 2))
+    (tmp_path / "m.csv").write_text("audio,text\nb.wav,hello\nmissing.wav,x\n")
+    monkeypatch.chdir(tmp_path)
+    report = import_audio(project, "in", progress=False)
+    report2 = import_audio(project, "m.csv", progress=False)
+    assert [p for p, _ in report.rejected + report2.rejected] == [str(tmp_path / "in" / "bad.wav"),
+                                                                  str(tmp_path / "missing.wav")]
+    with project.store.session() as s:
+        paths = s.scalars(select(Source.path).order_by(Source.id)).all()
+    assert paths == [str(tmp_path / p) for p in ("in/a.wav", "in/bad.wav", "b.wav", "missing.wav")]
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_latin1_manifest_is_refused_with_its_line(tmp_path, bom):
+    (tmp_path / "m.csv").write_bytes(bom + "audio,text\na.wav,ok\nb.wav,café\n".encode("latin-1"))
+    with pytest.raises(BadManifest, match=r"m.csv:3: not UTF-8 text \(byte 0xe9\).*save the manifest as UTF-8"):
+        read_manifest(tmp_path / "m.csv")
+
+
+@pytest.mark.parametrize("name,content", [
+    ("m.csv", "audio,text\na.wav,café\n"),
+    ("m.jsonl", json.dumps({"audio": "a.wav", "text": "café"}, ensure_ascii=False) + "\n"),
+])
+def test_a_manifest_with_a_byte_order_mark_is_read(tmp_path, name, content):
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + content.encode())  # as Excel's "CSV UTF-8"
+    [row] = read_manifest(tmp_path / name)
+    assert (row.audio, row.text) == (tmp_path / "a.wav", "café")
+
+
+def test_csv_errors_give_the_file_line(tmp_path):
+    (tmp_path / "m.csv").write_text('audio,text\na.wav,"two\nlines"\n,no audio\n')
+    with pytest.raises(BadManifest, match=r"m.csv:4: no 'audio' field"):
+        read_manifest(tmp_path / "m.csv")
+
+
+def test_nothing_to_import_says_what_was_searched(project, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.m4a").write_bytes(b"x")
+    (tmp_path / "in" / "b.aiff").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match=r"no audio files with the extensions \.wav.*\.aiff.*\.m4a"):
+        import_audio(project, tmp_path / "in", progress=False)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"none: no audio files .* the folder is empty"):
+        import_audio(project, tmp_path / "none", progress=False)
+    (tmp_path / "m.jsonl").write_text("\n")
+    with pytest.raises(BadManifest, match="m.jsonl: the manifest lists no audio"):
+        import_audio(project, tmp_path / "m.jsonl", progress=False)

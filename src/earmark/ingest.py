@@ -3,14 +3,18 @@
 Each file is decoded to 16 kHz mono, checked, split at silences when longer than 30 s,
 and written as FLAC clips under ``PROJECT/audio``; then its rows are inserted in one
 transaction. A killed import therefore loses at most the file in progress, and a
-re-import skips every file whose content hash is already known.
+re-import skips every file whose content hash is already known (giving it a
+manifest's reference text when it has none). Paths are stored absolute.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,9 +31,10 @@ from .store import Clip, Source
 class ManifestRow:
     """One file to import, with what the manifest says about it."""
 
-    audio: Path
+    audio: Path  # absolute, so the project works from any folder
     text: str | None = None
     speaker: str | None = None
+    line: int | None = None  # the manifest line (None for a folder import)
 
 
 @dataclass
@@ -38,64 +43,133 @@ class ImportReport:
 
     files_added: int = 0
     clips_added: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # files whose content is already known (or named twice)
     seconds_added: float = 0.0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    texts_added: int = 0  # known files without a reference text that got the manifest's
+    text_conflicts: int = 0  # rows whose text differs from the one kept; see warnings
+    changed: list[str] = field(default_factory=list)  # paths imported before with other content
+    warnings: list[str] = field(default_factory=list)  # one line each, naming file (and line)
+
+
+@dataclass
+class _Seen:
+    """A content hash already in the project or met earlier in this import."""
+
+    ok: bool  # imported (not rejected)
+    text: str | None  # its reference text
+    line: int | None = None  # the manifest line that gave the text in this import
+
+
+def _manifest_text(path: Path) -> str:
+    """The manifest's text, decoded as UTF-8 (a byte-order mark, as Excel writes, is dropped)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # utf-8-sig counts positions after the mark it dropped
+        start = exc.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)
+        line = data[:start].count(b"\n") + 1
+        raise BadManifest(f"{path}:{line}: not UTF-8 text (byte 0x{data[start]:02x}); save the "
+                          "manifest as UTF-8 (in Excel: 'CSV UTF-8')") from exc
+
+
+def _csv_rows(path: Path, text: str) -> list[tuple[int, dict]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        if not reader.fieldnames or "audio" not in reader.fieldnames:
+            raise BadManifest(f"{path}: the CSV header has no 'audio' column "
+                              f"(columns: {reader.fieldnames}); add one")
+        # line_num is the last physical line read: a quoted field may span several
+        return [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise BadManifest(f"{path}:{reader.line_num}: not valid CSV ({exc}); fix that line") from exc
+
+
+def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict]]:
+    rows = []
+    # split on newlines only: JSON strings may hold other line separators (U+2028)
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadManifest(f"{path}:{n}: not valid JSON ({exc.msg}); fix that line") from exc
+        if not isinstance(row, dict):
+            raise BadManifest(f"{path}:{n}: expected a JSON object per line")
+        rows.append((n, row))
+    return rows
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
     """Read a JSONL or CSV manifest with an ``audio`` column and optional ``text``, ``speaker``.
 
-    Relative audio paths are taken from the manifest's folder.
+    Relative audio paths are taken from the manifest's folder; every path is returned
+    absolute. The file must be UTF-8 (with or without a byte-order mark).
 
     Raises
     ------
     BadManifest
-        Unparseable line, or a row without ``audio``; the message gives file and line.
+        Not UTF-8, an unparseable line, or a row without ``audio``; the message gives
+        file and line (a CSV's header is line 1).
     """
-    base = path.parent
-    rows: list[dict] = []
-    if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or "audio" not in reader.fieldnames:
-                raise BadManifest(f"{path}: the CSV header has no 'audio' column "
-                                  f"(columns: {reader.fieldnames}); add one")
-            rows = list(reader)
-    else:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BadManifest(f"{path}:{n}: not valid JSON ({exc.msg}); fix that line") from exc
-                if not isinstance(row, dict):
-                    raise BadManifest(f"{path}:{n}: expected a JSON object per line")
-                rows.append(row)
+    path = Path(path)
+    text = _manifest_text(path)
+    rows = _csv_rows(path, text) if path.suffix.lower() == ".csv" else _jsonl_rows(path, text)
+    base = path.resolve().parent
     out = []
-    for n, row in enumerate(rows, 1):
+    for n, row in rows:
         if not row.get("audio"):
-            raise BadManifest(f"{path}: row {n} has no 'audio' field; every row needs the audio path")
-        audio = Path(row["audio"])
+            raise BadManifest(f"{path}:{n}: no 'audio' field; every row needs the audio path")
+        ref = row.get("text")
         out.append(ManifestRow(
-            audio=audio if audio.is_absolute() else base / audio,
-            text=(row.get("text") or None),
+            audio=(base / str(row["audio"])).resolve(),  # an absolute path stays as it is
+            text=str(ref) if ref not in (None, "") else None,
             speaker=(str(row["speaker"]) if row.get("speaker") not in (None, "") else None),
+            line=n,
         ))
     return out
 
 
 def rows_from_source(source: Path, extensions: tuple[str, ...]) -> list[ManifestRow]:
-    """Files to import from a folder, a manifest, or a single audio file."""
+    """Files to import from a folder, a manifest, or a single audio file.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` does not exist, or is a folder holding no file with ``extensions``.
+    BadManifest
+        A malformed or empty manifest.
+    """
+    source = Path(source).resolve()
     if source.is_dir():
-        return [ManifestRow(p) for p in au.find_audio(source, extensions)]
+        found = au.find_audio(source, extensions)
+        if not found:
+            raise FileNotFoundError(_no_audio(source, extensions))
+        return [ManifestRow(p) for p in found]
     if not source.exists():
         raise FileNotFoundError(f"{source}: no such file or folder")
     if source.suffix.lower() in (".jsonl", ".json", ".csv"):
-        return read_manifest(source)
+        rows = read_manifest(source)
+        if not rows:
+            raise BadManifest(f"{source}: the manifest lists no audio; add one row per file "
+                              "with an 'audio' path (and 'text', 'speaker' if known)")
+        return rows
     return [ManifestRow(source)]
+
+
+def _no_audio(folder: Path, extensions: tuple[str, ...]) -> str:
+    """Why a folder gave nothing to import, and what to do: the file types it does hold."""
+    searched = f"{folder}: no audio files with the extensions {', '.join(extensions)} (searched recursively)"
+    others = Counter(p.suffix.lower() or "(no extension)" for p in folder.rglob("*") if p.is_file())
+    if not others:
+        return f"{searched}; the folder is empty; give the folder that holds the recordings"
+    common = sorted(others.items(), key=lambda e: (-e[1], e[0]))[:5]
+    return (f"{searched}; it holds {sum(others.values())} other files ("
+            + ", ".join(f"{n} {ext}" for ext, n in common) + "); convert them to WAV or FLAC, or "
+            "add their extension to \"audio\": {\"extensions\": [...]} in the project's earmark.json "
+            "if libsndfile reads it (AIFF, for one)")
 
 
 def _path_key(path: Path) -> str:
@@ -105,6 +179,10 @@ def _path_key(path: Path) -> str:
 
 def import_audio(project: Project, source: Path | str, progress: bool = True) -> ImportReport:
     """Import every file of ``source`` into ``project``.
+
+    A file whose content is already known is not imported again, but a manifest's text
+    is added to it when it has no reference text yet; a different text never replaces
+    one (it is counted in ``text_conflicts`` and named in ``warnings``).
 
     Parameters
     ----------
@@ -120,23 +198,76 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
     -------
     ImportReport
         Counts, and every rejected file with its reason. Rejections are also stored.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` does not exist, or is a folder with no audio file.
+    BadManifest
+        A malformed or empty manifest.
     """
     cfg = project.config.audio
-    rows = rows_from_source(Path(source), cfg.extensions)
+    source = Path(source).resolve()
+    rows = rows_from_source(source, cfg.extensions)
     report = ImportReport()
     with project.store.session() as s:
-        known = set(s.scalars(select(Source.sha256)))
+        known = {sha: _Seen(status == "ok", text)
+                 for sha, status, text in s.execute(select(Source.sha256, Source.status, Source.reference_text))}
+        by_path = dict(s.execute(select(Source.path, Source.sha256).where(Source.status == "ok")).all())
+    fills: dict[str, str] = {}  # content hash -> text for known files without one
     for row in tqdm(rows, desc="import", unit="file", disable=not progress):
         key = au.file_sha256(row.audio) if row.audio.is_file() else _path_key(row.audio)
         if key in known:
             report.duplicates += 1
+            _merge_text(known[key], row, key, source, fills, report)
             continue
-        known.add(key)
-        _import_one(project, row, key, report)
+        earlier = by_path.get(str(row.audio))
+        if earlier is not None and earlier != key and not key.startswith("path:"):
+            report.changed.append(str(row.audio))
+            report.warnings.append(f"{row.audio}: the content changed since it was imported; the "
+                                   "new content is added as new clips and the earlier clips stay")
+        known[key] = _Seen(True, row.text, row.line)  # marked rejected below if it is
+        by_path[str(row.audio)] = key
+        if not _import_one(project, row, key, report):
+            known[key].ok = False
+    if fills:
+        _add_texts(project, fills)
+    report.texts_added = len(fills)
     return report
 
 
-def _import_one(project: Project, row: ManifestRow, key: str, report: ImportReport) -> None:
+def _merge_text(seen: _Seen, row: ManifestRow, key: str, source: Path,
+                fills: dict[str, str], report: ImportReport) -> None:
+    """Give a known file the row's text if it has none; count and name a different one."""
+    if not row.text or not seen.ok:
+        return
+    if seen.text is None:
+        seen.text, seen.line = row.text, row.line
+        fills[key] = row.text
+    elif seen.text.strip() != row.text.strip():
+        report.text_conflicts += 1
+        if seen.line is not None:
+            report.warnings.append(f"{source}:{row.line}: {row.audio} is the same audio as line "
+                                   f"{seen.line} with a different text; kept the text of line {seen.line}")
+        else:
+            report.warnings.append(f"{row.audio}: already imported with a different reference text; "
+                                   f"kept the stored one, not {row.text!r}")
+
+
+def _add_texts(project: Project, fills: dict[str, str]) -> None:
+    """Store reference texts for known files: on the file, and on its clip if it was not split."""
+    keys = list(fills)
+    with project.store.session() as s:
+        for i in range(0, len(keys), 500):  # bounded IN lists (SQLite limits bound variables)
+            for src in s.scalars(select(Source).where(Source.sha256.in_(keys[i : i + 500]))):
+                src.reference_text = fills[src.sha256]
+                clips = s.scalars(select(Clip).where(Clip.source_id == src.id)).all()
+                if len(clips) == 1 and clips[0].reference_text is None:  # a split file's text fits no clip
+                    clips[0].reference_text = src.reference_text
+
+
+def _import_one(project: Project, row: ManifestRow, key: str, report: ImportReport) -> bool:
+    """Import one file; False when it was rejected (and recorded so)."""
     cfg = project.config.audio
     source = Source(path=str(row.audio), sha256=key, status="ok",
                     reference_text=row.text, speaker=row.speaker)
@@ -171,3 +302,4 @@ def _import_one(project: Project, row: ManifestRow, key: str, report: ImportRepo
         report.files_added += 1
         report.clips_added += len(clips)
         report.seconds_added += sum(c.duration for c in clips)
+    return bool(clips)
