@@ -100,6 +100,12 @@ def cmd_import(args: argparse.Namespace) -> int:
           f"{len(report.rejected)} rejected")
     for path, reason in report.rejected:
         print(f"  rejected {path}: {reason.removeprefix(path + ': ')}")
+    if report.texts_added or report.text_conflicts or report.changed:
+        print(f"reference texts added to {plural(report.texts_added, 'known file')}; "
+              f"{report.text_conflicts} conflicting texts left as they were; "
+              f"{plural(len(report.changed), 'changed file')} imported as new clips")
+    for warning in report.warnings:
+        print(f"  warning: {warning}")
     if report.clips_added:
         print(f"next: earmark rank {args.project}")
     return 0

@@ -220,7 +220,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                "  earmark export myproj --format hf --out corrected_ds")
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--format", choices=("jsonl", "nemo", "hf"), default="jsonl", help="layout (default jsonl)")
-    s.add_argument("--out", help="output folder (default PROJECT/exports/FORMAT; replaced if present)")
+    s.add_argument("--out", help="output folder: a new or empty one, or an earlier export, which is "
+                                 "replaced (default PROJECT/exports/FORMAT)")
 
 
 if __name__ == "__main__":  # pragma: no cover
