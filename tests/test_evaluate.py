@@ -140,3 +140,66 @@ def test_evaluate_without_corrections_or_manifest_says_what_to_do(project):
 
     with pytest.raises(NoCorrections, match="--manifest"):
         evaluate(project)
+
+
+def _version_rows(project):
+    from sqlalchemy import select
+
+    from earmark.store import ModelVersion
+
+    with project.store.session() as s:
+        return s.execute(select(ModelVersion.name, ModelVersion.spec, ModelVersion.active)
+                         .order_by(ModelVersion.id)).all()
+
+
+def test_evaluate_takes_a_version_a_checkpoint_path_or_a_whisper_name(project, tmp_path, monkeypatch):
+    from earmark.evaluate import model_to_evaluate
+
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "good.pt").write_bytes(b"not read here")
+    monkeypatch.chdir(tmp_path)
+    before = _version_rows(project)
+    assert model_to_evaluate(project, "ck/good.pt") == ("ck/good.pt", str(tmp_path / "ck" / "good.pt"), None)
+    assert model_to_evaluate(project, "base.en") == ("base.en", "base.en", None)
+    name, spec, mv = model_to_evaluate(project, "tiny.en")
+    assert (name, spec, mv.name) == ("tiny.en", "tiny.en", "tiny.en")  # the project's version
+    assert model_to_evaluate(project, None)[2].name == "tiny.en"  # the active one
+    assert _version_rows(project) == before  # looking at a model does not register it
+
+
+def test_evaluate_an_unknown_model_lists_versions_and_what_else_it_takes(project):
+    from earmark.errors import UnknownModelVersion
+    from earmark.evaluate import evaluate
+
+    with pytest.raises(UnknownModelVersion, match="known versions: tiny.en.*checkpoint path or a Whisper name"):
+        evaluate(project, model="tiny-ultra", manifest="never-read.jsonl")
+
+
+def test_evaluate_an_unfinished_run_says_resume_it(project):
+    from earmark.errors import UnfinishedModelVersion
+    from earmark.evaluate import evaluate
+    from earmark.store import ModelVersion
+
+    with project.store.session() as s:
+        s.add(ModelVersion(name="ft-003", spec=str(project.root / "models" / "ft-003" / "model.pt"),
+                           status="training"))
+    with pytest.raises(UnfinishedModelVersion,
+                       match=f"unfinished fine-tuning run.*earmark finetune {project.root} --resume"):
+        evaluate(project, model="ft-003", manifest="never-read.jsonl")
+
+
+@pytest.mark.slow
+def test_evaluate_a_checkpoint_path_that_is_no_version(tmp_path, project, tiny_model, monkeypatch):
+    from _support import sample_rows
+
+    from earmark.evaluate import evaluate
+    from earmark.models import save_checkpoint
+
+    save_checkpoint(tiny_model, tmp_path / "ck" / "good.pt")
+    manifest = tmp_path / "heldout.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in sample_rows()[:2]))
+    monkeypatch.chdir(tmp_path)
+    before = _version_rows(project)
+    r = evaluate(project, model="ck/good.pt", manifest=manifest)
+    assert r.model == "ck/good.pt" and r.clips == 2 and 0.0 <= r.wer < 1.0
+    assert _version_rows(project) == before

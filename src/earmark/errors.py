@@ -73,3 +73,11 @@ class NothingToResume(EarmarkError):
 
 class BadConfig(EarmarkError):
     """A configuration value is out of range or names an unknown option."""
+
+
+class CorruptCheckpoint(ModelWeightsNotFound):
+    """A checkpoint file cannot be read, or holds no Whisper model (truncated, not torch)."""
+
+
+class UnfinishedModelVersion(UnknownModelVersion):
+    """A model version is a fine-tuning run still in progress: it has no checkpoint yet."""

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import DecodeConfig
-from .errors import NoCorrections, UnknownModelVersion
+from .errors import NoCorrections, UnfinishedModelVersion, UnknownModelVersion
 
 if TYPE_CHECKING:
     from .project import Project
@@ -274,9 +274,12 @@ def find_version(project: "Project", model: str | None) -> "ModelVersion":
     ------
     UnknownModelVersion
         No such version; the message lists the known ones.
+    UnfinishedModelVersion
+        The version is a fine-tuning run that has not finished (no checkpoint yet).
     """
-    from sqlalchemy import or_, select
+    from sqlalchemy import select
 
+    from .ranking import check_ready, lookup_version
     from .store import ModelVersion
 
     store = project.store
@@ -285,14 +288,48 @@ def find_version(project: "Project", model: str | None) -> "ModelVersion":
         if mv is None:
             mv = store.ensure_model_version(project.config.decode.model)
         return mv
-    with store.session() as s:
-        mv = s.scalars(select(ModelVersion).where(
-            or_(ModelVersion.name == model, ModelVersion.spec == model))).first()
-        names = list(s.scalars(select(ModelVersion.name).order_by(ModelVersion.id)))
+    mv = lookup_version(project, model)
     if mv is None:
+        with store.session() as s:
+            names = list(s.scalars(select(ModelVersion.name).order_by(ModelVersion.id)))
         raise UnknownModelVersion(f"no model version {model!r} in {project.root}; known versions: "
                                   f"{', '.join(names) or 'none'} (see `earmark status`)")
+    check_ready(project, mv)
     return mv
+
+
+def model_to_evaluate(project: "Project", model: str | None) -> tuple[str, str, "ModelVersion | None"]:
+    """(name, spec, version) of what ``model`` asks to evaluate.
+
+    A version's name or spec gives that version; otherwise a checkpoint path or a
+    Whisper name is evaluated as it is, without becoming a version of the project
+    (evaluating is looking, and a look should not change what ``rank`` uses).
+
+    Raises
+    ------
+    UnknownModelVersion
+        ``model`` is none of these; the message lists the project's versions.
+    UnfinishedModelVersion
+        ``model`` names a fine-tuning run that has not finished.
+    """
+    import whisper
+
+    from .models import looks_like_path, normalize_spec
+    from .ranking import lookup_version
+
+    if model is not None and lookup_version(project, model) is None:
+        # a path that does not exist is still meant as a path: load_model says it is missing
+        if Path(model).expanduser().is_file() or looks_like_path(model) \
+                or model in whisper.available_models():
+            return model, normalize_spec(model), None
+    try:
+        mv = find_version(project, model)
+    except UnfinishedModelVersion:
+        raise
+    except UnknownModelVersion as exc:
+        raise UnknownModelVersion(f"{exc}; or give a checkpoint path or a Whisper name "
+                                  f"({', '.join(whisper.available_models())})") from exc
+    return mv.name, mv.spec, mv
 
 
 def manifest_clips(path: Path) -> tuple[list[np.ndarray], list[str]]:
@@ -346,7 +383,9 @@ def evaluate(project: "Project", model: str | None = None, manifest: Path | str 
     project
         An open project.
     model
-        A version name or spec; default the active version.
+        A version's name or spec, or a checkpoint path or Whisper name that is not a
+        version (evaluated without being added to the project); default the active
+        version.
     manifest
         A JSONL/CSV manifest with ``audio`` and ``text``; default the dev split held
         out from the corrections.
@@ -358,14 +397,22 @@ def evaluate(project: "Project", model: str | None = None, manifest: Path | str 
     NoCorrections
         No manifest was given and the project has no corrections to hold out.
     UnknownModelVersion
-        ``model`` names no version of the project.
+        ``model`` is neither a version of the project, a checkpoint path nor a Whisper
+        name (:class:`UnfinishedModelVersion`: a fine-tuning run still going).
+    BadConfig
+        A decoding setting out of range, or a device this machine lacks.
+    ModelWeightsNotFound, CorruptCheckpoint
+        The model cannot load; the message names the file and what to do.
     """
     from dataclasses import replace
 
-    from .models import load_model, torch_threads
+    from .models import check_decode_config, load_model, torch_threads
+    from .ranking import load_version
 
-    mv = find_version(project, model)
-    decode = replace(decode or project.config.decode, model=mv.spec)
+    decode = decode or project.config.decode
+    check_decode_config(decode)
+    name, spec, mv = model_to_evaluate(project, model)
+    decode = replace(decode, model=spec)
     if manifest is not None:
         audios, refs = manifest_clips(Path(manifest))
         source = str(manifest)
@@ -373,4 +420,5 @@ def evaluate(project: "Project", model: str | None = None, manifest: Path | str 
         audios, refs = dev_clips(project)
         source = "dev split"
     with torch_threads(decode.threads):
-        return evaluate_audio(load_model(mv.spec, decode.device), audios, refs, decode, mv.name, source)
+        loaded = load_version(project, mv, decode.device) if mv else load_model(spec, decode.device)
+        return evaluate_audio(loaded, audios, refs, decode, name, source)

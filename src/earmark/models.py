@@ -8,6 +8,9 @@ A spec is one of:
   ``~/.cache/earmark``);
 - any other openai-whisper name (``"small.en"``...): whisper's normal download;
 - a path to a checkpoint file in openai-whisper's format (a fine-tuned one, say).
+
+It also checks what decoding runs with (:func:`check_device`, :func:`check_decode_config`),
+so a wrong setting fails before a model loads or a project changes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import gzip
 import importlib.util
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelWeightsNotFound
+from .errors import BadConfig, CorruptCheckpoint, ModelWeightsNotFound
 
 if TYPE_CHECKING:  # torch and whisper load only when a model is asked for
     import whisper
+
+    from .config import DecodeConfig
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,90 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+DEVICES = "auto, cpu, cuda, cuda:N (a GPU's index) or mps"
+
+
+def _device_problem(device: str) -> str | None:
+    """Why ``device`` cannot run a model here (None when it can).
+
+    torch is imported only for a GPU device, so checking "auto" or "cpu" stays instant.
+    """
+    if device in ("auto", "cpu"):
+        return None
+    if not isinstance(device, str) or not re.fullmatch(r"cuda(:\d+)?|mps", device):
+        return f"{device!r} is not a device; use {DEVICES}"
+    import torch
+
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            return "'mps' was asked for but torch sees no Apple GPU here; use auto or cpu"
+        return None
+    if not torch.cuda.is_available():
+        return (f"{device!r} was asked for but torch sees no CUDA GPU here (no GPU, no driver, "
+                "or a CPU-only torch); use auto or cpu")
+    count = torch.cuda.device_count()
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        return f"{device!r} was asked for but this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+    return None
+
+
+def check_device(device: str, field: str = "device") -> None:
+    """Raise :class:`BadConfig` unless ``device`` can run a model on this machine.
+
+    Parameters
+    ----------
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; a GPU must be there.
+    field
+        The setting's name for the message (``"decode.device"``, ``"finetune.device"``).
+    """
+    problem = _device_problem(device)
+    if problem:
+        raise BadConfig(f"{field}: {problem}")
+
+
+def decode_config_problems(cfg: "DecodeConfig") -> list[str]:
+    """Every value of ``cfg`` that decoding cannot run with, each a line that starts with its field."""
+    from .precision import PRECISIONS
+
+    checks = [
+        ("batch_size", cfg.batch_size >= 1, "must be at least 1 (30-second windows per batch)"),
+        ("threads", cfg.threads >= 0, "must be 0 (one per core) or more"),
+        ("max_tokens_per_second", cfg.max_tokens_per_second > 0, "must be positive"),
+        ("min_max_tokens", cfg.min_max_tokens >= 1, "must be at least 1"),
+        ("loop_min_tokens", cfg.loop_min_tokens >= 0, "must be 0 (no loop check) or more"),
+        ("pack_gap_seconds", cfg.pack_gap_seconds >= 0, "must be 0 or more"),
+        ("pack_window_seconds", 0 < cfg.pack_window_seconds <= 30,
+         "must be above 0 and at most 30 (Whisper's window)"),
+        ("pack_min_words_per_second", cfg.pack_min_words_per_second >= 0, "must be 0 or more"),
+        ("quantize", cfg.quantize in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
+    ]
+    problems = [f"{name} {rule} (got {getattr(cfg, name)!r})" for name, ok, rule in checks if not ok]
+    device = _device_problem(cfg.device)
+    if device:
+        problems.append(f"device: {device}")
+    return problems
+
+
+def check_decode_config(cfg: "DecodeConfig") -> None:
+    """Raise :class:`BadConfig` naming every value of ``cfg`` that decoding cannot use.
+
+    Called before ranking or evaluating, so a wrong setting fails at once, before a
+    model loads or the project changes, rather than as a traceback mid-run (a batch
+    size of 0) or silently (a negative one transcribed nothing).
+
+    Raises
+    ------
+    BadConfig
+        The message lists each field, its value and what it may be; the fields are
+        those of ``decode`` in the project's earmark.json, and of the command's options.
+    """
+    problems = decode_config_problems(cfg)
+    if problems:
+        raise BadConfig("decoding config: " + "; ".join(problems))
 
 
 def _package_dir(import_name: str) -> Path | None:
@@ -168,18 +258,97 @@ def save_checkpoint(model: "whisper.Whisper", dest: Path, meta: dict[str, Any] |
     return Path(dest)
 
 
-def _load_file(path: Path, device: str) -> "whisper.Whisper":
+def _why(exc: BaseException) -> str:
+    """The first sentence of an exception, short enough for a one-line error message.
+
+    torch's own messages go on to advise arguments of ``torch.load`` that do not apply
+    here (``weights_only=False`` would run code from the file).
+    """
+    first = re.split(r"(?<=[^.])\.(?:\s|$)", (str(exc).strip().splitlines() or [""])[0])[0]
+    return f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
+
+
+def _corrupt(path: Path, why: str, remedy: str) -> CorruptCheckpoint:
+    return CorruptCheckpoint(
+        f"{path.resolve()}: cannot load this checkpoint ({why}); the file is truncated or corrupt, or not "
+        f"a Whisper checkpoint (openai-whisper's torch format, with 'dims' and "
+        f"'model_state_dict'). {remedy}"
+    )
+
+
+REPLACE_FILE = ("Copy the checkpoint again from where it was made, or use another model "
+                "(a Whisper name such as tiny.en, or another checkpoint)")
+
+
+def _build(path: Path, remedy: str) -> "whisper.Whisper":
+    """Read a checkpoint file into a Whisper model on the CPU.
+
+    Every failure of reading the file or fitting its weights becomes
+    :class:`CorruptCheckpoint`: torch reports a damaged file as RuntimeError,
+    UnpicklingError, KeyError or OSError depending on where the damage is, and none of
+    them names the file.
+    """
     import torch
     import whisper
 
-    model = whisper.load_model(str(path), device=device)
-    meta = torch.load(str(path), map_location="cpu", weights_only=True).get("earmark", {})
-    heads = meta.get("alignment_heads")
+    try:  # weights_only: a checkpoint is data, and must not run code when it loads
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise _corrupt(path, _why(exc), remedy) from exc
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("dims"), dict) \
+            or not isinstance(ckpt.get("model_state_dict"), dict):
+        raise _corrupt(path, "no 'dims' and 'model_state_dict' in it", remedy)
+    try:
+        model = whisper.Whisper(whisper.ModelDimensions(**ckpt["dims"]))
+        model.load_state_dict(ckpt["model_state_dict"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # wrong dims, missing weights
+        raise _corrupt(path, _why(exc), remedy) from exc
+    heads = (ckpt.get("earmark") or {}).get("alignment_heads")
     if heads:
         model.set_alignment_heads(
             encode_alignment_heads(heads, model.dims.n_text_layer, model.dims.n_text_head)
         )
     return model
+
+
+def load_checkpoint(path: Path, device: str = "auto", remedy: str = REPLACE_FILE) -> "whisper.Whisper":
+    """Load a checkpoint file in openai-whisper's format.
+
+    Parameters
+    ----------
+    path
+        The checkpoint file.
+    device
+        As for :func:`load_model`.
+    remedy
+        The sentence that ends the message of a :class:`CorruptCheckpoint`: what to do
+        about this file (the caller knows whether it is a cache, a version, a user's file).
+
+    Returns
+    -------
+    whisper.Whisper
+        In eval mode, with the checkpoint's alignment heads set.
+    """
+    check_device(device)
+    # moved to the device only once built, so a device failure is not taken for a bad file
+    return _build(Path(path), remedy).to(resolve_device(device)).eval()
+
+
+def looks_like_path(spec: str) -> bool:
+    """Whether ``spec`` is meant as a file (it has a folder part or a checkpoint suffix)."""
+    return os.sep in spec or "/" in spec or spec.endswith((".pt", ".pth", ".bin"))
+
+
+def normalize_spec(spec: str) -> str:
+    """The spec to store for later use: a checkpoint file's absolute path; a name as is.
+
+    A project is used from many folders (the app, cron, another shell), so a relative
+    path stored as given would point elsewhere, or nowhere, from any of them.
+    """
+    path = Path(spec).expanduser()
+    if path.is_file() or looks_like_path(spec):
+        return str(path.resolve())
+    return spec
 
 
 def load_model(spec: str = "tiny.en", device: str = "auto") -> "whisper.Whisper":
@@ -190,7 +359,7 @@ def load_model(spec: str = "tiny.en", device: str = "auto") -> "whisper.Whisper"
     spec
         ``"tiny.en"`` (default), ``"base"``, another openai-whisper name, or a path.
     device
-        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
 
     Returns
     -------
@@ -201,23 +370,40 @@ def load_model(spec: str = "tiny.en", device: str = "auto") -> "whisper.Whisper"
     ------
     ModelWeightsNotFound
         Nothing to load; the message says what to install.
+    CorruptCheckpoint
+        The checkpoint file (or the converted weights in the cache) cannot be read;
+        the message names the file and what to do.
+    BadConfig
+        ``device`` is not a device, or names a GPU this machine does not have.
     """
     import whisper
 
+    check_device(device)
     device = resolve_device(device)
     path = Path(spec).expanduser()
     if path.is_file():
-        return _load_file(path, device).eval()
+        return load_checkpoint(path, device)
     if spec in BUNDLED and not whisper_cache_file(spec).is_file():
-        return _load_file(convert_bundled(spec), device).eval()
+        cached = convert_bundled(spec)
+        remedy = (f"It is earmark's conversion of the {BUNDLED[spec].pip_name} weights: delete "
+                  f"{cached.resolve()} and it is rebuilt from the package on the next run")
+        return load_checkpoint(cached, device, remedy)
     if spec in whisper.available_models():
         try:
             return whisper.load_model(spec, device=device).eval()
         except Exception as exc:  # urllib errors, checksum mismatch...
+            cached = whisper_cache_file(spec)
+            damaged = (f"; whisper's cached {cached} failed its checksum: delete it"
+                       if cached.is_file() else "")
             raise ModelWeightsNotFound(
-                f"cannot download Whisper {spec!r} ({type(exc).__name__}: {exc}); offline, use "
+                f"cannot download Whisper {spec!r} ({_why(exc)}){damaged}; offline, use "
                 f"one of {sorted(BUNDLED)} from the weight packages, or a checkpoint path"
             ) from exc
+    if looks_like_path(spec):
+        raise ModelWeightsNotFound(
+            f"no checkpoint file {path.resolve()} (model {spec!r}); check the path, or use a "
+            f"Whisper name ({', '.join(whisper.available_models())})"
+        )
     raise ModelWeightsNotFound(
         f"model {spec!r} is neither a checkpoint file nor a Whisper name "
         f"({', '.join(whisper.available_models())}); check the path or the name"

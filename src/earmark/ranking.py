@@ -11,17 +11,22 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from tqdm.auto import tqdm
 
 from . import audio as au
 from .config import DecodeConfig, SelectionConfig
+from .errors import ModelWeightsNotFound, UnfinishedModelVersion
 from .project import Project
 from .scoring import hallucination_flags, transcript_scores
 from .selection import Candidate, get_strategy
 from .store import Clip, Correction, ModelVersion, QueueEntry, Transcript as TranscriptRow
 from .transcribe import Decoder, Transcript
+
+if TYPE_CHECKING:
+    import whisper
 
 
 @dataclass(frozen=True)
@@ -101,18 +106,111 @@ def _ranking_threads(cfg: DecodeConfig, device: str) -> tuple[int, bool]:
     return (max(1, threads // 2) if overlap else threads), overlap
 
 
+# --- model versions: find, load, switch ---------------------------------------------------
+
+def lookup_version(project: Project, model: str) -> ModelVersion | None:
+    """The version named ``model``, or whose spec it is (a path as given or made absolute)."""
+    from .models import normalize_spec
+
+    specs = {model, normalize_spec(model)}
+    with project.store.session() as s:
+        rows = s.scalars(select(ModelVersion).where(
+            or_(ModelVersion.name == model, ModelVersion.spec.in_(specs))).order_by(ModelVersion.id)).all()
+    # a name is what people type and see in `earmark status`, so it wins over a spec
+    return next((m for m in rows if m.name == model), rows[0] if rows else None)
+
+
+def check_ready(project: Project, mv: ModelVersion) -> None:
+    """Raise :class:`UnfinishedModelVersion` when ``mv`` is a fine-tuning run still going.
+
+    Its checkpoint does not exist yet, and loading it would say "no checkpoint file",
+    which hides the cause and the remedy.
+    """
+    if mv.status == "training":
+        raise UnfinishedModelVersion(
+            f"model version {mv.name!r} of {project.root} is an unfinished fine-tuning run, with no "
+            f"checkpoint yet; finish it with `earmark finetune {project.root} --resume`, or use "
+            "another version or model")
+
+
+def _other_models_hint(project: Project, mv: ModelVersion) -> str:
+    """How to go on with another model when ``mv`` cannot load."""
+    with project.store.session() as s:
+        names = list(s.scalars(select(ModelVersion.name).where(
+            ModelVersion.id != mv.id, ModelVersion.status != "training").order_by(ModelVersion.id)))
+    versions = f"a version ({', '.join(names)}) or " if names else ""
+    return (f"To go on with another model, make it active with `earmark rank {project.root} "
+            f"--model NAME`, NAME being {versions}a Whisper name such as tiny.en")
+
+
+def load_version(project: Project, mv: ModelVersion, device: str) -> "whisper.Whisper":
+    """Load the model of a project's version.
+
+    Raises
+    ------
+    UnfinishedModelVersion
+        ``mv`` is a fine-tuning run that has not finished.
+    CorruptCheckpoint, ModelWeightsNotFound
+        Its checkpoint is damaged or gone; the message names the version, the file, and
+        how to go on with another model.
+    """
+    from pathlib import Path
+
+    from .models import load_checkpoint, load_model, looks_like_path
+
+    check_ready(project, mv)
+    path = Path(mv.spec).expanduser()
+    if path.is_file():
+        return load_checkpoint(path, device, remedy=f"It is the checkpoint of model version {mv.name}. "
+                                                    + _other_models_hint(project, mv))
+    if looks_like_path(mv.spec):
+        raise ModelWeightsNotFound(
+            f"model version {mv.name!r} of {project.root}: its checkpoint {path} is gone (moved or "
+            f"deleted); put it back. {_other_models_hint(project, mv)}")
+    return load_model(mv.spec, device)  # a Whisper name: its own messages say what to install
+
+
+def switch_model(project: Project, model: str, device: str) -> tuple[ModelVersion, "whisper.Whisper | None"]:
+    """Make ``model`` (a version's name, or a spec) the active version; return it and its model.
+
+    The model is loaded before the project changes, so a name that is wrong, a path that
+    does not exist or a damaged file leaves the active version and the version table as
+    they were. A new spec is stored as :func:`~earmark.models.normalize_spec` gives it (a
+    checkpoint's absolute path), so the project works from any folder. The model comes
+    back unloaded (None) when ``model`` is already the active version.
+    """
+    from .models import load_model, normalize_spec
+
+    mv = lookup_version(project, model)
+    active = project.store.active_model()
+    if mv is not None and active is not None and mv.id == active.id:
+        return mv, None
+    if mv is not None:
+        loaded = load_version(project, mv, device)
+    else:
+        loaded = load_model(model, device)  # its errors show the path as it was given
+        mv = project.store.ensure_model_version(normalize_spec(model))
+    project.store.set_active(mv.id)
+    return mv, loaded
+
+
+# --- transcription ---------------------------------------------------------------------------
+
 def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
-                       progress: bool = True, limit: int | None = None) -> Transcribed:
+                       progress: bool = True, limit: int | None = None,
+                       model: "whisper.Whisper | None" = None) -> Transcribed:
     """Transcribe and store every clip ``mv`` has not transcribed (the first ``limit``).
 
-    Audio is read one chunk at a time, so memory does not grow with the pool.
+    Audio is read one chunk at a time, so memory does not grow with the pool. ``model``
+    is ``mv``'s model when the caller has loaded it already; otherwise it loads here,
+    and only when there is something to transcribe.
     """
-    from .models import load_model, torch_threads
+    from .models import torch_threads
 
     pending = _pending(project, mv.id, limit)
     if not pending:
         return Transcribed()
-    model = load_model(mv.spec, cfg.device)
+    model = model if model is not None else load_version(project, mv, cfg.device)
     threads, overlap = _ranking_threads(cfg, model.device.type)
     with torch_threads(threads):
         return _transcribe_chunks(project, mv, cfg, pending, Decoder(model, cfg, overlap=overlap),
@@ -184,7 +282,8 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
     project
         An open project.
     model
-        A model spec to rank with; it becomes the active version. Default: the active one.
+        A version's name, or a model spec (a Whisper name or a checkpoint path), to rank
+        with; it becomes the active version once it has loaded. Default: the active one.
     decode, selection
         Override the project's configuration.
     progress
@@ -192,15 +291,28 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
     limit
         Transcribe at most this many pending clips (in clip order; the rest wait for
         the next run). The queue is still rebuilt over every transcribed clip.
+
+    Raises
+    ------
+    BadConfig
+        A decoding setting out of range, or a device this machine lacks.
+    ModelWeightsNotFound, CorruptCheckpoint, UnfinishedModelVersion
+        ``model`` (or the active version) cannot load; nothing in the project changed.
     """
+    from .models import check_decode_config
+
     decode = decode or project.config.decode
     selection = selection or project.config.selection
+    check_decode_config(decode)  # a bad setting fails here, before the project changes
     get_strategy(selection.strategy)  # fail before hours of decoding, not after
+    loaded = None
     if model:
-        mv = project.store.ensure_model_version(model)
-        project.store.set_active(mv.id)
-    mv = project.store.active_model() or project.store.ensure_model_version(decode.model)
+        mv, loaded = switch_model(project, model, decode.device)
+    else:
+        active = project.store.active_model()
+        mv, loaded = (active, None) if active else switch_model(project, decode.model, decode.device)
     decode = replace(decode, model=mv.spec)
-    done = transcribe_pending(project, mv, decode, progress, limit)
+    done = transcribe_pending(project, mv, decode, progress, limit, model=loaded)
+    del loaded  # the queue needs no model; free its memory before building it
     queued = build_queue(project, mv.id, selection)
     return RankReport(**asdict(done), model_version=mv.name, queued=queued, strategy=selection.strategy)
