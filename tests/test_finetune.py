@@ -112,6 +112,8 @@ def test_bad_config_is_refused(project):
         finetune(project, replace(SMALL, max_steps=-5), progress=False)
     with pytest.raises(BadConfig, match="threads must be 0 or more"):
         finetune(project, replace(SMALL, threads=-1), progress=False)
+    with pytest.raises(BadConfig, match="finetune.device"):
+        finetune(project, replace(SMALL, device="xyz"), progress=False)
     with pytest.raises(BadConfig, match="max_drift"):
         finetune(project, replace(SMALL, max_drift=5.0), progress=False)
 
@@ -289,7 +291,9 @@ def test_a_run_that_cannot_load_its_parent_leaves_nothing_unfinished(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
     project.store.set_active(project.store.ensure_model_version(str(junk), name="junk").id)
-    with pytest.raises(Exception):
+    from earmark.errors import CorruptCheckpoint
+
+    with pytest.raises(CorruptCheckpoint, match="junk.pt.*model version junk"):
         finetune(project, SMALL, progress=False)
     with project.store.session() as s:
         assert not s.scalars(select(ModelVersion).where(ModelVersion.status == "training")).all()

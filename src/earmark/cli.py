@@ -81,7 +81,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from .config import DecodeConfig, ProjectConfig
     from .project import init_project
 
-    cfg = ProjectConfig(database_url=args.db_url or "", decode=DecodeConfig(model=args.model))
+    from .models import normalize_spec
+
+    cfg = ProjectConfig(database_url=args.db_url or "", decode=DecodeConfig(model=normalize_spec(args.model)))
     project = init_project(args.project, cfg)
     print(f"created project {project.root} (model {args.model}, "
           f"database {'SQLite' if not args.db_url else args.db_url.split(':')[0]})")
@@ -293,11 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
                     epilog="examples:\n  earmark rank myproj\n  earmark rank myproj --strategy entropy\n"
                            "  earmark rank myproj --model ft-002     # a version, a Whisper name or a checkpoint")
     s.add_argument("project", help=PROJECT_HELP)
-    s.add_argument("--model", help="rank with this model (name or checkpoint); it becomes active")
+    s.add_argument("--model", help="a version's name, a Whisper name or a checkpoint path; it becomes "
+                                   "active once it has loaded")
     s.add_argument("--batch-size", type=positive_int, help="30-second windows decoded together (default 16)")
     s.add_argument("--strategy", choices=sorted(STRATEGIES),
                    help=f"queue order (default {DEFAULT_STRATEGY})")
-    s.add_argument("--device", help="cpu, cuda or auto (default auto)")
+    s.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     s.add_argument("--threads", type=count, help="torch CPU threads (default 0: torch's choice)")
     s.add_argument("--no-pack", action="store_true",
                    help="one clip per 30 s window (slower; packing is on by default)")

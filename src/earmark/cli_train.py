@@ -167,7 +167,7 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--resume", action="store_true",
                    help="continue the newest unfinished run (a run with the same corrections and "
                         "settings continues anyway)")
-    s.add_argument("--device", help="cpu, cuda or auto (default auto)")
+    s.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     s.add_argument("--threads", type=count, help="torch CPU threads")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -204,7 +204,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                "  earmark evaluate myproj --model tiny.en --manifest heldout.jsonl\n"
                "  earmark evaluate myproj --model ft-002 --json")
     s.add_argument("project", help=PROJECT_HELP)
-    s.add_argument("--model", help="version name or spec (default: the active version)")
+    s.add_argument("--model", help="version name, checkpoint path or Whisper name (default: the active "
+                                   "version); one that is not a version is evaluated without being added")
     s.add_argument("--manifest", help="JSONL/CSV manifest with audio and text (default: the dev split)")
     s.add_argument("--device", help="cpu, cuda or auto")
     s.add_argument("--threads", type=count, help="torch CPU threads")

@@ -349,7 +349,8 @@ def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: boo
     BadConfig
         A setting out of range.
     """
-    from .models import load_model, resolve_device, torch_threads
+    from .models import torch_threads
+    from .ranking import load_version
 
     started = time.perf_counter()
     cfg = cfg or project.config.finetune
@@ -359,7 +360,9 @@ def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: boo
     run = replace(run, cfg=_with_runtime(run.cfg, cfg))
     with torch_threads(run.cfg.threads):
         try:
-            model = load_model(run.parent["spec"], resolve_device(run.cfg.device))
+            with project.store.session() as s:
+                parent = s.get(ModelVersion, run.parent["id"])
+            model = load_version(project, parent, run.cfg.device)
         except BaseException:
             _discard_if_untouched(project, run)
             raise

@@ -113,6 +113,9 @@ def check_config(cfg: FinetuneConfig) -> None:
         problems.append(f"interpolate must be above 0 and at most 1 (got {cfg.interpolate})")
     if problems:
         raise BadConfig("fine-tuning config: " + "; ".join(problems))
+    from .models import check_device
+
+    check_device(cfg.device, "finetune.device")
 
 
 # what ends a sentence for the training targets: the packed decoder's list (it tells
