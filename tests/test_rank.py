@@ -160,3 +160,14 @@ def test_demo_runs_the_loop_on_the_shipped_samples(tmp_path):
     assert f"$ earmark queue {tmp_path / 'd'} --top 5" in out.stdout
     again = _earmark("demo", str(tmp_path / "d"), "--no-app")
     assert again.returncode == 2 and "--fresh" in again.stderr
+
+
+def test_rank_commits_in_chunks_bounded_by_clips_and_by_audio():
+    from earmark.ranking import _chunks
+
+    short = [(i, "a", 3.0) for i in range(10)]
+    assert [len(p) for p in _chunks(short, 4, 1000.0)] == [4, 4, 2]
+    long = [(i, "a", 25.0) for i in range(10)]  # a split long file: the seconds bound decides
+    assert [len(p) for p in _chunks(long, 256, 60.0)] == [2, 2, 2, 2, 2]
+    assert [len(p) for p in _chunks([(0, "a", 90.0), (1, "a", 5.0)], 256, 60.0)] == [1, 1]
+    assert [c for p in _chunks(long, 3, 60.0) for c, _, _ in p] == list(range(10))

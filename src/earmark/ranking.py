@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from . import audio as au
 from .config import DecodeConfig, SelectionConfig
 from .errors import ModelWeightsNotFound, UnfinishedModelVersion
+from .packing import WINDOW_SECONDS
 from .project import Project
 from .scoring import hallucination_flags, transcript_scores
 from .selection import Candidate, get_strategy
@@ -85,9 +86,18 @@ def _pending(project: Project, mv_id: int, limit: int | None = None) -> list[tup
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _chunks(items: list[tuple[int, str, float]], size: int, seconds: float) -> Iterator[list]:
+    """Consecutive runs of at most ``size`` clips and (unless one clip is longer) ``seconds`` of audio."""
+    part: list = []
+    total = 0.0
+    for item in items:
+        if part and (len(part) == size or total + item[2] > seconds):
+            yield part
+            part, total = [], 0.0
+        part.append(item)
+        total += item[2]
+    if part:
+        yield part
 
 
 def _ranking_threads(cfg: DecodeConfig, device: str) -> tuple[int, bool]:
@@ -223,13 +233,16 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     """Decode ``pending`` chunk by chunk, committing each chunk's transcripts."""
     total = sum(d for _, _, d in pending)
     # a chunk holds enough clips to fill every window of a few batches, and is small
-    # enough that a kill loses little and memory stays flat on any pool size
+    # enough that a kill loses little and memory stays flat on any pool size; the
+    # seconds bound keeps a pool of long clips (a split 2-hour file) from making each
+    # chunk, and so each progress update, minutes long
     chunk = cfg.batch_size * (8 if cfg.pack else 1) * 2
+    chunk_seconds = 3 * cfg.batch_size * WINDOW_SECONDS
     start, done_s, n = time.perf_counter(), 0.0, 0
     bar = tqdm(total=round(total, 1), unit="audio-s", desc=f"rank {mv.name}",
                disable=not progress, dynamic_ncols=True)
     with bar:
-        for part in _chunks(pending, chunk):
+        for part in _chunks(pending, chunk, chunk_seconds):
             audios = [au.read_clip(project.clip_path(path)) for _, path, _ in part]
             results = decoder.transcribe(audios)
             with project.store.session() as s:
