@@ -160,7 +160,8 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
 
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        return audio.mean(axis=1), int(rate)
+        # a mono file's one column as is: mean() would copy a long file once more
+        return (audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1)), int(rate)
     except sf.LibsndfileError as err:
         import warnings
 
@@ -194,7 +195,12 @@ def check_audio(audio: np.ndarray, name: str, cfg: AudioConfig = AudioConfig()) 
 
 def rms_dbfs(audio: np.ndarray) -> float:
     """Root-mean-square level in dB relative to full scale (-inf for digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    # summed in float64 a block at a time: squaring a long file at once in float64 would
+    # take twice the memory of the file itself
+    step = 1 << 20
+    squares = sum(float(np.square(audio[i : i + step], dtype=np.float64).sum())
+                  for i in range(0, audio.size, step))
+    rms = float(np.sqrt(squares / audio.size)) if audio.size else 0.0
     return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
 
 
@@ -216,7 +222,10 @@ def split_points(audio: np.ndarray, cfg: AudioConfig = AudioConfig()) -> list[Se
     hop = SAMPLE_RATE // 50  # 20 ms frames
     n_frames = audio.size // hop
     frames = audio[: n_frames * hop].reshape(n_frames, hop)
-    energy = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    energy = np.empty(n_frames)
+    step = 1 << 16  # frames at a time: a whole long file in float64 would be twice its size
+    for i in range(0, n_frames, step):
+        energy[i : i + step] = np.sqrt(np.square(frames[i : i + step], dtype=np.float64).mean(axis=1))
     # smooth over ~200 ms so a cut lands in a pause, not between two phonemes
     energy = np.convolve(energy, np.ones(10) / 10, mode="same")
 
