@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 
-from earmark.config import ProjectConfig
-from earmark.errors import BadConfig, CorruptDatabase, ProjectExists, ProjectNotFound, SchemaTooNew
+from earmark.config import DecodeConfig, ProjectConfig
+from earmark.errors import BadConfig, CorruptDatabase, ModelWeightsNotFound, ProjectExists, ProjectNotFound, SchemaTooNew
 from earmark.project import init_project, open_project
 from earmark.store import (SCHEMA_VERSION, Clip, Correction, Meta, ModelVersion, Source, Store,
                            schema_version, sqlite_url)
@@ -72,6 +72,9 @@ def test_init_refuses_a_file_and_a_bad_database_url_without_leaving_a_folder(tmp
         init_project(tmp_path / "afile")
     with pytest.raises(BadConfig, match="database URL bogus://x: .*postgresql"):
         init_project(tmp_path / "p", ProjectConfig(database_url="bogus://x"))
+    assert not (tmp_path / "p").exists()
+    with pytest.raises(ModelWeightsNotFound, match="'tiny.eng' is neither a checkpoint file nor a Whisper name"):
+        init_project(tmp_path / "p", ProjectConfig(decode=DecodeConfig(model="tiny.eng")))
     assert not (tmp_path / "p").exists()
 
 

@@ -399,15 +399,29 @@ def load_model(spec: str = "tiny.en", device: str = "auto") -> "whisper.Whisper"
                 f"cannot download Whisper {spec!r} ({_why(exc)}){damaged}; offline, use "
                 f"one of {sorted(BUNDLED)} from the weight packages, or a checkpoint path"
             ) from exc
+    raise _unknown(spec)
+
+
+def _unknown(spec: str) -> ModelWeightsNotFound:
+    import whisper
+
+    names = ", ".join(whisper.available_models())
     if looks_like_path(spec):
-        raise ModelWeightsNotFound(
-            f"no checkpoint file {path.resolve()} (model {spec!r}); check the path, or use a "
-            f"Whisper name ({', '.join(whisper.available_models())})"
-        )
-    raise ModelWeightsNotFound(
-        f"model {spec!r} is neither a checkpoint file nor a Whisper name "
-        f"({', '.join(whisper.available_models())}); check the path or the name"
-    )
+        return ModelWeightsNotFound(f"no checkpoint file {Path(spec).expanduser().resolve()} (model "
+                                    f"{spec!r}); check the path, or use a Whisper name ({names})")
+    return ModelWeightsNotFound(f"model {spec!r} is neither a checkpoint file nor a Whisper name "
+                                f"({names}); check the path or the name")
+
+
+def check_spec(spec: str) -> None:
+    """Raise :class:`ModelWeightsNotFound` unless ``spec`` is a file or a Whisper name.
+
+    Cheap (nothing is loaded): for settings that are used later, such as ``init --model``.
+    """
+    import whisper
+
+    if not (Path(spec).expanduser().is_file() or spec in BUNDLED or spec in whisper.available_models()):
+        raise _unknown(spec)
 
 
 @contextmanager

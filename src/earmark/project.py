@@ -43,11 +43,18 @@ def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> P
     Raises
     ------
     ProjectExists
-        ``root`` already holds a project.
+        ``root`` already holds a project, or is a file.
+    ModelWeightsNotFound
+        The config's model is neither a checkpoint file nor a Whisper name.
+    BadConfig
+        The database URL cannot be used.
     """
     root = Path(root)
     if (root / CONFIG_FILE).exists():
         raise ProjectExists(f"{root}: already an earmark project; use it, or choose another folder")
+    from .models import check_spec
+
+    check_spec(config.decode.model)  # a typo fails here, not at the first `rank`
     if root.exists() and not root.is_dir():
         raise ProjectExists(f"{root}: is a file, not a folder; choose a new folder name for the project")
     created = not root.exists()
