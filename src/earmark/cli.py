@@ -244,8 +244,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                          strategies=strategies)
     record = simulate(Path(args.manifest), cfg, Path(args.out))
     print(record["table"])
-    print(f"best: {record['best_strategy']} (label saving {record['best_label_saving']}); "
-          f"default {record['default_strategy']} word-error AUC {record['default_error_auc']:.3f}")
+    print(record["verdict"])
+    print(f"default {record['default_strategy']} word-error AUC {record['default_error_auc']:.3f}")
     print(f"wrote {args.out}/rounds.csv, rounds.json, summary.json, learning_curve.png")
     return 0
 

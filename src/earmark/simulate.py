@@ -31,7 +31,6 @@ from .config import SAMPLE_RATE, DecodeConfig, FinetuneConfig, SimulateConfig, t
 from .errors import BadConfig
 
 if TYPE_CHECKING:
-    import torch
     import whisper
 
     from .transcribe import Transcript
@@ -228,6 +227,7 @@ def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_
         labeled: list[int] = []
         changed_min = 0.0
         current = zero_shot  # the current model's transcripts of the pool (when decoded)
+        decoder = None  # the latest round's model; round 1 needs none (zero-shot covers all)
         for rnd in range(1, cfg.rounds + 1):
             start = time.perf_counter()
             done = set(labeled)
@@ -387,7 +387,12 @@ def mean_curves(results: Sequence[RoundResult]) -> dict[str, dict[str, list[floa
 
 
 def summarize(results: Sequence[RoundResult], baseline: str = "random") -> dict[str, dict[str, Any]]:
-    """Per strategy: final test WER, minutes to reach the baseline's final WER, saving, area."""
+    """Per strategy: final test WER, minutes to reach the baseline's final WER, saving, area.
+
+    ``label_saving`` is None where it cannot be computed, and ``label_saving_note`` then
+    says why (the strategy never reached the baseline's final WER, or the baseline
+    labeled no audio); otherwise the note is None.
+    """
     curves = mean_curves(results)
     if baseline not in curves:
         raise BadConfig(f"the summary compares with {baseline!r}: add it to the strategies")
@@ -395,12 +400,59 @@ def summarize(results: Sequence[RoundResult], baseline: str = "random") -> dict[
     out = {}
     for name, c in curves.items():
         reach = minutes_to_reach(c["minutes"], c["wer"], target)
+        note = (f"never reached {baseline}'s final WER" if reach is None
+                else f"{baseline} labeled no audio" if not full else None)
         out[name] = {"final_test_wer": c["wer"][-1], "final_dev_wer": c["dev_wer"][-1],
                      "final_minutes": c["minutes"][-1], "changed_minutes": c["changed"][-1],
                      "minutes_to_random_final": reach,
-                     "label_saving": None if reach is None or not full else 1 - reach / full,
+                     "label_saving": None if note else 1 - reach / full,
+                     "label_saving_note": note,
                      "curve_area": curve_area(c["minutes"], c["wer"])}
     return out
+
+
+def _merit(s: dict[str, Any]) -> tuple[float, float]:
+    """The summary's order of strategies, larger is better: label saving first (none at
+    all when it cannot be computed), then a smaller curve area."""
+    saving = s["label_saving"]
+    return (-math.inf if saving is None else saving, -s["curve_area"])
+
+
+def best_strategy(summary: dict[str, dict[str, Any]], baseline: str = "random") -> str | None:
+    """The strategy ahead of all others that is also ahead of ``baseline``, or None.
+
+    Ahead means a larger label saving, or an equal one with a smaller curve area (the
+    order of :func:`_merit`). Without this check the least bad of the other strategies
+    would be named best even when it lost to random selection on every measure.
+    """
+    bar = _merit(summary[baseline])
+    ahead = [k for k, s in summary.items() if k != baseline and _merit(s) > bar]
+    return max(ahead, key=lambda k: _merit(summary[k])) if ahead else None
+
+
+def saving_text(s: dict[str, Any]) -> str:
+    """A strategy's label saving for people: a percentage, or "n/a" and the reason."""
+    if s["label_saving"] is None:
+        return f"n/a ({s.get('label_saving_note') or 'not computed'})"
+    return f"{s['label_saving']:.0%}"
+
+
+def verdict(summary: dict[str, dict[str, Any]], baseline: str = "random") -> str:
+    """One line naming the best strategy, or saying that none beat ``baseline``, with figures."""
+    base = summary[baseline]
+    others = [k for k in summary if k != baseline]
+    if not others:
+        return (f"no strategy to compare with {baseline} (final test WER "
+                f"{base['final_test_wer']:.4f}, curve area {base['curve_area']:.3f})")
+    best = best_strategy(summary, baseline)
+    name = best or max(others, key=lambda k: _merit(summary[k]))
+    s = summary[name]
+    figures = (f"label saving {saving_text(s)}; final test WER {s['final_test_wer']:.4f} vs "
+               f"{baseline} {base['final_test_wer']:.4f}; curve area {s['curve_area']:.3f} vs "
+               f"{base['curve_area']:.3f}")
+    if best is None:
+        return f"no strategy beat {baseline}: the closest, {name}, had {figures}"
+    return f"best: {name} ({figures})"
 
 
 def plot(results: Sequence[RoundResult], path: Path) -> Path:
@@ -433,7 +485,7 @@ def summary_table(summary: dict[str, dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for name, s in sorted(summary.items(), key=lambda kv: kv[1]["curve_area"]):
         reach = "not reached" if s["minutes_to_random_final"] is None else f"{s['minutes_to_random_final']:.2f}"
-        saving = "—" if s["label_saving"] is None else f"{s['label_saving']:.0%}"
+        saving = "n/a" if s["label_saving"] is None else f"{s['label_saving']:.0%}"
         lines.append(f"| {name} | {s['final_test_wer']:.4f} | {s['final_dev_wer']:.4f} | "
                      f"{s['final_minutes']:.2f} | {s['changed_minutes']:.2f} | {reach} | {saving} | "
                      f"{s['curve_area']:.3f} |")
@@ -450,13 +502,24 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
     -------
     dict
         ``summary`` (per strategy), ``error_detection`` (AUCs of the zero-shot model on
-        the first seed's test set), ``best_strategy``, ``best_label_saving`` and paths.
+        the first seed's test set), ``best_strategy`` (None, null in summary.json, when
+        no strategy beat random; see :func:`best_strategy`), ``best_label_saving`` (None
+        then too, or when it cannot be computed), ``verdict`` (that finding as a line
+        for people) and the rest of ``summary.json``.
+
+    Raises
+    ------
+    BadConfig
+        An unknown strategy, no "random" to compare with, a bad round/seed/budget count,
+        or too few speakers for the test and dev sets: all before any model work.
     """
     from .models import torch_threads
     from .selection import get_strategy
 
     for name in cfg.strategies:
         get_strategy(name)  # an unknown name fails before any work
+    if "random" not in cfg.strategies:
+        raise BadConfig("simulate compares every strategy with 'random': add it to the strategies")
     if cfg.rounds < 1 or cfg.seeds < 1 or cfg.budget_minutes <= 0:
         raise BadConfig("simulate needs rounds >= 1, seeds >= 1 and a positive budget")
     with torch_threads(cfg.threads):
@@ -468,9 +531,12 @@ def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[
     from .models import load_model
     from .transcribe import Decoder
 
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows = choose_speakers(read_manifest(manifest), cfg.speakers)
+    # every seed splits the same speakers, so one split tells whether there are enough,
+    # before the model loads and encodes the clips (which takes a while)
+    split_speakers([r["speaker"] for r in rows], 0, cfg.test_speakers, cfg.dev_speakers)
+    out.mkdir(parents=True, exist_ok=True)
     decode_cfg = DecodeConfig(model=cfg.model, batch_size=cfg.batch_decode)
     base = load_model(cfg.model, "cpu")
     import multiprocessing as mp
@@ -506,7 +572,10 @@ def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[
     results = [r for part in parts for r in part]
     _, _, test0 = split_speakers(study.speakers, 0, cfg.test_speakers, cfg.dev_speakers)
     detection = error_detection(study, zero_shot, [i for i, s in enumerate(study.speakers) if s in test0])
-    return write_outputs(results, detection, cfg, out, time.perf_counter() - started, len(rows))
+    record = write_outputs(results, detection, cfg, out, time.perf_counter() - started, len(rows))
+    # the partial file only keeps what a stopped run measured; rounds.json now holds it all
+    partial.unlink(missing_ok=True)
+    return record
 
 
 def write_outputs(results: Sequence[RoundResult], detection: dict[str, float], cfg: SimulateConfig,
@@ -521,15 +590,14 @@ def write_outputs(results: Sequence[RoundResult], detection: dict[str, float], c
         w.writerows(rows)
     (out / "rounds.json").write_text(json.dumps(rows, indent=1) + "\n")
     summary = summarize(results)
-    others = {k: v for k, v in summary.items() if k != "random"}
-    best = min(others, key=lambda k: (-(others[k]["label_saving"] or -math.inf), others[k]["curve_area"])) \
-        if others else "random"
+    best = best_strategy(summary)
     default_score = {"errors-per-second": "errors_per_second", "min-word-prob": "min_word_prob",
                      "least-confidence": "least_confidence", "entropy": "entropy"}.get(DEFAULT_STRATEGY)
     word_measure = {"errors_per_second": "word_auc_word_prob", "min_word_prob": "word_auc_word_prob",
                     "least_confidence": "word_auc_least_confidence", "entropy": "word_auc_entropy"}
     record = {"summary": summary, "error_detection": detection, "best_strategy": best,
-              "best_label_saving": summary[best]["label_saving"] if best in summary else None,
+              "best_label_saving": None if best is None else summary[best]["label_saving"],
+              "verdict": verdict(summary),
               "default_strategy": DEFAULT_STRATEGY,
               "default_error_auc": detection.get(word_measure.get(default_score or "", ""), math.nan),
               "config": to_dict(cfg), "clips": clips, "seconds": round(seconds, 1),
