@@ -8,9 +8,14 @@ import math
 import numpy as np
 import pytest
 
+import earmark.models
+import earmark.simulate as sim
+import earmark.transcribe
+from earmark.config import SimulateConfig
+from earmark.errors import BadConfig
 from earmark.selection import Candidate, get_strategy
-from earmark.simulate import (RoundResult, as_typed, curve_area, mean_curves, minutes_to_reach,
-                              split_speakers, summarize)
+from earmark.simulate import (RoundResult, Study, as_typed, best_strategy, curve_area, mean_curves,
+                              minutes_to_reach, split_speakers, summarize, verdict, write_outputs)
 
 from _support import SHARED
 
@@ -51,9 +56,138 @@ def test_summary_label_saving():
     assert s["smart"]["label_saving"] == pytest.approx(0.5)
     assert s["smart"]["final_test_wer"] == pytest.approx(0.325)  # mean over seeds
     assert s["bad"]["label_saving"] is None
+    assert s["bad"]["label_saving_note"] == "never reached random's final WER"
+    assert s["smart"]["label_saving_note"] is None
     assert s["smart"]["curve_area"] < s["random"]["curve_area"] < s["bad"]["curve_area"]
     band = mean_curves(results)["smart"]
     assert band["lo"][-1] == pytest.approx(0.30) and band["hi"][-1] == pytest.approx(0.35)
+
+
+# the run a user reported: errors-per-second lost to random on every measure
+LOST = (curve("random", 0, [(0, 0.75), (2, 0.73), (4, 0.7115)])
+        + curve("errors-per-second", 0, [(0, 0.75), (2, 0.80), (4, 0.9038)]))
+
+
+class TestBestStrategy:
+    def test_a_strategy_that_lost_to_random_is_not_best(self):
+        s = summarize(LOST)
+        assert best_strategy(s) is None
+        line = verdict(s)
+        assert line.startswith("no strategy beat random")
+        assert "errors-per-second" in line and "0.9038" in line and "0.7115" in line
+        assert "n/a (never reached random's final WER)" in line and "None" not in line
+
+    def test_the_strategy_ahead_of_random_is_best(self):
+        s = summarize(LOST + curve("smart", 0, [(0, 0.75), (2, 0.70), (4, 0.65)]))
+        assert best_strategy(s) == "smart"
+        assert verdict(s).startswith("best: smart (label saving ")
+
+    def test_equal_saving_is_decided_by_curve_area(self):
+        # both reach random's final WER only at the last round (saving 0)
+        s = summarize(LOST + curve("even", 0, [(0, 0.75), (2, 0.72), (4, 0.7115)])
+                      + curve("worse", 0, [(0, 0.75), (2, 0.74), (4, 0.7115)]))
+        assert s["even"]["label_saving"] == pytest.approx(0.0)
+        assert best_strategy(s) == "even"  # "worse" has a larger area than random
+
+    def test_random_alone(self):
+        s = summarize(curve("random", 0, [(0, 0.5), (2, 0.4)]))
+        assert best_strategy(s) is None
+        assert verdict(s).startswith("no strategy to compare with random")
+
+    def test_summary_json_says_null(self, tmp_path):
+        record = write_outputs(LOST, {}, SimulateConfig(), tmp_path, 1.0, 10)
+        saved = json.loads((tmp_path / "summary.json").read_text())
+        assert saved["best_strategy"] is None and saved["best_label_saving"] is None
+        assert saved["verdict"] == record["verdict"]
+        assert "| n/a |" in saved["table"]
+
+    def test_command_line_prints_the_verdict(self, tmp_path, monkeypatch, capsys):
+        from earmark.cli import main
+
+        record = write_outputs(LOST, {}, SimulateConfig(), tmp_path, 1.0, 10)
+        monkeypatch.setattr(sim, "simulate", lambda *a, **k: record)
+        assert main(["simulate", "--manifest", str(tmp_path / "m.jsonl"), "--out", str(tmp_path)]) == 0
+        printed = capsys.readouterr().out
+        assert "no strategy beat random" in printed and "None" not in printed
+
+
+def manifest_of(tmp_path, speakers: int, per_speaker: int = 2):
+    """A manifest of silent clips that are never read (the runs here stop or stub first)."""
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps({"audio": f"s{s}_{k}.wav", "text": "hello", "speaker": f"s{s}",
+                                        "duration": 1.0}) + "\n"
+                            for s in range(speakers) for k in range(per_speaker)))
+    return path
+
+
+def test_too_few_speakers_fail_before_the_model_loads(tmp_path, monkeypatch):
+    def no_model(*a, **k):
+        raise AssertionError("the model loaded before the speaker check")
+
+    monkeypatch.setattr(earmark.models, "load_model", no_model)
+    cfg = SimulateConfig(strategies=("random",), test_speakers=2, dev_speakers=1)
+    with pytest.raises(BadConfig, match="3 speakers cannot give 2 test and 1 dev"):
+        sim.simulate(manifest_of(tmp_path, 3), cfg, tmp_path / "out", log=lambda m: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_random_is_required_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(sim, "read_manifest", lambda *a: pytest.fail("the manifest was read"))
+    with pytest.raises(BadConfig, match="random"):
+        sim.simulate(tmp_path / "m.jsonl", SimulateConfig(strategies=("entropy",)), tmp_path / "out")
+
+
+class TestPartialRounds:
+    """rounds.partial.jsonl serves a stopped run only: gone after success, kept after a failure.
+
+    The model work is stubbed; the real run is in ``test_small_simulation_with_tiny_en``.
+    """
+
+    @pytest.fixture
+    def stubbed(self, monkeypatch):
+        def study(model, rows, cfg, width=None):
+            n = len(rows)
+            return Study(ids=[str(i) for i in range(n)], speakers=[r["speaker"] for r in rows],
+                         texts=[r["text"] for r in rows], durations=np.ones(n),
+                         features=np.zeros((n, 1, 1), np.float16), frames=np.ones(n, int),
+                         embeddings=np.zeros((n, 1), np.float32))
+
+        monkeypatch.setattr(earmark.models, "load_model", lambda *a, **k: object())
+        monkeypatch.setattr(earmark.transcribe, "Decoder", lambda *a, **k: object())
+        monkeypatch.setattr(sim, "encode_study", study)
+        monkeypatch.setattr(sim, "decode", lambda decoder, study, idx, batch=16: {i: None for i in idx})
+        monkeypatch.setattr(sim, "error_detection", lambda *a: {})
+        fail = {"now": False}
+
+        def run_seed(base, study, cfg, decode_cfg, seed, zero_shot, log=print, partial=None):
+            out = []
+            for name in cfg.strategies:
+                for rnd, wer in enumerate((0.5, 0.4)):
+                    r = RoundResult(name, seed, rnd, rnd, float(rnd), 0.0, wer, wer, 0.0)
+                    with partial.open("a") as f:
+                        f.write(json.dumps(sim.asdict(r)) + "\n")
+                    out.append(r)
+                    if fail["now"]:
+                        raise RuntimeError("stopped")
+            return out
+
+        monkeypatch.setattr(sim, "run_seed", run_seed)
+        return fail
+
+    def run(self, tmp_path):
+        cfg = SimulateConfig(strategies=("random",), rounds=1, seeds=1, test_speakers=1, dev_speakers=1)
+        return sim.simulate(manifest_of(tmp_path, 4), cfg, tmp_path / "out", log=lambda m: None)
+
+    def test_removed_after_a_finished_run(self, tmp_path, stubbed):
+        self.run(tmp_path)
+        assert (tmp_path / "out" / "rounds.json").is_file()
+        assert not (tmp_path / "out" / "rounds.partial.jsonl").exists()
+
+    def test_kept_when_the_run_fails(self, tmp_path, stubbed):
+        stubbed["now"] = True
+        with pytest.raises(RuntimeError):
+            self.run(tmp_path)
+        assert (tmp_path / "out" / "rounds.partial.jsonl").read_text().count("\n") == 1
 
 
 def test_split_is_speaker_disjoint_and_seeded():
@@ -88,7 +222,6 @@ def test_diverse_strategy_spreads_the_shortlist():
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "manifest.jsonl").is_file(), reason="speechocean762 not present")
 def test_small_simulation_with_tiny_en(tmp_path):
-    from earmark.config import SimulateConfig
     from earmark.simulate import simulate
 
     rows = [json.loads(l) for l in (SHARED / "manifest.jsonl").read_text().splitlines() if l.strip()]
@@ -112,4 +245,5 @@ def test_small_simulation_with_tiny_en(tmp_path):
     assert (tmp_path / "out" / "rounds.csv").read_text().startswith("strategy,seed,round")
     assert 0.0 <= record["default_error_auc"] <= 1.0 or math.isnan(record["default_error_auc"])
     assert set(record["summary"]) == {"random", "diverse-errors-per-second"}
+    assert not (tmp_path / "out" / "rounds.partial.jsonl").exists()  # rounds.json holds it all
     assert np.isfinite(record["summary"]["random"]["curve_area"])
