@@ -186,3 +186,18 @@ def test_a_killed_export_leaves_the_earlier_one_whole(corrected, tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         ex.export(project, "jsonl", out)
     assert (out / "manifest.jsonl").read_text() == earlier
+
+
+def test_export_names_corrected_clips_whose_audio_is_gone(corrected, tmp_path):
+    from earmark.errors import UnreadableAudio
+    from earmark.export import export
+    from earmark.store import Clip
+
+    project, _ = corrected
+    with project.store.session() as s:
+        clip = s.scalars(select(Clip).order_by(Clip.id)).first()
+    project.clip_path(clip.audio_path).unlink()
+    for fmt in ("jsonl", "hf"):
+        with pytest.raises(UnreadableAudio, match=f"1 corrected clip.*clip ids {clip.id};.*import their source"):
+            export(project, fmt, tmp_path / fmt)
+        assert not (tmp_path / fmt).exists()

@@ -300,6 +300,38 @@ def test_a_run_that_cannot_load_its_parent_leaves_nothing_unfinished(tmp_path):
     assert not list((tmp_path / "proj" / "models").iterdir())
 
 
+def test_a_run_another_process_is_training_is_refused(tmp_path):
+    from earmark.errors import RunInProgress
+    from earmark.finetune import _exclusive, finetune, open_run
+
+    project = make_project(tmp_path / "proj")
+    run = open_run(project, SMALL, False)
+    with _exclusive(project, run):  # as if another process held it
+        with pytest.raises(RunInProgress, match=f"{run.name} of .* is being trained by another process"):
+            finetune(project, SMALL, progress=False)
+    assert version(project, run.name).status == "training"  # still there to continue
+
+
+@pytest.mark.slow
+def test_a_version_is_not_activated_over_one_that_became_active_while_it_trained(tmp_path):
+    from earmark.finetune import finetune, open_run
+    from earmark.store import ModelVersion
+
+    project = make_project(tmp_path / "proj")
+    cfg = replace(SMALL, max_steps=1, gate_margin=-1.0)  # the gate would pass anything
+    run = open_run(project, cfg, False)  # started from tiny.en ...
+    (run.folder / "tmpk1ll3d.tmp").write_bytes(b"half a state")  # ... killed while saving
+    with project.store.session() as s:  # ... and meanwhile another run finished and became active
+        s.execute(ModelVersion.__table__.update().values(active=False))
+        s.add(ModelVersion(name="ft-other", spec="tiny.en", active=True, status="ready"))
+    r = finetune(project, cfg, resume=True, progress=False)
+    assert r.version == run.name and not r.activated
+    assert "ft-other became the active model while it trained" in r.message
+    assert project.store.active_model().name == "ft-other"
+    assert version(project, run.name).record["gate"]["passed"] is False
+    assert not list(run.folder.glob("*.tmp")) and not list(run.folder.parent.glob(".*.lock"))
+
+
 @pytest.mark.slow
 def test_killed_run_leaves_the_active_model_and_resumes(tmp_path):
     from earmark.finetune import finetune

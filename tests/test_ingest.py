@@ -116,6 +116,24 @@ def test_long_file_is_split_into_clips_that_remember_their_parent(project, tmp_p
         assert read_clip(project.clip_path(c.audio_path)).size == pytest.approx(c.duration * SR, abs=2)
 
 
+def test_importing_a_known_file_again_writes_its_missing_clips_again(project, tmp_path):
+    from earmark.audio import read_clip
+
+    pieces = []
+    for i in range(4):  # 4 x 8.7 s: split into two clips
+        pieces += [_speechlike(8.0, i), np.zeros(int(0.7 * SR), dtype=np.float32)]
+    write_wav(tmp_path / "long.wav", np.concatenate(pieces))
+    import_audio(project, tmp_path / "long.wav", progress=False)
+    with project.store.session() as s:
+        paths = [project.clip_path(p) for p in s.scalars(select(Clip.audio_path).order_by(Clip.offset))]
+    before = read_clip(paths[1])
+    paths[1].unlink()
+    report = import_audio(project, tmp_path / "long.wav", progress=False)
+    assert report.restored == 1 and report.duplicates == 1 and report.clips_added == 0
+    assert np.array_equal(read_clip(paths[1]), before)
+    assert import_audio(project, tmp_path / "long.wav", progress=False).restored == 0
+
+
 def _rows_file(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -269,8 +269,10 @@ def read_clip(path: Path) -> np.ndarray:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
     except (OSError, RuntimeError) as e:  # soundfile's LibsndfileError is a RuntimeError
         reason = "missing" if not path.exists() else f"unreadable ({e})"
-        raise UnreadableAudio(f"{path}: stored clip is {reason}; restore the project's audio "
-                              "folder from a backup, or import the source file again") from e
+        raise UnreadableAudio(f"{path}: stored clip is {reason}; import its source file again "
+                              "(`earmark import` writes a known file's missing clips again), restore "
+                              "the project's audio folder from a backup, or flag the clip in the "
+                              "review app so it is left out") from e
     if sr != SAMPLE_RATE:  # stored clips are always 16 kHz; anything else is tampering
         raise UnreadableAudio(f"{path}: stored clip is {sr} Hz, expected {SAMPLE_RATE}; re-import it")
     return audio

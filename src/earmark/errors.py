@@ -81,3 +81,21 @@ class CorruptCheckpoint(ModelWeightsNotFound):
 
 class UnfinishedModelVersion(UnknownModelVersion):
     """A model version is a fine-tuning run still in progress: it has no checkpoint yet."""
+
+
+class RunInProgress(EarmarkError):
+    """Another process is training the same fine-tuning run."""
+
+
+class CorrectedMeanwhile(EarmarkError):
+    """Someone else corrected or flagged a clip after the annotator opened it.
+
+    Saving anyway would make the annotator's text the one used for training without
+    their having seen the other one. ``newest_id`` is the id of the newest of those
+    corrections: saving an item whose ``seen_correction_id`` is that id replaces them
+    on purpose (both texts stay in the history).
+    """
+
+    def __init__(self, message: str, newest_id: int) -> None:
+        super().__init__(message)
+        self.newest_id = newest_id

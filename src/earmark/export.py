@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dataset import Example, correction_examples, current_split
-from .errors import BadConfig, NoCorrections
+from .errors import BadConfig, NoCorrections, UnreadableAudio
 from .project import Project
 
 FORMATS = ("jsonl", "nemo", "hf")
@@ -61,6 +61,13 @@ def _rows(project: Project) -> list[tuple[Example, str]]:
         dev = {e.clip_id for e in current_split(project).dev}
     except NoCorrections:  # a single correction: too few to hold out, all of it is train
         dev = set()
+    missing = [e for e in examples if not project.clip_path(e.audio_path).is_file()]
+    if missing:  # every format points at the clips: an export with holes would fail its trainer
+        raise UnreadableAudio(
+            f"{project.root}: {len(missing)} corrected clip(s) have no stored audio (clip ids "
+            f"{', '.join(str(e.clip_id) for e in missing[:10])}{' ...' if len(missing) > 10 else ''}; first "
+            f"{project.clip_path(missing[0].audio_path)}); import their source files again (`earmark "
+            "import` writes a known file's missing clips again), or flag those clips in the review app")
     return [(e, "dev" if e.clip_id in dev else "train") for e in examples]
 
 

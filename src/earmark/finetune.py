@@ -23,6 +23,8 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +35,7 @@ from sqlalchemy import func, select
 from .config import FinetuneConfig, from_dict, to_dict
 from .dataset import Example, Split, correction_examples, previous_dev_groups, replay_examples, \
     split_dev
-from .errors import NoCorrections, NothingToResume
+from .errors import NoCorrections, NothingToResume, RunInProgress
 from .project import Project
 from .store import Clip, ModelVersion, dumps
 from .trainable import merge_lora, prepare_model
@@ -261,6 +263,15 @@ def gate_message(name: str, parent: str, before: float, after: float, n_dev: int
     return passed, f"{message}. {check[0].upper()}{check[1:]} (some may be fixes; a high share is a sign of forgetting)"
 
 
+def _superseded(project: Project, run: Run, active: str) -> str:
+    """Why a version that beat its parent is not activated: another became active meanwhile."""
+    return (f"{run.name} was kept but NOT activated: it beat its parent {run.parent['name']} on the dev "
+            f"split, but {active} became the active model while it trained and the two were not "
+            f"compared; compare them with `earmark evaluate {project.root} --model {run.name}` and "
+            f"`--model {active}`, then make the better one active with `earmark rank {project.root} "
+            "--model NAME`")
+
+
 def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> FinetuneResult:
     st, cfg, model = trainer.state, run.cfg, trainer.model
     if trainer.kept is not None:
@@ -299,6 +310,14 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
     _write_json(run.folder / "record.json", record)
     with project.store.session() as s:  # one transaction: status, record and activation
         mv = s.get(ModelVersion, run.version_id)
+        other = s.scalars(select(ModelVersion.name).where(
+            ModelVersion.active.is_(True), ModelVersion.id != run.parent["id"])).first()
+        # the gate compared with the parent; a version that became active since (another
+        # run finished first) was never compared with this one, so it stays active
+        if passed and other is not None:
+            passed, message = False, _superseded(project, run, other)
+            record["gate"] = {"passed": passed, "message": message}
+            _write_json(run.folder / "record.json", record)
         mv.status, mv.record = ("ready" if passed else "rejected"), record
         if passed:
             s.execute(ModelVersion.__table__.update().values(active=False))
@@ -358,15 +377,50 @@ def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: boo
     run = open_run(project, cfg, resume)
     # a resumed run keeps its own training settings but runs where this call says
     run = replace(run, cfg=_with_runtime(run.cfg, cfg))
-    with torch_threads(run.cfg.threads):
+    with _exclusive(project, run), torch_threads(run.cfg.threads):
+        for stale in run.folder.glob("tmp*.tmp"):  # a state half-written when a run was killed
+            stale.unlink()
         try:
             with project.store.session() as s:
                 parent = s.get(ModelVersion, run.parent["id"])
             model = load_version(project, parent, run.cfg.device)
+            prepare_model(model, run.cfg)
+            trainer = Trainer(project, run, model)
+            trainer.train(progress)
         except BaseException:
             _discard_if_untouched(project, run)
             raise
-        prepare_model(model, run.cfg)
-        trainer = Trainer(project, run, model)
-        trainer.train(progress)
         return _finish(project, run, trainer, started)
+
+
+@contextmanager
+def _exclusive(project: Project, run: Run) -> Iterator[None]:
+    """Hold the run for this process; refuse if another process is training it.
+
+    Two processes on one run would both write its state and checkpoint, each at half
+    speed. The lock is an OS file lock, released by the OS when a process dies, so a
+    killed run never leaves it held.
+    """
+    import fcntl
+
+    path = project.root / "models" / f".{run.name}.lock"
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInProgress(
+                f"{run.name} of {project.root} is being trained by another process right now; wait "
+                f"for it to finish (its result is then in `earmark status {project.root}`), or stop it "
+                "and run this again to continue it") from None
+        try:
+            yield
+        finally:
+            if not run.folder.is_dir() or not _unfinished(project, run):
+                path.unlink(missing_ok=True)  # nothing left to continue: no lock to keep
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _unfinished(project: Project, run: Run) -> bool:
+    with project.store.session() as s:
+        mv = s.get(ModelVersion, run.version_id)
+        return mv is not None and mv.status == "training"

@@ -50,6 +50,7 @@ class ImportReport:
     text_conflicts: int = 0  # rows whose text differs from the one kept; see warnings
     changed: list[str] = field(default_factory=list)  # paths imported before with other content
     warnings: list[str] = field(default_factory=list)  # one line each, naming file (and line)
+    restored: int = 0  # stored clips of known files that were gone and were written again
 
 
 @dataclass
@@ -220,6 +221,8 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
         if key in known:
             report.duplicates += 1
             _merge_text(known[key], row, key, source, fills, report)
+            if known[key].ok:
+                _restore_missing(project, row, key, report)
             continue
         earlier = by_path.get(str(row.audio))
         if earlier is not None and earlier != key and not key.startswith("path:"):
@@ -234,6 +237,26 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
         _add_texts(project, fills)
     report.texts_added = len(fills)
     return report
+
+
+def _restore_missing(project: Project, row: ManifestRow, key: str, report: ImportReport) -> None:
+    """Write again the stored clips of a known file that are gone from the project's audio folder.
+
+    Importing the source file again is the remedy the missing-clip errors give, so it
+    must work even though the file's content is known: the clips are cut from it at
+    the offsets stored when it was first imported.
+    """
+    with project.store.session() as s:
+        clips = s.execute(select(Clip.audio_path, Clip.offset, Clip.duration)
+                          .join(Source, Source.id == Clip.source_id)
+                          .where(Source.sha256 == key, Source.status == "ok")).all()
+    missing = [c for c in clips if not project.clip_path(c.audio_path).is_file()]
+    if not missing or not row.audio.is_file():
+        return
+    signal = au.load_audio(row.audio, project.config.audio)
+    for c in missing:
+        au.write_clip(project.clip_path(c.audio_path), au.slice_audio(signal, au.Segment(c.offset, c.duration)))
+    report.restored += len(missing)
 
 
 def _merge_text(seen: _Seen, row: ManifestRow, key: str, source: Path,
