@@ -134,6 +134,13 @@ def test_evaluate_command_prints_the_figures_as_json(tmp_path, project, capsys):
     assert "clip_errors" not in out  # figures, not a per-clip list without clip names
 
 
+def test_figures_print_as_strict_json():
+    from earmark.cli_train import json_figures
+
+    text = json_figures({"wer": 0.25, "confidence_auc": math.nan, "clips": 3})
+    assert "NaN" not in text and json.loads(text) == {"wer": 0.25, "confidence_auc": None, "clips": 3}
+
+
 def test_evaluate_without_corrections_or_manifest_says_what_to_do(project):
     from earmark.errors import NoCorrections
     from earmark.evaluate import evaluate

@@ -74,6 +74,8 @@ def test_gate_message_says_why():
     assert ok and "now the active model" in msg and "0.300 -> 0.200" in msg
     ok, msg = gate_message("ft-002", "ft-001", before=0.30, after=0.30, n_dev=12, margin=0.0)
     assert not ok and "NOT activated" in msg and "ft-001 stays active" in msg
+    ok, msg = gate_message("ft-002", "ft-001", before=0.0, after=0.0, n_dev=1, margin=0.0)
+    assert not ok and "already makes no errors on the 1 held-out clip of" in msg and "lower --lr" not in msg
 
 
 def test_the_gate_can_refuse_a_version_that_forgets():
@@ -310,6 +312,9 @@ def test_a_run_another_process_is_training_is_refused(tmp_path):
         with pytest.raises(RunInProgress, match=f"{run.name} of .* is being trained by another process"):
             finetune(project, SMALL, progress=False)
     assert version(project, run.name).status == "training"  # still there to continue
+    from earmark.reports import status
+
+    assert status(project).unfinished == (run.name,)
 
 
 @pytest.mark.slow
@@ -435,6 +440,17 @@ def test_the_forgetting_check_compares_with_the_parent_on_its_surest_clips(tmp_p
     assert wrecked.drift > 0.5 and not wrecked.activated and "--max-drift 0.5" in wrecked.message
     assert json.loads((wrecked.checkpoint.parent / "record.json").read_text())["gate"]["passed"] is False
     assert not finetune(project, replace(cfg, lr=1e-8, drift_clips=0), progress=False).drift_clips
+
+
+def test_resume_says_which_flags_it_leaves_unused():
+    from earmark.cli import build_parser
+    from earmark.cli_train import resume_notice
+
+    parse = build_parser().parse_args
+    said = resume_notice(parse(["finetune", "p", "--resume", "--max-steps", "1", "--no-augment", "--threads", "2"]))
+    assert "ignored: --max-steps, --no-augment" in said and "--threads" not in said.split("ignored:")[1].split("(")[0]
+    assert resume_notice(parse(["finetune", "p", "--resume", "--threads", "2"])) is None
+    assert resume_notice(parse(["round", "p", "--max-steps", "1"])) is None
 
 
 def test_cli_flags_become_a_finetune_config():

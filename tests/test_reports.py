@@ -55,3 +55,47 @@ def test_numeric_flags_refuse_values_out_of_range():
 
 def test_counts_read_as_english():
     assert (plural(1, "file"), plural(0, "file"), plural(2, "clip")) == ("1 file", "0 files", "2 clips")
+
+
+def test_the_round_compares_only_clips_still_waiting_in_queue_order(project, copy_samples):
+    from earmark.rounds import queue_snapshot
+
+    ids = _queue_three_clips(project, copy_samples)
+    with project.store.session() as s:
+        s.add(Correction(clip_id=ids[0], text="fixed", annotator="ann"))
+    assert queue_snapshot(project) == {ids[1]: 1, ids[2]: 2}  # not a clip the new ranking dropped
+
+
+def test_a_refused_version_leaves_the_labeling_round_open(project):
+    from types import SimpleNamespace
+
+    from earmark.rounds import close_round
+    from earmark.store import Round
+
+    with project.store.session() as s:
+        s.add(Round(number=1, budget_minutes=5.0))
+    refused = SimpleNamespace(version="ft-001", activated=False, dev_wer_before=0.3, dev_wer_after=0.31)
+    assert close_round(project, refused) == 1
+    with project.store.session() as s:
+        r = s.scalars(select(Round)).one()
+        assert r.closed_at is None and r.config["finetune_attempts"][0]["version"] == "ft-001"
+    close_round(project, SimpleNamespace(version="ft-002", activated=True, dev_wer_before=0.3, dev_wer_after=0.2))
+    with project.store.session() as s:
+        r = s.scalars(select(Round)).one()
+        assert r.closed_at is not None and r.config["finetune"]["version"] == "ft-002"
+        assert len(r.config["finetune_attempts"]) == 2
+
+
+def test_review_refuses_a_port_in_use_before_printing_its_address(project, capsys):
+    import socket
+
+    from earmark.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["review", str(project.root), "--port", str(port)]) == 2
+    out = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port}" in out.err and "--port N" in out.err
+    assert "http://" not in out.out

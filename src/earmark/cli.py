@@ -174,6 +174,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"transcribed  {st.transcribed} of {st.clips} by the active model")
     print(f"queued       {st.queued} waiting for review")
     print(f"corrected    {plural(st.corrected, 'clip')} ({st.labeled_minutes:.1f} min labeled), {st.flagged} flagged")
+    if st.unfinished:
+        print(f"unfinished   fine-tuning run{'s' if len(st.unfinished) > 1 else ''} "
+              f"{', '.join(st.unfinished)}: `earmark finetune {args.project} --resume` continues the "
+              "newest")
     return 0
 
 
@@ -193,10 +197,24 @@ def cmd_review(args: argparse.Namespace) -> int:
            "--server.address", args.host, "--server.port", str(args.port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "viewer"]
+    _check_port_free(args.host, args.port)  # else the URL printed would show whatever holds it
     env = {**os.environ, PROJECT_ENV: str(project.root.resolve())}
     print(f"review app for {args.project}: http://{args.host}:{args.port}  (Ctrl+C stops it)",
           flush=True)
     return subprocess.run(cmd, env=env).returncode
+
+
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the app's server binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise EarmarkError(f"cannot listen on {host}:{port} ({exc.strerror}): another program, "
+                               "perhaps another `earmark review`, is using it; pass --port N with "
+                               "a free port") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -28,6 +28,31 @@ def finetune_config(args: argparse.Namespace, base):
         device=args.device, threads=args.threads, augment=False if args.no_augment else None)
 
 
+# flags that shape the training itself; a resumed run keeps the ones it started with
+_TRAINING_FLAGS = ("mode", "epochs", "max_steps", "lr", "encoder_lr_scale", "batch_size", "grad_accum",
+                   "seed", "replay", "drift_clips", "max_drift", "interpolate", "patience", "dev_confidence")
+
+
+def resume_notice(args: argparse.Namespace) -> str | None:
+    """The line saying which flags ``--resume`` leaves unused, if any were given."""
+    given = [f for f in _TRAINING_FLAGS if getattr(args, f, None) is not None]
+    given += ["no_augment"] if getattr(args, "no_augment", False) else []
+    if not (args.resume and given):
+        return None
+    flags = ", ".join("--" + f.replace("_", "-") for f in given)
+    return (f"note: --resume continues the unfinished run with the settings it started with; "
+            f"ignored: {flags} (--device and --threads apply)")
+
+
+def json_figures(figures: dict[str, Any]) -> str:
+    """Strict JSON of flat figures: NaN (no word errors to detect, say) becomes null.
+
+    Python writes NaN as a bare ``NaN``, which JSON parsers elsewhere reject.
+    """
+    return json.dumps({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in figures.items()},
+                      indent=2, allow_nan=False)
+
+
 def _fmt(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
@@ -57,6 +82,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from .project import open_project
 
     project = open_project(args.project)
+    if notice := resume_notice(args):
+        print(notice)
     result = finetune(project, finetune_config(args, project.config.finetune), resume=args.resume,
                       progress=not args.quiet)
     print_finetune(result, args.project)
@@ -71,6 +98,8 @@ def cmd_round(args: argparse.Namespace) -> int:
     from .rounds import run_round
 
     project = open_project(args.project)
+    if notice := resume_notice(args):
+        print(notice)
     report = run_round(project, finetune_config(args, project.config.finetune), resume=args.resume,
                        progress=not args.quiet, top=args.top)
     print_finetune(report.finetune, args.project)
@@ -105,7 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                **{k: v for k, v in asdict(r.rates).items()
                                   if k not in ("wer", "cer", "clip_errors")},
                                "decode_seconds": round(r.decode_seconds, 2)}
-        print(json.dumps(out, indent=2))
+        print(json_figures(out))
         return 0
     print(f"{r.model} on {r.source}: {r.clips} clips, {r.audio_seconds / 60:.1f} min")
     print(f"WER {_fmt(r.wer)}  CER {_fmt(r.cer)}  ({r.rates.ref_words} reference words: "

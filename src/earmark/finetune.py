@@ -242,12 +242,18 @@ def gate_message(name: str, parent: str, before: float, after: float, n_dev: int
     words on the uncorrected clips the parent was surest of.
     """
     passed = beats_parent(after, before, margin)
+    clips = f"{n_dev} held-out clip{'' if n_dev == 1 else 's'}"
     if passed:
         message = (f"{name} is now the active model: dev WER {before:.3f} -> {after:.3f} "
-                   f"({(before - after) / before if before else 0:.0%} lower) on {n_dev} held-out clips")
+                   f"({(before - after) / before if before else 0:.0%} lower) on {clips}")
+    elif before <= max(margin, 0.0):  # nothing left to beat: no training can pass
+        message = (f"{name} was kept but NOT activated: the active {parent} already makes no errors "
+                   f"on the {clips} of the dev split (dev WER {before:.3f}), so no version can beat "
+                   f"it there; {parent} stays active. Correct clips from the head of the queue (the "
+                   "ones it finds hard): the dev split grows with the corrections")
     else:
         message = (f"{name} was kept but NOT activated: its dev WER {after:.3f} does not beat the "
-                   f"active {parent}'s {before:.3f} on the same {n_dev} held-out clips"
+                   f"active {parent}'s {before:.3f} on the same {clips}"
                    f"{f' by more than {margin:g}' if margin else ''}; {parent} stays active. "
                    "Try more corrections, a lower --lr, or --mode decoder")
     if drift is None:

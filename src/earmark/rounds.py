@@ -15,7 +15,7 @@ from .config import FinetuneConfig
 from .finetune import FinetuneResult, finetune
 from .project import Project
 from .ranking import RankReport, rank
-from .store import QueueEntry, Round, utcnow
+from .store import QueueEntry, Round, utcnow, waiting_for_review
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,14 @@ class RoundReport:
 
 
 def queue_snapshot(project: Project) -> dict[int, int]:
-    """clip id -> rank of the current queue."""
+    """clip id -> place (1, 2, ...) of each clip still waiting for review, in queue order.
+
+    The queue is rebuilt only by ``rank``, so before a re-rank it still lists the clips
+    corrected since; counted, they would read as clips the new ranking dropped.
+    """
     with project.store.session() as s:
-        return dict(s.execute(select(QueueEntry.clip_id, QueueEntry.rank)).all())  # type: ignore[arg-type]
+        ids = s.scalars(select(QueueEntry.clip_id).where(waiting_for_review()).order_by(QueueEntry.rank))
+        return {cid: place for place, cid in enumerate(ids, 1)}
 
 
 def queue_change(before: dict[int, int], after: dict[int, int], top: int = 10) -> QueueChange:
@@ -66,16 +71,25 @@ def queue_change(before: dict[int, int], after: dict[int, int], top: int = 10) -
 
 
 def close_round(project: Project, result: FinetuneResult) -> int | None:
-    """Close the open labeling round, noting the fine-tune in its config; its number."""
+    """Note the fine-tune in the open labeling round; close it if the version was activated.
+
+    A refused version changes neither the model nor the queue, so the annotators' round
+    goes on (its progress is not reset); the attempt is kept in the round's config.
+    Returns the round's number, or None without an open round.
+    """
     with project.store.session() as s:
         current = s.scalars(select(Round).where(Round.closed_at.is_(None))
                             .order_by(Round.number.desc())).first()
         if current is None:
             return None
-        current.closed_at = utcnow()
-        current.config = {**(current.config or {}), "finetune": {
-            "version": result.version, "activated": result.activated,
-            "dev_wer_before": result.dev_wer_before, "dev_wer_after": result.dev_wer_after}}
+        attempt = {"version": result.version, "activated": result.activated,
+                   "dev_wer_before": result.dev_wer_before, "dev_wer_after": result.dev_wer_after}
+        config = dict(current.config or {})
+        config["finetune_attempts"] = [*config.get("finetune_attempts", []), attempt]
+        if result.activated:
+            config["finetune"] = attempt
+            current.closed_at = utcnow()
+        current.config = config
         return current.number
 
 
