@@ -10,6 +10,10 @@ Python. Three rules hold here:
   and an expired lease simply loses that condition and returns the clip to the queue.
 * Corrections and flags are appended, never updated: re-correcting a clip, or two people
   saving the same clip, leaves every text in the history (:func:`clip_history`).
+* A save never silently wins over another annotator's: when someone else corrected or
+  flagged the clip after it was opened, the save is refused with
+  :class:`~earmark.errors.CorrectedMeanwhile`, and goes through only once the annotator
+  has seen their text and chosen to replace it.
 * Database locks become :class:`~earmark.errors.DatabaseBusy` with a message a person
   can act on, never a driver traceback.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -29,7 +34,14 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from .config import SAMPLE_RATE, to_dict
-from .errors import DatabaseBusy, EarmarkError, InvalidReview, NothingRanked, PoolExhausted
+from .errors import (
+    CorrectedMeanwhile,
+    DatabaseBusy,
+    EarmarkError,
+    InvalidReview,
+    NothingRanked,
+    PoolExhausted,
+)
 from .project import Project
 from .selection import DEFAULT_STRATEGY, get_strategy
 from .store import (
@@ -49,7 +61,22 @@ from .store import (
 PROJECT_ENV = "EARMARK_PROJECT"
 
 #: why a clip can be flagged instead of corrected
-FLAG_REASONS = ("no speech", "unintelligible", "wrong language", "bad audio", "other")
+FLAG_REASONS = ("no speech", "unintelligible", "wrong language", "bad audio", "audio missing",
+                "other")
+
+#: the flag for a clip whose stored audio file cannot be read
+AUDIO_MISSING = "audio missing"
+
+# A correction may hold at most max(_MIN_WORDS, _WORDS_PER_SECOND * duration) words.
+# Even fast speech (auctioneers, sports commentary) stays under about 6 words a second,
+# so 8 leaves room for contractions split apart and numbers written out, while a text
+# pasted into the wrong clip, or a whole document, is caught. The floor keeps very short
+# clips (a name, "yes, twelve") from being held to one or two words.
+_WORDS_PER_SECOND = 8.0
+_MIN_WORDS = 20
+# and at most this many characters a word on average: one long run of letters without
+# spaces is as implausible as too many words (the longest English words are ~30 letters)
+_CHARS_PER_WORD = 30
 
 # candidates read per query in next_clip; more are read if others take these first
 _CANDIDATES_PER_READ = 20
@@ -103,6 +130,9 @@ class ReviewItem:
     hypothesis: str  # the model's text ("" when the clip is not transcribed)
     words: tuple[Word, ...]
     start_text: str  # what the text box starts from: the newest correction, else the hypothesis
+    # id of the newest correction or flag of the clip when it was read (0: none); a save
+    # is refused when another annotator saved one after it (see CorrectedMeanwhile)
+    seen_correction_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -188,17 +218,27 @@ def score_name(project: Project) -> str:
 
 # --- leases -----------------------------------------------------------------------------
 
+def _same_annotator(holder: str) -> Any:
+    """Condition on :class:`Lease`: held by any browser session of ``holder``'s annotator."""
+    return Lease.annotator.startswith(annotator_of(holder) + "#", autoescape=True)
+
+
 def _lease_stmt(insert: Callable[..., Any], clip_id: int, holder: str, now: datetime,
-                expires: datetime) -> Any:
-    """INSERT the lease, or overwrite the existing one only if it expired or is the holder's."""
+                expires: datetime, *, from_same_annotator: bool = False) -> Any:
+    """INSERT the lease, or overwrite the existing one only if it expired or is the holder's
+    (or, with ``from_same_annotator``, another browser session's of the same annotator)."""
+    mine = Lease.annotator == holder
+    if from_same_annotator:
+        mine = mine | _same_annotator(holder)
     return insert(Lease).values(clip_id=clip_id, annotator=holder, expires_at=expires).on_conflict_do_update(
         index_elements=[Lease.clip_id],
         set_={"annotator": holder, "expires_at": expires},
-        where=(Lease.expires_at <= now) | (Lease.annotator == holder),
+        where=(Lease.expires_at <= now) | mine,
     )
 
 
-def _take(s: Session, clip_id: int, holder: str, now: datetime, expires: datetime) -> bool:
+def _take(s: Session, clip_id: int, holder: str, now: datetime, expires: datetime, *,
+          from_same_annotator: bool = False) -> bool:
     """Lease ``clip_id`` to ``holder`` unless someone else holds an unexpired lease.
 
     One statement decides, so concurrent callers cannot both succeed: SQLite runs one
@@ -207,14 +247,15 @@ def _take(s: Session, clip_id: int, holder: str, now: datetime, expires: datetim
     INSERT's row count only when asked (``preserve_rowcount``), and psycopg reports -1
     for it otherwise.
     """
-    stmt = _lease_stmt(_insert(s), clip_id, holder, now, expires)
+    stmt = _lease_stmt(_insert(s), clip_id, holder, now, expires,
+                       from_same_annotator=from_same_annotator)
     return s.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount == 1
 
 
 def _claim(s: Session, clip_id: int, holder: str, now: datetime, expires: datetime) -> bool:
     """:func:`_take`, undone when the clip was saved after it was read as free (its lease
     had run out and its first holder saved it meanwhile)."""
-    if not _take(s, clip_id, holder, now, expires):
+    if not _take(s, clip_id, holder, now, expires, from_same_annotator=True):
         return False
     if s.scalar(select(func.count()).where(Correction.clip_id == clip_id)):
         s.execute(delete(Lease).where(Lease.clip_id == clip_id, Lease.annotator == holder))
@@ -231,7 +272,10 @@ def _lease_expiry(project: Project) -> tuple[datetime, datetime]:
 def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> ReviewItem:
     """Lease the first clip of the queue that nobody corrected, flagged or holds.
 
-    The holder's other leases are released: one session works on one clip at a time.
+    The holder's other leases are released: one session works on one clip at a time. A
+    clip still leased to another browser session of the same annotator (a tab they
+    reloaded or closed) comes first: it is theirs, so it is handed back to them rather
+    than left blocked until the lease runs out.
 
     Parameters
     ----------
@@ -253,13 +297,20 @@ def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> R
     """
     now, expires = _lease_expiry(project)
     tried: set[int] = set(exclude)
-    held_elsewhere = select(Lease.clip_id).where(Lease.expires_at > now, Lease.annotator != holder)
+    held_elsewhere = select(Lease.clip_id).where(Lease.expires_at > now,
+                                                 ~_same_annotator(holder))
+    own_now = select(Lease.clip_id).where(Lease.expires_at > now, Lease.annotator == holder)
+    own_earlier = select(Lease.clip_id).where(Lease.expires_at > now, _same_annotator(holder))
     with project.store.session() as s:
         while True:
             query = (select(QueueEntry.clip_id)
                      .where(waiting_for_review(),
                             QueueEntry.clip_id.not_in(held_elsewhere))
-                     .order_by(QueueEntry.rank).limit(_CANDIDATES_PER_READ))
+                     # the session's own clip first, then one of the annotator's other
+                     # tabs (reloaded or closed), then queue order
+                     .order_by(QueueEntry.clip_id.in_(own_now).desc(),
+                               QueueEntry.clip_id.in_(own_earlier).desc(), QueueEntry.rank)
+                     .limit(_CANDIDATES_PER_READ))
             if tried:
                 query = query.where(QueueEntry.clip_id.not_in(tried))
             candidates = s.scalars(query).all()
@@ -287,7 +338,7 @@ def _why_empty(project: Project, holder: str, exclude: Collection[int]) -> PoolE
         open_ids = set(s.scalars(select(QueueEntry.clip_id)
                                  .where(waiting_for_review())))
         held = set(s.scalars(select(Lease.clip_id).where(Lease.expires_at > now,
-                                                         Lease.annotator != holder)))
+                                                         ~_same_annotator(holder))))
     if clips == 0:
         return NothingRanked(f"no clips yet: add audio with `earmark import {root} AUDIO` and "
                              f"then run `earmark rank {root}`")
@@ -360,11 +411,19 @@ def _transcript_for(s: Session, clip_id: int, mv_id: int | None) -> Transcript |
 
 
 @domain_errors
-def open_clip(project: Project, clip_id: int) -> ReviewItem:
+def open_clip(project: Project, clip_id: int, as_of: int | None = None) -> ReviewItem:
     """Read one clip with the hypothesis to show (no lease is taken).
 
     The hypothesis is the queue's model's transcript, else the active model's, else the
     newest; the text box starts from the newest text correction when there is one.
+
+    Parameters
+    ----------
+    as_of
+        Read the clip as it was when its newest correction had this id (0: before any),
+        i.e. as an annotator who opened it then saw it: a page that reads the clip again
+        on every rerun passes the ``seen_correction_id`` it first got, so that a save
+        still detects what others saved since. None: as it is now.
 
     Raises
     ------
@@ -382,8 +441,11 @@ def open_clip(project: Project, clip_id: int) -> ReviewItem:
         tr = _transcript_for(s, clip_id, entry.model_version_id if entry else active)
         mv_name = (s.scalar(select(ModelVersion.name).where(ModelVersion.id == tr.model_version_id))
                    if tr else None)
+        seen = (s.scalar(select(func.max(Correction.id)).where(Correction.clip_id == clip_id)) or 0
+                if as_of is None else as_of)
         latest_text = s.scalar(select(Correction.text).where(Correction.clip_id == clip_id,
-                                                             Correction.text.is_not(None))
+                                                             Correction.text.is_not(None),
+                                                             Correction.id <= seen)
                                .order_by(Correction.id.desc()).limit(1))
     hypothesis = tr.text.strip() if tr else ""
     score = entry.score if entry else (tr.scores.get(sname) if tr else None)
@@ -395,6 +457,7 @@ def open_clip(project: Project, clip_id: int) -> ReviewItem:
         words=tuple(Word(w["word"], float(w["start"]), float(w["end"]), float(w["p"]))
                     for w in (tr.words if tr else [])),
         start_text=latest_text if latest_text is not None else hypothesis,
+        seen_correction_id=seen,
     )
 
 
@@ -440,10 +503,59 @@ def _check_annotator(annotator: str) -> str:
     return name
 
 
+def max_words(duration: float) -> int:
+    """The most words a correction of a clip of ``duration`` seconds may hold."""
+    return max(_MIN_WORDS, math.ceil(_WORDS_PER_SECOND * duration))
+
+
+def _check_length(text: str, item: ReviewItem) -> None:
+    words, limit = len(text.split()), max_words(item.duration)
+    if words > limit or len(text) > limit * _CHARS_PER_WORD:
+        raise InvalidReview(
+            f"the correction is too long for {item.name}: {words} words ({len(text)} characters) "
+            f"for {item.duration:.1f} s of audio, where at most {limit} words fit "
+            f"({_WORDS_PER_SECOND:g} a second, at least {_MIN_WORDS}). Check that the text "
+            "belongs to this clip and type only what is said in it")
+
+
+def _saved_since(s: Session, item: ReviewItem, annotator: str) -> list[Correction]:
+    """Corrections and flags of the item's clip that others saved after it was read.
+
+    The annotator's own later saves (another tab, the Browse page) are not counted: they
+    knew of those.
+    """
+    return list(s.scalars(select(Correction).where(Correction.clip_id == item.clip_id,
+                                                   Correction.id > item.seen_correction_id,
+                                                   Correction.annotator != annotator)
+                          .order_by(Correction.id)))
+
+
+def _describe(c: Correction) -> str:
+    when = f"{_utc(c.created_at):%Y-%m-%d %H:%M} UTC"
+    if c.flag is not None:
+        return f"{c.annotator} flagged it as '{c.flag}' at {when}"
+    return f"{c.annotator} saved “{c.text}” at {when}"
+
+
+def _refuse_lost_update(s: Session, item: ReviewItem, annotator: str) -> None:
+    """Raise :class:`CorrectedMeanwhile` when others saved the clip since it was read."""
+    # on PostgreSQL two saves of one clip wait for each other here, so the second one
+    # sees the first; SQLite runs one writer at a time anyway (FOR UPDATE is ignored)
+    s.execute(select(Clip.id).where(Clip.id == item.clip_id).with_for_update())
+    newer = _saved_since(s, item, annotator)
+    if not newer:
+        return
+    raise CorrectedMeanwhile(
+        f"{item.name} changed after you opened it: " + "; ".join(_describe(c) for c in newer)
+        + ". Your text was not saved: replace theirs on purpose (both stay in the clip's "
+        "history), or move on and keep theirs.", newer[-1].id)
+
+
 def _append(project: Project, item: ReviewItem, *, annotator: str, seconds_spent: float,
             holder: str | None, text: str | None = None, flag: str | None = None,
             note: str | None = None) -> int:
     with project.store.session() as s:
+        _refuse_lost_update(s, item, annotator)
         round_ = _open_round(s, project)
         row = Correction(clip_id=item.clip_id, text=text, flag=flag, note=note,
                          annotator=annotator, seconds_spent=max(0.0, float(seconds_spent)),
@@ -465,9 +577,11 @@ def save_correction(project: Project, item: ReviewItem, text: str, *, annotator:
     ----------
     item
         The clip as it was shown: its transcript id and ``start_text`` record which
-        hypothesis the annotator started from.
+        hypothesis the annotator started from, and its ``seen_correction_id`` which
+        corrections they knew of.
     text
-        What the annotator typed; runs of whitespace (newlines too) become one space.
+        What the annotator typed; runs of whitespace (newlines too) become one space. At
+        most :func:`max_words` words for the clip's duration.
     annotator
         Who corrected it.
     seconds_spent
@@ -483,12 +597,18 @@ def save_correction(project: Project, item: ReviewItem, text: str, *, annotator:
     Raises
     ------
     InvalidReview
-        The text is empty (flag the clip as "no speech" instead) or no name is given.
+        The text is empty (flag the clip as "no speech" instead), implausibly long for the
+        clip's duration, or no name is given.
+    CorrectedMeanwhile
+        Another annotator corrected or flagged the clip after ``item`` was read. To
+        replace their text on purpose, save
+        ``dataclasses.replace(item, seen_correction_id=error.newest_id)``.
     """
     text = " ".join(text.split())
     if not text:
         raise InvalidReview("the correction is empty: type what is said, or flag the clip "
                             "(for example as 'no speech')")
+    _check_length(text, item)
     return _append(project, item, annotator=_check_annotator(annotator),
                    seconds_spent=seconds_spent, holder=holder, text=text)
 
@@ -509,6 +629,9 @@ def flag(project: Project, item: ReviewItem, reason: str, *, annotator: str,
     ------
     InvalidReview
         ``reason`` is not one of :data:`FLAG_REASONS`, or no name is given.
+    CorrectedMeanwhile
+        Another annotator corrected or flagged the clip after ``item`` was read (see
+        :func:`save_correction`).
     """
     if reason not in FLAG_REASONS:
         raise InvalidReview(f"unknown flag reason {reason!r}; choose one of: {', '.join(FLAG_REASONS)}")

@@ -6,15 +6,23 @@ logic under test is bookkeeping in the database, not anything the model decides.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select, update
 
 from earmark import review
-from earmark.errors import DatabaseBusy, InvalidReview, NothingRanked, PoolExhausted
+from earmark.errors import (
+    CorrectedMeanwhile,
+    DatabaseBusy,
+    InvalidReview,
+    NothingRanked,
+    PoolExhausted,
+)
 from earmark.project import open_project
 from earmark.store import Correction, Lease, Round, utcnow
 
@@ -41,8 +49,26 @@ def test_next_clip_follows_the_queue_and_leases_each_clip_to_one_session(handmad
     assert [w.text.strip() for w in a.words] == ["hello", f"world{a.clip_id}"]
     # asking again keeps the clip the session holds instead of taking another
     assert review.next_clip(handmade, "ann#1").clip_id == a.clip_id
-    # the same name in a second browser session is a different holder
-    assert review.next_clip(handmade, "ann#2").rank == 3
+    assert review.next_clip(handmade, "cy#1").rank == 3
+
+
+def test_a_reloaded_tab_gets_the_annotators_own_held_clip_back(handmade):
+    a = review.next_clip(handmade, "ann#1")
+    b = review.next_clip(handmade, "bob#1")
+    c = review.next_clip(handmade, "cy#1")
+    # ann reloads her page: a new browser session, her old tab's lease still live
+    assert review.next_clip(handmade, "ann#2").clip_id == a.clip_id
+    with handmade.store.session() as s:
+        assert s.scalar(select(Lease.annotator).where(Lease.clip_id == a.clip_id)) == "ann#2"
+    assert review.renew(handmade, a.clip_id, "ann#1") is False  # the dead tab lost it
+    # her own tab's clip is not counted as held by another annotator
+    with pytest.raises(PoolExhausted, match="you skipped 1; 2 are open in other annotators"):
+        review.next_clip(handmade, "ann#3", exclude=[a.clip_id])
+    # another name is not ann, even one that reads as a pattern matching hers
+    for other in ("an#1", "a_n#1", "ann%#1"):
+        with pytest.raises(PoolExhausted, match="3 are open in other annotators"):
+            review.next_clip(handmade, other)
+    assert a.clip_id not in (b.clip_id, c.clip_id)
 
 
 def test_expired_lease_returns_the_clip_to_the_queue(handmade):
@@ -113,23 +139,90 @@ def test_save_records_who_when_how_long_and_the_starting_hypothesis(handmade):
     assert review.next_clip(handmade, "bob#1").rank == 2
 
 
-def test_two_saves_of_one_clip_keep_both_texts(handmade):
-    item = review.next_clip(handmade, "ann#1")
+def test_a_save_over_another_annotators_newer_one_is_refused_until_chosen(handmade):
+    ada = review.next_clip(handmade, "ada#1")
     expire_leases(handmade)
-    same = review.next_clip(handmade, "bob#1")
-    assert same.clip_id == item.clip_id
-    review.save_correction(handmade, same, "bob's text", annotator="bob", seconds_spent=3, holder="bob#1")
-    review.save_correction(handmade, item, "ann's text", annotator="ann", seconds_spent=4, holder="ann#1")
-    history = review.clip_history(handmade, item.clip_id)
-    assert [e.text for e in history.entries] == ["bob's text", "ann's text"]
-    assert [e.annotator for e in history.entries] == ["bob", "ann"]
+    bob = review.next_clip(handmade, "bob#1")
+    assert bob.clip_id == ada.clip_id
+    review.save_correction(handmade, bob, "bob's careful text", annotator="bob", seconds_spent=3,
+                           holder="bob#1")
+    # bob's save freed the clip, so ada's lease renews as if nothing happened ...
+    assert review.renew(handmade, ada.clip_id, "ada#1") is True
+    # ... but her save of the hypothesis she started from does not replace his text
+    with pytest.raises(CorrectedMeanwhile, match=r"bob saved “bob's careful text” at 20\d\d-") as exc:
+        review.save_correction(handmade, ada, "ada's text from the hypothesis", annotator="ada",
+                               seconds_spent=4, holder="ada#1")
+    with pytest.raises(CorrectedMeanwhile, match="bob saved"):
+        review.flag(handmade, ada, "no speech", annotator="ada", seconds_spent=4)
+    assert [c.text for c in corrections(handmade)] == ["bob's careful text"]
+    # she chooses to replace it: both stay in the history, hers is the newest
+    chosen = replace(ada, seen_correction_id=exc.value.newest_id)
+    review.save_correction(handmade, chosen, "ada's text", annotator="ada", seconds_spent=4,
+                           holder="ada#1")
+    history = review.clip_history(handmade, ada.clip_id)
+    assert [(e.annotator, e.text) for e in history.entries] == [
+        ("bob", "bob's careful text"), ("ada", "ada's text")]
+    assert history.entries[-1].hypothesis == ada.start_text  # what she really started from
     # re-correcting starts from the newest text and records that as its hypothesis
-    again = review.open_clip(handmade, item.clip_id)
-    assert again.start_text == "ann's text"
+    again = review.open_clip(handmade, ada.clip_id)
+    assert again.start_text == "ada's text"
     review.save_correction(handmade, again, "final text", annotator="cy", seconds_spent=1)
-    rows = corrections(handmade, item.clip_id)
-    assert [r.text for r in rows] == ["bob's text", "ann's text", "final text"]
-    assert rows[-1].hypothesis == "ann's text"
+    rows = corrections(handmade, ada.clip_id)
+    assert [r.text for r in rows] == ["bob's careful text", "ada's text", "final text"]
+    assert rows[-1].hypothesis == "ada's text"
+
+
+def test_a_correction_or_flag_from_browse_meanwhile_is_not_overwritten(handmade):
+    ada = review.next_clip(handmade, "ada#1")
+    # bob corrects the same clip from the Browse page (no lease) while ada has it open
+    review.save_correction(handmade, review.open_clip(handmade, ada.clip_id), "bob's text",
+                           annotator="bob", seconds_spent=2)
+    with pytest.raises(CorrectedMeanwhile, match="bob saved “bob's text”"):
+        review.save_correction(handmade, ada, "ada's text", annotator="ada", seconds_spent=2,
+                               holder="ada#1")
+    other = review.next_clip(handmade, "ada#1")
+    review.flag(handmade, review.open_clip(handmade, other.clip_id), "bad audio",
+                annotator="cy", seconds_spent=1)
+    with pytest.raises(CorrectedMeanwhile, match="cy flagged it as 'bad audio' at"):
+        review.save_correction(handmade, other, "ada's text", annotator="ada", seconds_spent=2)
+    assert [c.annotator for c in corrections(handmade)] == ["bob", "cy"]
+
+
+def test_reading_a_clip_as_first_seen_keeps_the_starting_text(handmade):
+    ada = review.next_clip(handmade, "ada#1")
+    assert ada.seen_correction_id == 0
+    review.save_correction(handmade, review.open_clip(handmade, ada.clip_id), "bob's text",
+                           annotator="bob", seconds_spent=2)
+    later = review.open_clip(handmade, ada.clip_id, as_of=ada.seen_correction_id)
+    assert later == ada  # a rerun of the page sees what ada first saw
+    now = review.open_clip(handmade, ada.clip_id)
+    assert now.start_text == "bob's text" and now.seen_correction_id > 0
+
+
+def test_annotators_recorrect_their_own_clips_freely(handmade):
+    first = review.next_clip(handmade, "ada#1")
+    review.save_correction(handmade, first, "one", annotator="ada", seconds_spent=1, holder="ada#1")
+    # from a stale page of hers, and from a fresh read (the Browse page)
+    review.save_correction(handmade, first, "two", annotator="ada", seconds_spent=1)
+    review.save_correction(handmade, review.open_clip(handmade, first.clip_id), "three",
+                           annotator="ada", seconds_spent=1)
+    review.flag(handmade, first, "other", annotator="ada", seconds_spent=1, note="music")
+    assert [c.text for c in corrections(handmade)] == ["one", "two", "three", None]
+
+
+def test_a_text_too_long_for_the_clip_is_refused(handmade):
+    item = review.next_clip(handmade, "ada#1")
+    limit = review.max_words(item.duration)
+    assert limit == max(20, math.ceil(8 * item.duration))
+    review.save_correction(handmade, item, " ".join(["word"] * limit), annotator="ada",
+                           seconds_spent=1)
+    for text in (" ".join(["word"] * (limit + 1)), " ".join(["word"] * 20_000), "x" * 40 * limit):
+        with pytest.raises(InvalidReview, match=rf"too long for {item.name}: .* for "
+                                                rf"{item.duration:.1f} s of audio, where at most "
+                                                rf"{limit} words fit"):
+            review.save_correction(handmade, item, text, annotator="ada", seconds_spent=1)
+    assert len(corrections(handmade)) == 1
+    assert review.max_words(0.5) == 20 and review.max_words(10) == 80
 
 
 def test_flag_needs_a_known_reason_and_takes_the_clip_out_of_the_queue(handmade):
