@@ -312,9 +312,14 @@ def test_a_run_another_process_is_training_is_refused(tmp_path):
         with pytest.raises(RunInProgress, match=f"{run.name} of .* is being trained by another process"):
             finetune(project, SMALL, progress=False)
     assert version(project, run.name).status == "training"  # still there to continue
+    from earmark.cli import build_parser
+    from earmark.cli_train import unfinished_notice
     from earmark.reports import status
 
     assert status(project).unfinished == (run.name,)
+    said = unfinished_notice(project, build_parser().parse_args(["finetune", "p", "--lr", "1e-6"]))
+    assert f"{run.name} is unfinished" in said and f"`--resume` continues {run.name}" in said
+    assert unfinished_notice(project, build_parser().parse_args(["finetune", "p", "--resume"])) is None
 
 
 @pytest.mark.slow

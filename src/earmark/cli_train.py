@@ -44,6 +44,18 @@ def resume_notice(args: argparse.Namespace) -> str | None:
             f"ignored: {flags} (--device and --threads apply)")
 
 
+def unfinished_notice(project, args: argparse.Namespace) -> str | None:
+    """A line naming unfinished runs when a command without --resume may start a new one."""
+    from .reports import status
+
+    names = status(project).unfinished
+    if args.resume or not names:
+        return None
+    return (f"note: {', '.join(names)} {'is' if len(names) == 1 else 'are'} unfinished; the same "
+            f"corrections and settings continue {'it' if len(names) == 1 else 'one'}, others start a new "
+            f"run (`--resume` continues {names[-1]} with its own settings)")
+
+
 def json_figures(figures: dict[str, Any]) -> str:
     """Strict JSON of flat figures: NaN (no word errors to detect, say) becomes null.
 
@@ -82,7 +94,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from .project import open_project
 
     project = open_project(args.project)
-    if notice := resume_notice(args):
+    if notice := resume_notice(args) or unfinished_notice(project, args):
         print(notice)
     result = finetune(project, finetune_config(args, project.config.finetune), resume=args.resume,
                       progress=not args.quiet)
@@ -98,7 +110,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     from .rounds import run_round
 
     project = open_project(args.project)
-    if notice := resume_notice(args):
+    if notice := resume_notice(args) or unfinished_notice(project, args):
         print(notice)
     report = run_round(project, finetune_config(args, project.config.finetune), resume=args.resume,
                        progress=not args.quiet, top=args.top)
