@@ -17,7 +17,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from earmark import review
-from earmark.errors import EarmarkError
+from earmark.errors import EarmarkError, UnreadableAudio
 from earmark.player import player_html
 from earmark.project import Project, open_project
 
@@ -65,21 +65,31 @@ def header(proj: Project) -> None:
         st.success(st.session_state.pop("flash"))
 
 
+#: the URL query parameter that keeps the annotator's name over a reload
+NAME_PARAM = "annotator"
+
+
 def _sign_out(proj: Project) -> None:
     ss = st.session_state
     if ss.get("clip_id") is not None:
         review.release(proj, ss.clip_id, holder())
-    for key in ("annotator", "clip_id", "opened_at"):
+    for key in ("annotator", "clip_id", "seen", "opened_at", "conflict"):
         ss.pop(key, None)
+    st.query_params.pop(NAME_PARAM, None)
 
 
 def annotator(proj: Project) -> str:
-    """The annotator's name: asked once, then kept for the browser session.
+    """The annotator's name: asked once, then kept for the browser session and in the
+    page's URL (``?annotator=NAME``), so that reloading the page does not ask again.
 
     Stops the page until a name is given.
     """
     ss = st.session_state
+    if not ss.get("annotator"):
+        ss.annotator = str(st.query_params.get(NAME_PARAM, "")).strip()[:64]
     if ss.get("annotator"):
+        if st.query_params.get(NAME_PARAM) != ss.annotator:
+            st.query_params[NAME_PARAM] = ss.annotator
         with st.sidebar:
             st.markdown(f"Annotating as **{ss.annotator}**")
             st.button("Change name", key="sign_out", on_click=_sign_out, args=(proj,))
@@ -102,13 +112,22 @@ def holder() -> str:
     return review.holder_id(ss.annotator, ss.lease_token)
 
 
-def player(proj: Project, item: review.ReviewItem) -> None:
-    """Audio with speed and replay, and the hypothesis with clickable, coloured words."""
+def player(proj: Project, item: review.ReviewItem) -> bool:
+    """Audio with speed and replay, and the hypothesis with clickable, coloured words.
+
+    Returns False, after saying why, when the clip's stored audio cannot be read: the
+    page goes on, so that the clip can still be skipped or flagged.
+    """
     with shown_errors():
-        wav = review.clip_wav(item)
+        try:
+            wav = review.clip_wav(item)
+        except UnreadableAudio as exc:
+            st.error(str(exc))
+            return False
     # an iframe: its script runs, and it sizes itself to the words it shows
     st.iframe(player_html(wav, item.words, proj.config.selection.low_confidence),
               height="content", alt=f"Player and hypothesis of {item.name}")
+    return True
 
 
 def clip_caption(item: review.ReviewItem) -> str:

@@ -4,11 +4,13 @@ history, and correct it again (the earlier texts stay in the history)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import earmark_ui as ui
 import streamlit as st
 
 from earmark import dashboard, review
+from earmark.errors import CorrectedMeanwhile
 
 st.set_page_config(page_title="earmark · Browse", page_icon="🔎", layout="wide")
 proj = ui.project()
@@ -49,12 +51,17 @@ labels = {int(r.clip): f"{r.clip} · {r.name} · {r.status}" for r in rows.itert
 clip_id = st.selectbox("Open clip", list(labels), format_func=labels.get, key="open_clip")
 with ui.shown_errors():
     history = review.clip_history(proj, clip_id)
-item = history.item
 if ss.get("browse_opened", (None,))[0] != clip_id:
-    ss.browse_opened = (clip_id, time.time())
+    # the clip, when it was opened and its newest correction then, which a save checks
+    # against so that it never silently replaces a text saved by someone else meanwhile
+    ss.browse_opened = (clip_id, time.time(), history.item.seen_correction_id)
+    ss.pop("browse_conflict", None)
+_, opened_at, seen = ss.browse_opened
+with ui.shown_errors():
+    item = review.open_clip(proj, clip_id, as_of=seen)
 
 st.markdown(ui.clip_caption(item))
-ui.player(proj, item)
+ui.player(proj, item)  # a clip without audio still shows its history
 if history.held_by:
     st.caption(f"Open in {history.held_by}'s review queue right now.")
 if history.reference_text:
@@ -79,9 +86,23 @@ with st.form(f"recorrect-{clip_id}", border=False):
                         help="Ctrl+Enter (⌘+Enter on a Mac) saves.")
     save = st.form_submit_button("Save correction", type="primary", key="resave")
 st.caption("**Ctrl+Enter** (⌘+Enter) saves. The earlier texts stay in the history.")
-if save:
+conflict = ss.get("browse_conflict")
+overwrite = False
+if conflict and conflict[0] == clip_id:
+    st.warning(conflict[2])
+    overwrite = st.button("Replace theirs with mine", key="reoverwrite", type="primary",
+                          help="Your text becomes the clip's newest; theirs stays in its history.")
+if save or overwrite:
+    # replacing on purpose: the annotator has now seen what the others saved
+    shown = replace(item, seen_correction_id=conflict[1]) if overwrite else item
     with ui.shown_errors():
-        review.save_correction(proj, item, text, annotator=name,
-                               seconds_spent=time.time() - ss.browse_opened[1])
+        try:
+            review.save_correction(proj, shown, text, annotator=name,
+                                   seconds_spent=time.time() - opened_at)
+        except CorrectedMeanwhile as exc:
+            ss.browse_conflict = (clip_id, exc.newest_id, str(exc))
+            st.rerun()
+    ss.pop("browse_conflict", None)
+    ss.pop("browse_opened", None)  # the next save of this clip starts from the newest
     ss.flash = f"Saved a new correction of {item.name}; the earlier ones stay in its history."
     st.rerun()

@@ -83,6 +83,33 @@ def test_open_a_clip_see_its_history_and_correct_it_again(ranked, app_for):
     assert any("second text" in m for m in history) and any("first text" in m for m in history)
 
 
+def test_a_correction_saved_meanwhile_is_replaced_only_on_purpose(ranked, app_for):
+    target = queue(ranked, top=1)[0]
+    at = browse(app_for, ranked)
+    at.selectbox(key="open_clip").select(target.clip_id).run()
+    at.text_input(key="annotator_name").input("ada")
+    at.button[0].click().run()
+    # bob saves the clip from his Review page while ada has it open here
+    review.save_correction(ranked, review.open_clip(ranked, target.clip_id), "bob's text",
+                           annotator="bob", seconds_spent=2)
+    at.text_area(key=f"retext-{target.clip_id}").input("ada's text")
+    at.button(key="resave").click().run()
+    assert not at.exception and "bob saved “bob's text” at" in at.warning[0].value
+    with ranked.store.session() as s:
+        assert s.scalars(select(Correction.annotator)).all() == ["bob"]
+    at.button(key="reoverwrite").click().run()
+    assert "earlier ones stay in its history" in at.success[0].value and not at.warning
+    # and she can correct her own text again at once
+    at.text_area(key=f"retext-{target.clip_id}").input("ada's second text")
+    at.button(key="resave").click().run()
+    assert not at.warning
+    with ranked.store.session() as s:
+        rows = s.execute(select(Correction.annotator, Correction.text)
+                         .order_by(Correction.id)).all()
+    assert [tuple(r) for r in rows] == [("bob", "bob's text"), ("ada", "ada's text"),
+                                        ("ada", "ada's second text")]
+
+
 def test_browse_with_no_clips(tmp_path, app_for):
     from earmark.project import init_project
 

@@ -86,7 +86,11 @@ def test_skip_moves_on_and_gives_the_clip_to_the_next_annotator(ranked, app_for,
 def test_flag_with_a_reason(ranked, app_for, sign_in):
     head = queue(ranked, top=2)
     at = sign_in(app_for(ranked), "ada")
-    at.selectbox(key=f"flag_reason-{head[0].clip_id}").select("bad audio")
+    # no reason is chosen for the annotator, and Flag waits for one: never a stray click
+    assert at.selectbox(key=f"flag_reason-{head[0].clip_id}").value is None
+    assert at.button(key="flag").disabled
+    at.selectbox(key=f"flag_reason-{head[0].clip_id}").select("bad audio").run()
+    assert not at.button(key="flag").disabled
     at.text_input(key=f"flag_note-{head[0].clip_id}").input("hum at 50 Hz")
     at.button(key="flag").click().run()
     (row,) = all_corrections(ranked)
@@ -95,6 +99,7 @@ def test_flag_with_a_reason(ranked, app_for, sign_in):
     assert shown_clip(at) == head[1].clip_id
     assert "Flagged" in at.success[0].value and "1 flagged" in at.get("progress")[0].proto.text
     assert set(at.selectbox(key=f"flag_reason-{head[1].clip_id}").options) == set(review.FLAG_REASONS)
+    assert at.selectbox(key=f"flag_reason-{head[1].clip_id}").value is None
 
 
 def test_two_sessions_never_get_the_same_clip_until_the_lease_runs_out(ranked, app_for, sign_in):
@@ -108,15 +113,112 @@ def test_two_sessions_never_get_the_same_clip_until_the_lease_runs_out(ranked, a
                   .values(expires_at=utcnow() - timedelta(seconds=1)))
     cy = sign_in(app_for(ranked), "cy")
     assert shown_clip(cy) == head[0].clip_id
-    # ada comes back: she is told, and her save is kept next to cy's
+    # ada comes back: she is told, and saves first
     ada.run()
-    assert "another annotator has it now" in ada.warning[0].value
+    assert "another annotator (or another tab of yours) has it now" in ada.warning[0].value
     ada.text_area[0].input("ada's text")
     ada.button(key="save").click().run()
+    # cy's save would replace ada's unseen: she is shown it and chooses to replace it
     cy.text_area[0].input("cy's text")
     cy.button(key="save").click().run()
+    assert not cy.exception and shown_clip(cy) == head[0].clip_id
+    assert "ada saved “ada's text” at" in cy.warning[0].value
+    cy.button(key="overwrite").click().run()
+    assert shown_clip(cy) != head[0].clip_id and cy.success[0].value.startswith("Saved")
     texts = [(c.annotator, c.text) for c in all_corrections(ranked) if c.clip_id == head[0].clip_id]
     assert texts == [("ada", "ada's text"), ("cy", "cy's text")]
+
+
+def expire(project, clip_id) -> None:
+    with project.store.session() as s:
+        s.execute(update(Lease).where(Lease.clip_id == clip_id)
+                  .values(expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def test_a_save_over_a_text_saved_meanwhile_asks_first(ranked, app_for, sign_in):
+    head = queue(ranked, top=3)
+    ada = sign_in(app_for(ranked), "ada")
+    assert shown_clip(ada) == head[0].clip_id
+    expire(ranked, head[0].clip_id)
+    bob = sign_in(app_for(ranked), "bob")
+    assert shown_clip(bob) == head[0].clip_id
+    bob.text_area[0].input("bob's careful text")
+    bob.button(key="save").click().run()
+    # bob's save freed the clip, so ada's page renews her hold without a word ...
+    ada.run()
+    assert not ada.warning
+    ada.text_area[0].input("ada's text from the hypothesis")
+    ada.button(key="save").click().run()
+    # ... but her save is refused, naming who saved what and when
+    assert not ada.exception and shown_clip(ada) == head[0].clip_id
+    assert "bob saved “bob's careful text” at 20" in ada.warning[0].value
+    assert [c.annotator for c in all_corrections(ranked)] == ["bob"]
+    ada.run()  # the choice stays on the page until she makes it
+    assert "bob saved" in ada.warning[0].value
+    ada.button(key="keep_theirs").click().run()
+    assert shown_clip(ada) not in (head[0].clip_id,) and not ada.warning
+    assert "Kept the other annotator's text" in ada.success[0].value
+    assert [(c.annotator, c.text) for c in all_corrections(ranked)] == [("bob", "bob's careful text")]
+    # a flag after someone else's save asks too
+    mine = shown_clip(ada)
+    review.save_correction(ranked, review.open_clip(ranked, mine), "cy's text", annotator="cy",
+                           seconds_spent=1)
+    ada.selectbox(key=f"flag_reason-{mine}").select("no speech").run()
+    ada.button(key="flag").click().run()
+    assert "cy saved “cy's text”" in ada.warning[0].value
+    ada.button(key="overwrite").click().run()
+    assert [(c.annotator, c.flag) for c in all_corrections(ranked) if c.clip_id == mine] == [
+        ("cy", None), ("ada", "no speech")]
+    assert "Flagged" in ada.success[0].value
+
+
+def test_a_text_too_long_for_the_clip_is_refused_on_the_page(ranked, app_for, sign_in):
+    at = sign_in(app_for(ranked))
+    first = shown_clip(at)
+    at.text_area[0].input(" ".join(["word"] * 20_000))
+    at.button(key="save").click().run()
+    assert not at.exception and "the correction is too long" in at.error[0].value
+    assert all_corrections(ranked) == [] and shown_clip(at) == first
+
+
+def test_a_clip_whose_audio_is_gone_can_be_skipped_or_flagged(ranked, app_for, sign_in):
+    head = queue(ranked, top=3)
+    review.open_clip(ranked, head[0].clip_id).audio_path.unlink()
+    ada = sign_in(app_for(ranked), "ada")
+    assert not ada.exception
+    assert "stored clip is missing" in ada.error[0].value
+    assert ada.selectbox(key=f"flag_reason-{head[0].clip_id}")
+    assert not ada.text_area  # nothing to correct without the audio
+    ada.button(key="skip").click().run()
+    assert shown_clip(ada) == head[1].clip_id and not ada.error
+    bob = sign_in(app_for(ranked), "bob")
+    assert "stored clip is missing" in bob.error[0].value
+    assert bob.selectbox(key=f"flag_reason-{head[0].clip_id}").value == review.AUDIO_MISSING
+    bob.button(key="flag").click().run()
+    (row,) = all_corrections(ranked)
+    assert (row.clip_id, row.flag, row.annotator) == (head[0].clip_id, review.AUDIO_MISSING, "bob")
+    assert not bob.error and shown_clip(bob) == head[2].clip_id  # the queue goes on
+
+
+def test_a_reload_keeps_the_name_and_the_clip(ranked, app_for, sign_in):
+    head = queue(ranked, top=3)
+    ada = sign_in(app_for(ranked), "ada")
+    assert ada.query_params["annotator"] == "ada"
+    bob = sign_in(app_for(ranked), "bob")
+    assert (shown_clip(ada), shown_clip(bob)) == (head[0].clip_id, head[1].clip_id)
+    # the reload: a new browser session on the same URL
+    again = app_for(ranked)
+    again.query_params = dict(ada.query_params)
+    again.run()
+    assert not again.exception
+    assert not [w for w in again.text_input if w.key == "annotator_name"]
+    assert again.sidebar.markdown[0].value == "Annotating as **ada**"
+    assert shown_clip(again) == head[0].clip_id  # her clip, not the next one
+    again.button(key="save").click().run()
+    assert [(c.clip_id, c.annotator) for c in all_corrections(ranked)] == [(head[0].clip_id, "ada")]
+    # signing out forgets the name in the URL too
+    again.button(key="sign_out").click().run()
+    assert "annotator" not in again.query_params
 
 
 def test_when_every_clip_is_reviewed_the_page_says_so(ranked, app_for, sign_in):
