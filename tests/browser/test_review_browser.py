@@ -133,3 +133,39 @@ def test_type_a_correction_and_save_it_from_the_keyboard(app_url, project_root):
     assert (row.clip_id, row.text, row.annotator) == (
         first.clip_id, "The pharmacist flagged warfarin and fluconazole.", "ada")
     assert row.hypothesis == first.text.strip() and row.seconds_spent > 0
+
+
+def test_a_reload_keeps_the_name_and_hands_back_the_same_clip(app_url, project_root):
+    from playwright.sync_api import expect, sync_playwright
+    from sqlalchemy import select
+
+    from earmark.project import open_project
+    from earmark.store import Lease
+
+    def held_by_bob() -> list[int]:
+        project = open_project(project_root)
+        try:
+            with project.store.session() as s:
+                return list(s.scalars(select(Lease.clip_id).where(Lease.annotator.like("bob#%"))))
+        finally:
+            project.store.dispose()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 820})
+        page.goto(app_url)
+        page.get_by_role("textbox", name="Your name").fill("bob")
+        page.get_by_role("button", name="Start reviewing").click()
+        box = page.get_by_role("textbox", name="Transcript")
+        expect(box).to_be_visible(timeout=60_000)
+        expect(page).to_have_url(re.compile(r"[?&]annotator=bob\b"), timeout=10_000)
+        first = box.input_value()
+        (clip,) = held_by_bob()
+
+        page.reload()
+        box = page.get_by_role("textbox", name="Transcript")
+        expect(box).to_have_value(first, timeout=60_000)
+        expect(page.get_by_text("Annotating as bob")).to_be_visible()
+        assert page.get_by_role("textbox", name="Your name").count() == 0
+        browser.close()
+    assert held_by_bob() == [clip]  # the reloaded page holds the same clip, and only it
