@@ -88,14 +88,16 @@ def run_earmark(rows: list[dict], threads: int) -> dict:
                                    Transcript.tokens, Transcript.words)
                             .join(Clip, Clip.source_id == Source.id)
                             .join(Transcript, Transcript.clip_id == Clip.id)).all()
+    # the project stores resolved paths; the manifest's may pass through a link
     by_path = {p: (t, lp, len(tok), len(w)) for p, t, lp, tok, w in got}
-    missing = [r["audio"] for r in rows if r["audio"] not in by_path]
+    stored = [by_path.get(str(Path(r["audio"]).resolve())) for r in rows]
+    missing = [r["audio"] for r, v in zip(rows, stored) if v is None]
     assert not missing and imported.clips_added == len(rows), (missing[:3], imported)
     return dict(
         wall_seconds=wall, import_seconds=import_s,
         transcribe_seconds=report.wall_seconds, windows=report.windows, retried=report.retried,
-        hyps=[by_path[r["audio"]][0] for r in rows],
-        avg_logprobs=[by_path[r["audio"]][1] for r in rows],
+        hyps=[v[0] for v in stored],
+        avg_logprobs=[v[1] for v in stored],
         tokens_scored=sum(v[2] for v in by_path.values()),
         words_timed=sum(v[3] for v in by_path.values()))
 
