@@ -299,17 +299,16 @@ def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> R
     tried: set[int] = set(exclude)
     held_elsewhere = select(Lease.clip_id).where(Lease.expires_at > now,
                                                  ~_same_annotator(holder))
-    own_now = select(Lease.clip_id).where(Lease.expires_at > now, Lease.annotator == holder)
-    own_earlier = select(Lease.clip_id).where(Lease.expires_at > now, _same_annotator(holder))
+    own_earlier = select(Lease.clip_id).where(Lease.expires_at > now, _same_annotator(holder),
+                                              Lease.annotator != holder)
     with project.store.session() as s:
         while True:
             query = (select(QueueEntry.clip_id)
                      .where(waiting_for_review(),
                             QueueEntry.clip_id.not_in(held_elsewhere))
-                     # the session's own clip first, then one of the annotator's other
-                     # tabs (reloaded or closed), then queue order
-                     .order_by(QueueEntry.clip_id.in_(own_now).desc(),
-                               QueueEntry.clip_id.in_(own_earlier).desc(), QueueEntry.rank)
+                     # a clip of the annotator's other tabs (reloaded or closed) first,
+                     # then queue order
+                     .order_by(QueueEntry.clip_id.in_(own_earlier).desc(), QueueEntry.rank)
                      .limit(_CANDIDATES_PER_READ))
             if tried:
                 query = query.where(QueueEntry.clip_id.not_in(tried))
