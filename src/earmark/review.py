@@ -60,12 +60,12 @@ from .store import (
 #: environment variable through which ``earmark review`` tells the app its project
 PROJECT_ENV = "EARMARK_PROJECT"
 
-#: why a clip can be flagged instead of corrected
-FLAG_REASONS = ("no speech", "unintelligible", "wrong language", "bad audio", "audio missing",
-                "other")
-
 #: the flag for a clip whose stored audio file cannot be read
 AUDIO_MISSING = "audio missing"
+
+#: why a clip can be flagged instead of corrected
+FLAG_REASONS = ("no speech", "unintelligible", "wrong language", "bad audio", AUDIO_MISSING,
+                "other")
 
 # A correction may hold at most max(_MIN_WORDS, _WORDS_PER_SECOND * duration) words.
 # Even fast speech (auctioneers, sports commentary) stays under about 6 words a second,
@@ -283,7 +283,8 @@ def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> R
         An open project.
     holder
         Who takes the lease: ``NAME#SESSION`` (see :func:`holder_id`), unique per browser
-        session so that two tabs never share a clip.
+        session so that two annotators never share a clip; a new session of ``NAME``
+        takes over the clip an earlier one of the same name still holds.
     exclude
         Clip ids this session skipped; they stay in the queue for everyone else.
 
