@@ -68,7 +68,6 @@ def test_pack_epoch_fills_windows_like_decoding():
 
 def test_replay_takes_the_surest_uncorrected_clips_with_the_models_text(tmp_path):
     import json
-    from pathlib import Path
 
     from sqlalchemy import select
 
