@@ -143,7 +143,7 @@ def test_batched_loop_detector_matches_the_scalar_one():
     assert not loops_batch(torch.zeros(2, 30, dtype=torch.long), torch.zeros(2, dtype=torch.long), 0).any()
 
 
-def test_only_packed_clips_without_words_are_suspect():
+def test_packed_clips_with_too_few_words_are_suspect():
     from earmark.packing import Placement, suspect
     from earmark.transcribe import WordScore
 
@@ -151,6 +151,9 @@ def test_only_packed_clips_without_words_are_suspect():
     spill = [WordScore(" over", 4.2, 5.4, 0.9, 1), WordScore(" edge", 7.9, 8.8, 0.9, 1)]
     assert not suspect(place, spill, DecodeConfig())  # words over the edges stay put
     assert suspect(place, [], DecodeConfig())
+    # one word left of a 3 s utterance: the rest was skipped (0.5 words/s by default)
+    assert suspect(place, spill[:1], DecodeConfig())
+    assert not suspect(place, spill[:1], DecodeConfig(pack_min_words_per_second=0.0))
     assert suspect(place, spill, DecodeConfig(pack_min_words_per_second=1.0))
 
 
