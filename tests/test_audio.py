@@ -40,11 +40,11 @@ def test_garbage_file_is_unreadable_and_named(tmp_path):
 
 
 def test_a_stored_clip_that_is_gone_or_damaged_is_named_with_what_to_do(tmp_path):
-    with pytest.raises(UnreadableAudio, match=r"gone.flac: stored clip is missing; restore"):
+    with pytest.raises(UnreadableAudio, match=r"gone.flac: stored clip is missing; import its source file again"):
         read_clip(tmp_path / "gone.flac")
     bad = tmp_path / "damaged.flac"
     bad.write_bytes(b"fLaC" + b"\x00" * 64)
-    with pytest.raises(UnreadableAudio, match=r"damaged.flac: stored clip is unreadable .*import the source"):
+    with pytest.raises(UnreadableAudio, match=r"damaged.flac: stored clip is unreadable .*flag the clip"):
         read_clip(bad)
 
 
