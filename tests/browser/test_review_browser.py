@@ -88,6 +88,16 @@ def app_url(project_root):
     proc.wait(timeout=30)
 
 
+def start_reviewing(pw, app_url: str, name: str):
+    """A headless browser on the review page, signed in as ``name``: (browser, page, transcript box)."""
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    page = browser.new_page(viewport={"width": 1200, "height": 820})
+    page.goto(app_url)
+    page.get_by_role("textbox", name="Your name").fill(name)
+    page.get_by_role("button", name="Start reviewing").click()
+    return browser, page, page.get_by_role("textbox", name="Transcript")
+
+
 def test_type_a_correction_and_save_it_from_the_keyboard(app_url, project_root):
     from playwright.sync_api import expect, sync_playwright
 
@@ -96,12 +106,7 @@ def test_type_a_correction_and_save_it_from_the_keyboard(app_url, project_root):
 
     first = queue(open_project(project_root), top=1)[0]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 820})
-        page.goto(app_url)
-        page.get_by_role("textbox", name="Your name").fill("ada")
-        page.get_by_role("button", name="Start reviewing").click()
-        box = page.get_by_role("textbox", name="Transcript")
+        browser, page, box = start_reviewing(pw, app_url, "ada")
         expect(box).to_have_value(first.text.strip(), timeout=60_000)
 
         # the hypothesis: low-confidence words by colour and underline, p on hover
@@ -151,12 +156,7 @@ def test_a_reload_keeps_the_name_and_hands_back_the_same_clip(app_url, project_r
             project.store.dispose()
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 820})
-        page.goto(app_url)
-        page.get_by_role("textbox", name="Your name").fill("bob")
-        page.get_by_role("button", name="Start reviewing").click()
-        box = page.get_by_role("textbox", name="Transcript")
+        browser, page, box = start_reviewing(pw, app_url, "bob")
         expect(box).to_be_visible(timeout=60_000)
         expect(page).to_have_url(re.compile(r"[?&]annotator=bob\b"), timeout=10_000)
         first = box.input_value()
