@@ -431,6 +431,33 @@ def test_an_expired_lease_returns_the_clip(pg_project_ids):
         assert s.scalar(select(Lease.annotator).where(Lease.clip_id == ids[0])) == bob
 
 
+def test_a_save_over_a_newer_correction_waits_for_a_choice_and_a_new_tab_gets_its_clip(pg_project_ids):
+    from dataclasses import replace
+
+    from earmark.errors import CorrectedMeanwhile
+    from earmark.review import holder_id, next_clip, save_correction
+
+    project, ids = pg_project_ids
+    ada, bob = holder_id("ada", "s1"), holder_id("bob", "s2")
+    a = next_clip(project, ada)
+    with project.store.session() as s:  # ada's hold runs out; bob takes the clip and saves
+        s.execute(update(Lease).values(expires_at=utcnow() - timedelta(seconds=1)))
+    b = next_clip(project, bob)
+    assert b.clip_id == a.clip_id
+    save_correction(project, b, "bob's careful text", annotator="bob", seconds_spent=1.0, holder=bob)
+    with pytest.raises(CorrectedMeanwhile, match="bob") as refused:
+        save_correction(project, a, "ada's text", annotator="ada", seconds_spent=1.0)
+    save_correction(project, replace(a, seen_correction_id=refused.value.newest_id), "ada's text",
+                    annotator="ada", seconds_spent=1.0)  # replaced on purpose
+    with project.store.session() as s:
+        texts = s.scalars(select(Correction.text).where(Correction.clip_id == a.clip_id)
+                          .order_by(Correction.id)).all()
+    assert texts == ["bob's careful text", "ada's text"]  # both kept, the chosen one newest
+
+    mine = next_clip(project, holder_id("cy", "tab1"))
+    assert next_clip(project, holder_id("cy", "tab2")).clip_id == mine.clip_id  # a reload's new session
+
+
 def test_all_clips_held_gives_pool_exhausted(pg_project_ids):
     from earmark.review import holder_id, next_clip
 
