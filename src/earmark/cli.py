@@ -79,9 +79,8 @@ def plural(n: int, noun: str) -> str:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from .config import DecodeConfig, ProjectConfig
-    from .project import init_project
-
     from .models import normalize_spec
+    from .project import init_project
 
     cfg = ProjectConfig(database_url=args.db_url or "", decode=DecodeConfig(model=normalize_spec(args.model)))
     project = init_project(args.project, cfg)

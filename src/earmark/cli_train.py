@@ -46,10 +46,10 @@ def resume_notice(args: argparse.Namespace) -> str | None:
 
 def unfinished_notice(project, args: argparse.Namespace) -> str | None:
     """A line naming unfinished runs when a command without --resume may start a new one."""
-    from .reports import status
-
-    names = status(project).unfinished
-    if args.resume or not names:
+    if args.resume:
+        return None
+    names = [mv.name for mv in project.store.unfinished_runs()]
+    if not names:
         return None
     return (f"note: {', '.join(names)} {'is' if len(names) == 1 else 'are'} unfinished; the same "
             f"corrections and settings continue {'it' if len(names) == 1 else 'one'}, others start a new "

@@ -314,13 +314,12 @@ def model_to_evaluate(project: "Project", model: str | None) -> tuple[str, str, 
     """
     import whisper
 
-    from .models import looks_like_path, normalize_spec
+    from .models import is_model_spec, looks_like_path, normalize_spec
     from .ranking import lookup_version
 
     if model is not None and lookup_version(project, model) is None:
         # a path that does not exist is still meant as a path: load_model says it is missing
-        if Path(model).expanduser().is_file() or looks_like_path(model) \
-                or model in whisper.available_models():
+        if is_model_spec(model) or looks_like_path(model):
             return model, normalize_spec(model), None
     try:
         mv = find_version(project, model)

@@ -204,9 +204,7 @@ def open_run(project: Project, cfg: FinetuneConfig, resume: bool = False) -> Run
         No unflagged correction to train on.
     """
     store = project.store
-    with store.session() as s:
-        unfinished = list(s.scalars(select(ModelVersion).where(ModelVersion.status == "training")
-                                    .order_by(ModelVersion.id.desc())))
+    unfinished = store.unfinished_runs()[::-1]  # newest first
     if resume:
         if not unfinished:
             raise NothingToResume(f"{project.root}: no unfinished fine-tuning run to resume; "
@@ -311,9 +309,7 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
               "stopped_early": st.stopped_early, "resumes": st.resumes,
               "discarded_state": trainer.discarded_state or None,
               "train_seconds": round(st.train_seconds, 2),
-              "finished_at": datetime.now(timezone.utc).isoformat(),
-              "gate": {"passed": passed, "message": message}}
-    _write_json(run.folder / "record.json", record)
+              "finished_at": datetime.now(timezone.utc).isoformat()}
     with project.store.session() as s:  # one transaction: status, record and activation
         mv = s.get(ModelVersion, run.version_id)
         other = s.scalars(select(ModelVersion.name).where(
@@ -322,8 +318,8 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         # run finished first) was never compared with this one, so it stays active
         if passed and other is not None:
             passed, message = False, _superseded(project, run, other)
-            record["gate"] = {"passed": passed, "message": message}
-            _write_json(run.folder / "record.json", record)
+        record["gate"] = {"passed": passed, "message": message}
+        _write_json(run.folder / "record.json", record)  # before the commit: a kill leaves it unfinished
         mv.status, mv.record = ("ready" if passed else "rejected"), record
         if passed:
             s.execute(ModelVersion.__table__.update().values(active=False))
@@ -421,12 +417,6 @@ def _exclusive(project: Project, run: Run) -> Iterator[None]:
         try:
             yield
         finally:
-            if not run.folder.is_dir() or not _unfinished(project, run):
+            if all(mv.id != run.version_id for mv in project.store.unfinished_runs()):
                 path.unlink(missing_ok=True)  # nothing left to continue: no lock to keep
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _unfinished(project: Project, run: Run) -> bool:
-    with project.store.session() as s:
-        mv = s.get(ModelVersion, run.version_id)
-        return mv is not None and mv.status == "training"

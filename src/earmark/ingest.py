@@ -215,14 +215,17 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
         known = {sha: _Seen(status == "ok", text)
                  for sha, status, text in s.execute(select(Source.sha256, Source.status, Source.reference_text))}
         by_path = dict(s.execute(select(Source.path, Source.sha256).where(Source.status == "ok")).all())
+        stored: dict[str, list] = {}  # content hash -> its clips (path, offset, duration)
+        for sha, *clip in s.execute(select(Source.sha256, Clip.audio_path, Clip.offset, Clip.duration)
+                                    .join(Clip, Clip.source_id == Source.id)):
+            stored.setdefault(sha, []).append(clip)
     fills: dict[str, str] = {}  # content hash -> text for known files without one
     for row in tqdm(rows, desc="import", unit="file", disable=not progress):
         key = au.file_sha256(row.audio) if row.audio.is_file() else _path_key(row.audio)
         if key in known:
             report.duplicates += 1
             _merge_text(known[key], row, key, source, fills, report)
-            if known[key].ok:
-                _restore_missing(project, row, key, report)
+            _restore_missing(project, row, stored.get(key, []), report)
             continue
         earlier = by_path.get(str(row.audio))
         if earlier is not None and earlier != key and not key.startswith("path:"):
@@ -239,23 +242,21 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
     return report
 
 
-def _restore_missing(project: Project, row: ManifestRow, key: str, report: ImportReport) -> None:
+def _restore_missing(project: Project, row: ManifestRow, clips: list, report: ImportReport) -> None:
     """Write again the stored clips of a known file that are gone from the project's audio folder.
 
     Importing the source file again is the remedy the missing-clip errors give, so it
-    must work even though the file's content is known: the clips are cut from it at
-    the offsets stored when it was first imported.
+    must work even though the file's content is known: the clips (``(audio_path, offset,
+    duration)``, none for a rejected file) are cut from it at the offsets stored when it
+    was first imported.
     """
-    with project.store.session() as s:
-        clips = s.execute(select(Clip.audio_path, Clip.offset, Clip.duration)
-                          .join(Source, Source.id == Clip.source_id)
-                          .where(Source.sha256 == key, Source.status == "ok")).all()
-    missing = [c for c in clips if not project.clip_path(c.audio_path).is_file()]
+    missing = [(path, offset, duration) for path, offset, duration in clips
+               if not project.clip_path(path).is_file()]
     if not missing or not row.audio.is_file():
         return
     signal = au.load_audio(row.audio, project.config.audio)
-    for c in missing:
-        au.write_clip(project.clip_path(c.audio_path), au.slice_audio(signal, au.Segment(c.offset, c.duration)))
+    for path, offset, duration in missing:
+        au.write_clip(project.clip_path(path), au.slice_audio(signal, au.Segment(offset, duration)))
     report.restored += len(missing)
 
 

@@ -413,14 +413,19 @@ def _unknown(spec: str) -> ModelWeightsNotFound:
                                 f"({names}); check the path or the name")
 
 
+def is_model_spec(spec: str) -> bool:
+    """Whether ``spec`` is a checkpoint file or a Whisper name (nothing is loaded)."""
+    import whisper
+
+    return Path(spec).expanduser().is_file() or spec in BUNDLED or spec in whisper.available_models()
+
+
 def check_spec(spec: str) -> None:
     """Raise :class:`ModelWeightsNotFound` unless ``spec`` is a file or a Whisper name.
 
     Cheap (nothing is loaded): for settings that are used later, such as ``init --model``.
     """
-    import whisper
-
-    if not (Path(spec).expanduser().is_file() or spec in BUNDLED or spec in whisper.available_models()):
+    if not is_model_spec(spec):
         raise _unknown(spec)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from .project import Project
-from .store import Clip, ModelVersion, QueueEntry, Source, Transcript, waiting_for_review
+from .store import Clip, QueueEntry, Source, Transcript, waiting_for_review
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,12 @@ def status(project: Project) -> Status:
         labeled = s.scalar(select(func.coalesce(func.sum(Clip.duration), 0.0))
                            .where(Clip.id.in_(corrected_ids))) if corrected_ids else 0.0
         queued = s.scalar(select(func.count()).select_from(QueueEntry).where(waiting_for_review())) or 0
-        unfinished = tuple(s.scalars(select(ModelVersion.name).where(ModelVersion.status == "training")
-                                     .order_by(ModelVersion.id)))
     return Status(clips=n_clips, clip_minutes=seconds / 60, files=files, rejected=rejected,
                   transcribed=transcribed, corrected=len(corrected_ids),
                   flagged=sum(1 for c in latest if c.flag is not None),
                   labeled_minutes=(labeled or 0.0) / 60,
-                  active_model=mv.name if mv else None, queued=queued, unfinished=unfinished)
+                  active_model=mv.name if mv else None, queued=queued,
+                  unfinished=tuple(mv.name for mv in store.unfinished_runs()))
 
 
 @dataclass(frozen=True)

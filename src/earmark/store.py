@@ -264,6 +264,12 @@ class Store:
         with self.session() as s:
             return s.scalars(select(ModelVersion).where(ModelVersion.active.is_(True))).first()
 
+    def unfinished_runs(self) -> list[ModelVersion]:
+        """Fine-tuning runs killed or stopped before the end (status ``training``), oldest first."""
+        with self.session() as s:
+            return list(s.scalars(select(ModelVersion).where(ModelVersion.status == "training")
+                                  .order_by(ModelVersion.id)))
+
     def ensure_model_version(self, spec: str, name: str | None = None) -> ModelVersion:
         """Return the version for ``spec``, creating it (active when none is) if new."""
         with self.session() as s:
