@@ -49,6 +49,20 @@ def test_split_is_stable_as_corrections_grow():
     assert again == later
 
 
+def test_a_clip_held_out_before_its_speaker_was_known_keeps_its_speaker_in_dev():
+    unknown = examples(40, None)
+    first = split_dev(unknown, fraction=0.2, min_clips=4)
+    # a manifest imported later names the speakers of the same clips
+    known = [Example(e.clip_id, e.audio_path, e.text, e.duration, f"spk{e.clip_id % 8}", e.correction_id)
+             for e in unknown]
+    later = split_dev(known, fraction=0.2, min_clips=4, previous=first.dev_groups)
+    assert {e.clip_id for e in first.dev} <= {e.clip_id for e in later.dev}
+    assert not {e.speaker for e in later.train} & {e.speaker for e in later.dev}
+    # without the earlier split, the same speakers alone would not hold those clips out
+    fresh = split_dev(known, fraction=0.2, min_clips=4)
+    assert not {e.clip_id for e in first.dev} <= {e.clip_id for e in fresh.dev}
+
+
 def test_too_few_corrections_raise_an_actionable_error():
     with pytest.raises(NoCorrections, match="at least 2"):
         split_dev(examples(1, 1), fraction=0.2, min_clips=3)

@@ -154,6 +154,35 @@ def test_a_manifest_gives_known_clips_their_missing_reference_texts(project, tmp
     assert (again.texts_added, again.text_conflicts) == (0, 0)
 
 
+def test_a_manifest_gives_known_clips_their_missing_speakers_and_keeps_stored_ones(project, tmp_path):
+    for i in range(3):
+        write_wav(tmp_path / "in" / f"{i}.wav", _speechlike(1.5, i))
+    first = _rows_file(tmp_path / "m.jsonl", [{"audio": "in/0.wav", "speaker": "ann"},
+                                              {"audio": "in/1.wav"}, {"audio": "in/2.wav"}])
+    assert import_audio(project, first, progress=False).clips_added == 3
+    later = _rows_file(tmp_path / "n.jsonl", [{"audio": "in/0.wav", "speaker": "bob", "text": "zero"},
+                                              {"audio": "in/1.wav", "speaker": "bob"},
+                                              {"audio": "in/2.wav", "speaker": "cy"}])
+    report = import_audio(project, later, progress=False)
+    assert (report.speakers_added, report.speaker_conflicts, report.texts_added) == (2, 1, 1)
+    assert len(report.warnings) == 1 and "in/0.wav" in report.warnings[0] and "'ann'" in report.warnings[0]
+    with project.store.session() as s:
+        assert [c.speaker for c in s.scalars(select(Clip).order_by(Clip.id))] == ["ann", "bob", "cy"]
+        assert [r.speaker for r in s.scalars(select(Source).order_by(Source.id))] == ["ann", "bob", "cy"]
+    again = import_audio(project, later, progress=False)
+    assert (again.speakers_added, again.speaker_conflicts) == (0, 1)
+
+
+def test_two_rows_for_one_audio_with_different_speakers_name_the_line(project, tmp_path):
+    write_wav(tmp_path / "a.wav", _speechlike(1.5, 1))
+    m = _rows_file(tmp_path / "m.jsonl", [{"audio": "a.wav", "speaker": "ann"},
+                                          {"audio": "a.wav", "speaker": "bob"}])
+    report = import_audio(project, m, progress=False)
+    assert (report.clips_added, report.speaker_conflicts) == (1, 1)
+    assert report.warnings == [f"{m}:2: {tmp_path / 'a.wav'} is the same audio as line 1 with another "
+                               "speaker; kept the speaker of line 1"]
+
+
 def test_a_different_text_never_replaces_a_stored_one_and_is_named(project, tmp_path):
     write_wav(tmp_path / "a.wav", _speechlike(1.5, 1))
     import_audio(project, _rows_file(tmp_path / "m.jsonl", [{"audio": "a.wav", "text": "kept"}]), progress=False)

@@ -105,6 +105,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"reference texts added to {plural(report.texts_added, 'known file')}; "
               f"{report.text_conflicts} conflicting texts left as they were; "
               f"{plural(len(report.changed), 'changed file')} imported as new clips")
+    if report.speakers_added or report.speaker_conflicts:
+        print(f"speakers added to {plural(report.speakers_added, 'known file')}; "
+              f"{report.speaker_conflicts} conflicting speakers left as they were")
     if report.restored:
         print(f"restored {plural(report.restored, 'stored clip')} of known files that were missing "
               "from the project's audio folder")

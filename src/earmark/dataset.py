@@ -117,7 +117,10 @@ def split_dev(examples: Sequence[Example], fraction: float, min_clips: int,
     for e in examples:
         groups.setdefault(e.group, []).append(e)
     keep = set(previous)
-    dev = {g for g in groups if g in keep or _unit(g) < fraction}
+    # a clip held out by itself before its speaker was known (a manifest imported later
+    # can add speakers) keeps its speaker's group in dev, so no dev clip ever trains
+    dev = {g for g, members in groups.items()
+           if g in keep or _unit(g) < fraction or any(f"clip:{e.clip_id}" in keep for e in members)}
     n_dev = sum(len(groups[g]) for g in dev)
     for g in sorted(set(groups) - dev, key=_unit):
         if n_dev >= min_clips or n_dev + len(groups[g]) > len(examples) / 2:

@@ -48,6 +48,8 @@ class ImportReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     texts_added: int = 0  # known files without a reference text that got the manifest's
     text_conflicts: int = 0  # rows whose text differs from the one kept; see warnings
+    speakers_added: int = 0  # known files without a speaker that got the manifest's
+    speaker_conflicts: int = 0  # rows whose speaker differs from the one kept; see warnings
     changed: list[str] = field(default_factory=list)  # paths imported before with other content
     warnings: list[str] = field(default_factory=list)  # one line each, naming file (and line)
     restored: int = 0  # stored clips of known files that were gone and were written again
@@ -60,6 +62,8 @@ class _Seen:
     ok: bool  # imported (not rejected)
     text: str | None  # its reference text
     line: int | None = None  # the manifest line that gave the text in this import
+    speaker: str | None = None
+    speaker_line: int | None = None  # the manifest line that gave the speaker in this import
 
 
 def _manifest_text(path: Path) -> str:
@@ -182,8 +186,9 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
     """Import every file of ``source`` into ``project``.
 
     A file whose content is already known is not imported again, but a manifest's text
-    is added to it when it has no reference text yet; a different text never replaces
-    one (it is counted in ``text_conflicts`` and named in ``warnings``).
+    and speaker are added to it when it has none yet; a different one never replaces
+    what is stored (it is counted in ``text_conflicts`` or ``speaker_conflicts`` and
+    named in ``warnings``).
 
     Parameters
     ----------
@@ -212,19 +217,22 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
     rows = rows_from_source(source, cfg.extensions)
     report = ImportReport()
     with project.store.session() as s:
-        known = {sha: _Seen(status == "ok", text)
-                 for sha, status, text in s.execute(select(Source.sha256, Source.status, Source.reference_text))}
+        known = {sha: _Seen(status == "ok", text, speaker=speaker)
+                 for sha, status, text, speaker in s.execute(
+                     select(Source.sha256, Source.status, Source.reference_text, Source.speaker))}
         by_path = dict(s.execute(select(Source.path, Source.sha256).where(Source.status == "ok")).all())
         stored: dict[str, list] = {}  # content hash -> its clips (path, offset, duration)
         for sha, *clip in s.execute(select(Source.sha256, Clip.audio_path, Clip.offset, Clip.duration)
                                     .join(Clip, Clip.source_id == Source.id)):
             stored.setdefault(sha, []).append(clip)
     fills: dict[str, str] = {}  # content hash -> text for known files without one
+    speakers: dict[str, str] = {}  # content hash -> speaker for known files without one
     for row in tqdm(rows, desc="import", unit="file", disable=not progress):
         key = au.file_sha256(row.audio) if row.audio.is_file() else _path_key(row.audio)
         if key in known:
             report.duplicates += 1
             _merge_text(known[key], row, key, source, fills, report)
+            _merge_speaker(known[key], row, key, source, speakers, report)
             _restore_missing(project, row, stored.get(key, []), report)
             continue
         earlier = by_path.get(str(row.audio))
@@ -232,13 +240,13 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
             report.changed.append(str(row.audio))
             report.warnings.append(f"{row.audio}: the content changed since it was imported; the "
                                    "new content is added as new clips and the earlier clips stay")
-        known[key] = _Seen(True, row.text, row.line)  # marked rejected below if it is
+        known[key] = _Seen(True, row.text, row.line, row.speaker, row.line)  # marked rejected below if it is
         by_path[str(row.audio)] = key
         if not _import_one(project, row, key, report):
             known[key].ok = False
-    if fills:
-        _add_texts(project, fills)
-    report.texts_added = len(fills)
+    if fills or speakers:
+        _fill_known(project, fills, speakers)
+    report.texts_added, report.speakers_added = len(fills), len(speakers)
     return report
 
 
@@ -278,16 +286,48 @@ def _merge_text(seen: _Seen, row: ManifestRow, key: str, source: Path,
                                    f"kept the stored one, not {row.text!r}")
 
 
-def _add_texts(project: Project, fills: dict[str, str]) -> None:
-    """Store reference texts for known files: on the file, and on its clip if it was not split."""
-    keys = list(fills)
+def _merge_speaker(seen: _Seen, row: ManifestRow, key: str, source: Path,
+                   speakers: dict[str, str], report: ImportReport) -> None:
+    """Give a known file the row's speaker if it has none; count and name a different one.
+
+    A speaker, once stored, is never changed: the dev split of fine-tuning holds out
+    whole speakers, and moving a clip to another speaker could move it into training.
+    """
+    if not row.speaker or not seen.ok:
+        return
+    if seen.speaker is None:
+        seen.speaker, seen.speaker_line = row.speaker, row.line
+        speakers[key] = row.speaker
+    elif seen.speaker != row.speaker:
+        report.speaker_conflicts += 1
+        if seen.speaker_line is not None:
+            report.warnings.append(f"{source}:{row.line}: {row.audio} is the same audio as line "
+                                   f"{seen.speaker_line} with another speaker; kept the speaker of "
+                                   f"line {seen.speaker_line}")
+        else:
+            report.warnings.append(f"{row.audio}: already imported with speaker {seen.speaker!r}; "
+                                   f"kept it, not {row.speaker!r}")
+
+
+def _fill_known(project: Project, texts: dict[str, str], speakers: dict[str, str]) -> None:
+    """Store reference texts and speakers for known files.
+
+    A text goes on the file, and on its clip if it was not split (a long file's text
+    fits none of its clips); a speaker goes on the file and every one of its clips.
+    """
+    keys = sorted(set(texts) | set(speakers))
     with project.store.session() as s:
         for i in range(0, len(keys), 500):  # bounded IN lists (SQLite limits bound variables)
             for src in s.scalars(select(Source).where(Source.sha256.in_(keys[i : i + 500]))):
-                src.reference_text = fills[src.sha256]
                 clips = s.scalars(select(Clip).where(Clip.source_id == src.id)).all()
-                if len(clips) == 1 and clips[0].reference_text is None:  # a split file's text fits no clip
-                    clips[0].reference_text = src.reference_text
+                if src.sha256 in texts:
+                    src.reference_text = texts[src.sha256]
+                    if len(clips) == 1 and clips[0].reference_text is None:
+                        clips[0].reference_text = src.reference_text
+                if src.sha256 in speakers:
+                    src.speaker = speakers[src.sha256]
+                    for clip in clips:
+                        clip.speaker = clip.speaker or src.speaker
 
 
 def _import_one(project: Project, row: ManifestRow, key: str, report: ImportReport) -> bool:
