@@ -52,9 +52,24 @@ def machine() -> str:
     """A one-line description of where the figures were measured."""
     import torch
 
-    return (f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__} "
+    return (f"{platform.machine()} {os.cpu_count()} cores{cpu_bf16()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), "
             f"{'CUDA' if torch.cuda.is_available() else 'CPU only'}")
+
+
+def cpu_bf16() -> str:
+    """The CPU's bfloat16 instructions, which set earmark's decoding arithmetic ("auto").
+
+    Decoding speed, and with it the review queue's order and which clips a benchmark
+    corrects, differ between CPUs with and without them, so figures name them.
+    """
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
+                      if line.startswith("flags")), [])
+    except OSError:
+        return ""
+    have = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f" ({', '.join(have)})" if have else " (no bfloat16 instructions)"
 
 
 def peak_rss_gb() -> float:
