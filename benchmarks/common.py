@@ -52,24 +52,21 @@ def machine() -> str:
     """A one-line description of where the figures were measured."""
     import torch
 
-    return (f"{platform.machine()} {os.cpu_count()} cores{cpu_bf16()}, torch {torch.__version__} "
+    return (f"{platform.machine()} {os.cpu_count()} cores{decoding_arithmetic()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), "
             f"{'CUDA' if torch.cuda.is_available() else 'CPU only'}")
 
 
-def cpu_bf16() -> str:
-    """The CPU's bfloat16 instructions, which set earmark's decoding arithmetic ("auto").
+def decoding_arithmetic() -> str:
+    """The arithmetic earmark decodes with here by default (``DecodeConfig.quantize`` "auto").
 
-    Decoding speed, and with it the review queue's order and which clips a benchmark
-    corrects, differ between CPUs with and without them, so figures name them.
+    It follows the CPU's bfloat16 instructions (``earmark.precision``); decoding speed,
+    and with it the review queue's order and which clips a benchmark corrects, differ
+    between the two, so figures name it.
     """
-    try:
-        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
-                      if line.startswith("flags")), [])
-    except OSError:
-        return ""
-    have = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    return f" ({', '.join(have)})" if have else " (no bfloat16 instructions)"
+    from earmark.precision import resolve_precision
+
+    return f" (decoding in {resolve_precision('auto', 'cpu')})"
 
 
 def peak_rss_gb() -> float:
