@@ -179,7 +179,7 @@ def test_two_rows_for_one_audio_with_different_speakers_name_the_line(project, t
                                           {"audio": "a.wav", "speaker": "bob"}])
     report = import_audio(project, m, progress=False)
     assert (report.clips_added, report.speaker_conflicts) == (1, 1)
-    assert report.warnings == [f"{m}:2: {tmp_path / 'a.wav'} is the same audio as line 1 with another "
+    assert report.warnings == [f"{m}:2: {tmp_path / 'a.wav'} is the same audio as line 1 with a different "
                                "speaker; kept the speaker of line 1"]
 
 

@@ -60,10 +60,9 @@ class _Seen:
     """A content hash already in the project or met earlier in this import."""
 
     ok: bool  # imported (not rejected)
-    text: str | None  # its reference text
-    line: int | None = None  # the manifest line that gave the text in this import
-    speaker: str | None = None
-    speaker_line: int | None = None  # the manifest line that gave the speaker in this import
+    # "text" and "speaker" -> (value, the manifest line that gave it in this import, or
+    # None when it was stored before); a missing key: the file has none yet
+    known: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
 
 def _manifest_text(path: Path) -> str:
@@ -217,7 +216,7 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
     rows = rows_from_source(source, cfg.extensions)
     report = ImportReport()
     with project.store.session() as s:
-        known = {sha: _Seen(status == "ok", text, speaker=speaker)
+        known = {sha: _Seen(status == "ok", _values(text, speaker, None))
                  for sha, status, text, speaker in s.execute(
                      select(Source.sha256, Source.status, Source.reference_text, Source.speaker))}
         by_path = dict(s.execute(select(Source.path, Source.sha256).where(Source.status == "ok")).all())
@@ -231,8 +230,8 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
         key = au.file_sha256(row.audio) if row.audio.is_file() else _path_key(row.audio)
         if key in known:
             report.duplicates += 1
-            _merge_text(known[key], row, key, source, fills, report)
-            _merge_speaker(known[key], row, key, source, speakers, report)
+            report.text_conflicts += _merge(known[key], row, "text", key, source, fills, report)
+            report.speaker_conflicts += _merge(known[key], row, "speaker", key, source, speakers, report)
             _restore_missing(project, row, stored.get(key, []), report)
             continue
         earlier = by_path.get(str(row.audio))
@@ -240,7 +239,7 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
             report.changed.append(str(row.audio))
             report.warnings.append(f"{row.audio}: the content changed since it was imported; the "
                                    "new content is added as new clips and the earlier clips stay")
-        known[key] = _Seen(True, row.text, row.line, row.speaker, row.line)  # marked rejected below if it is
+        known[key] = _Seen(True, _values(row.text, row.speaker, row.line))  # marked rejected below if it is
         by_path[str(row.audio)] = key
         if not _import_one(project, row, key, report):
             known[key].ok = False
@@ -268,45 +267,38 @@ def _restore_missing(project: Project, row: ManifestRow, clips: list, report: Im
     report.restored += len(missing)
 
 
-def _merge_text(seen: _Seen, row: ManifestRow, key: str, source: Path,
-                fills: dict[str, str], report: ImportReport) -> None:
-    """Give a known file the row's text if it has none; count and name a different one."""
-    if not row.text or not seen.ok:
-        return
-    if seen.text is None:
-        seen.text, seen.line = row.text, row.line
-        fills[key] = row.text
-    elif seen.text.strip() != row.text.strip():
-        report.text_conflicts += 1
-        if seen.line is not None:
-            report.warnings.append(f"{source}:{row.line}: {row.audio} is the same audio as line "
-                                   f"{seen.line} with a different text; kept the text of line {seen.line}")
-        else:
-            report.warnings.append(f"{row.audio}: already imported with a different reference text; "
-                                   f"kept the stored one, not {row.text!r}")
+def _values(text: str | None, speaker: str | None, line: int | None) -> dict[str, tuple[str, int | None]]:
+    """A file's known text and speaker, for :class:`_Seen`."""
+    return {k: (v, line) for k, v in (("text", text), ("speaker", speaker)) if v}
 
 
-def _merge_speaker(seen: _Seen, row: ManifestRow, key: str, source: Path,
-                   speakers: dict[str, str], report: ImportReport) -> None:
-    """Give a known file the row's speaker if it has none; count and name a different one.
+def _merge(seen: _Seen, row: ManifestRow, name: str, key: str, source: Path,
+           fills: dict[str, str], report: ImportReport) -> bool:
+    """Give a known file the row's ``name`` ("text" or "speaker") if it has none yet.
 
-    A speaker, once stored, is never changed: the dev split of fine-tuning holds out
-    whole speakers, and moving a clip to another speaker could move it into training.
+    A stored value is never replaced: a different one is named in the report's warnings
+    and the return value is True (a conflict). A speaker especially: the dev split of
+    fine-tuning holds out whole speakers, and moving a clip to another speaker could
+    move it into training.
     """
-    if not row.speaker or not seen.ok:
-        return
-    if seen.speaker is None:
-        seen.speaker, seen.speaker_line = row.speaker, row.line
-        speakers[key] = row.speaker
-    elif seen.speaker != row.speaker:
-        report.speaker_conflicts += 1
-        if seen.speaker_line is not None:
-            report.warnings.append(f"{source}:{row.line}: {row.audio} is the same audio as line "
-                                   f"{seen.speaker_line} with another speaker; kept the speaker of "
-                                   f"line {seen.speaker_line}")
-        else:
-            report.warnings.append(f"{row.audio}: already imported with speaker {seen.speaker!r}; "
-                                   f"kept it, not {row.speaker!r}")
+    new = getattr(row, name)
+    if not new or not seen.ok:
+        return False
+    if name not in seen.known:
+        seen.known[name] = (new, row.line)
+        fills[key] = new
+        return False
+    stored, line = seen.known[name]
+    if stored.strip() == new.strip():
+        return False
+    what = "reference text" if name == "text" else name
+    if line is not None:
+        report.warnings.append(f"{source}:{row.line}: {row.audio} is the same audio as line "
+                               f"{line} with a different {name}; kept the {name} of line {line}")
+    else:
+        report.warnings.append(f"{row.audio}: already imported with a different {what}; "
+                               f"kept the stored {stored!r}, not {new!r}")
+    return True
 
 
 def _fill_known(project: Project, texts: dict[str, str], speakers: dict[str, str]) -> None:
