@@ -173,6 +173,21 @@ def test_a_manifest_gives_known_clips_their_missing_speakers_and_keeps_stored_on
     assert (again.speakers_added, again.speaker_conflicts) == (0, 1)
 
 
+def test_import_command_counts_filled_and_refused_texts_and_speakers_in_english(project, tmp_path, capsys):
+    from earmark.cli import main
+
+    write_wav(tmp_path / "a.wav", _speechlike(1.5, 1))
+    write_wav(tmp_path / "b.wav", _speechlike(1.5, 2))
+    assert main(["import", str(project.root), str(_rows_file(tmp_path / "m.jsonl", [
+        {"audio": "a.wav", "speaker": "ann", "text": "kept"}, {"audio": "b.wav"}])), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["import", str(project.root), str(_rows_file(tmp_path / "n.jsonl", [
+        {"audio": "a.wav", "speaker": "bob", "text": "other"}, {"audio": "b.wav", "speaker": "cy"}])), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "reference texts added to 0 known files; 1 conflicting text not taken (the stored one is kept)" in out
+    assert "speakers added to 1 known file; 1 conflicting speaker not taken (the stored one is kept)" in out
+
+
 def test_two_rows_for_one_audio_with_different_speakers_name_the_line(project, tmp_path):
     write_wav(tmp_path / "a.wav", _speechlike(1.5, 1))
     m = _rows_file(tmp_path / "m.jsonl", [{"audio": "a.wav", "speaker": "ann"},

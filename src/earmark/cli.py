@@ -103,11 +103,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"  rejected {path}: {reason.removeprefix(path + ': ')}")
     if report.texts_added or report.text_conflicts or report.changed:
         print(f"reference texts added to {plural(report.texts_added, 'known file')}; "
-              f"{report.text_conflicts} conflicting texts left as they were; "
+              f"{plural(report.text_conflicts, 'conflicting text')} not taken (the stored one is kept); "
               f"{plural(len(report.changed), 'changed file')} imported as new clips")
     if report.speakers_added or report.speaker_conflicts:
         print(f"speakers added to {plural(report.speakers_added, 'known file')}; "
-              f"{report.speaker_conflicts} conflicting speakers left as they were")
+              f"{plural(report.speaker_conflicts, 'conflicting speaker')} not taken (the stored one is kept)")
     if report.restored:
         print(f"restored {plural(report.restored, 'stored clip')} of known files that were missing "
               "from the project's audio folder")
