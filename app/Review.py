@@ -25,6 +25,7 @@ name = ui.annotator(proj)
 holder = ui.holder()
 ss = st.session_state
 ss.setdefault("skipped", [])
+BOX = "Transcript"  # the text box's label, by which the player finds it to keep drafts
 
 
 def _done() -> None:
@@ -54,12 +55,12 @@ with ui.shown_errors():
                        "before yours can replace it.")
 
 st.markdown(ui.clip_caption(item))
-audible = ui.player(proj, item)
+audible = ui.player(proj, item, keep=ui.draft(proj, item, BOX))
 
 text, save = "", False
 if audible:
     with st.form(f"clip-{item.clip_id}", border=False):
-        text = st.text_area("Transcript", value=item.start_text, key=f"text-{item.clip_id}",
+        text = st.text_area(BOX, value=item.start_text, key=f"text-{item.clip_id}",
                             height=110,
                             help="Ctrl+Enter (⌘+Enter on a Mac) saves and opens the next clip.")
         save = st.form_submit_button("Save & next", type="primary", key="save")

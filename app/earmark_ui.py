@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from earmark import review
 from earmark.errors import EarmarkError, UnreadableAudio
-from earmark.player import player_html
+from earmark.player import Draft, player_html
 from earmark.project import Project, open_project
 
 
@@ -112,8 +112,18 @@ def holder() -> str:
     return review.holder_id(ss.annotator, ss.lease_token)
 
 
-def player(proj: Project, item: review.ReviewItem) -> bool:
-    """Audio with speed and replay, and the hypothesis with clickable, coloured words.
+def draft(proj: Project, item: review.ReviewItem, box: str) -> Draft:
+    """Where the player keeps what this annotator types into the box labelled ``box``
+    for ``item``: in this browser, per project and annotator, tied to the clip and to
+    the newest correction shown with it."""
+    return Draft(key=f"earmark-draft:{proj.root.resolve()}:{st.session_state.annotator}",
+                 tag=f"{item.clip_id}:{item.seen_correction_id}", box=box)
+
+
+def player(proj: Project, item: review.ReviewItem, keep: Draft | None = None) -> bool:
+    """Audio with speed and replay, and the hypothesis with clickable, coloured words;
+    with ``keep``, the text typed for the clip survives a reload (see
+    :class:`earmark.player.Draft`).
 
     Returns False, after saying why, when the clip's stored audio cannot be read: the
     page goes on, so that the clip can still be skipped or flagged.
@@ -125,7 +135,7 @@ def player(proj: Project, item: review.ReviewItem) -> bool:
             st.error(str(exc))
             return False
     # an iframe: its script runs, and it sizes itself to the words it shows
-    st.iframe(player_html(wav, item.words, proj.config.selection.low_confidence),
+    st.iframe(player_html(wav, item.words, proj.config.selection.low_confidence, draft=keep),
               height="content", alt=f"Player and hypothesis of {item.name}")
     return True
 

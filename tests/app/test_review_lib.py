@@ -327,6 +327,18 @@ def test_player_marks_low_words_by_two_cues_and_plays_word_spans():
     assert "const MARGIN = 0.15;" in page
     assert all(f'<option value="{s:g}"' in page for s in SPEEDS) and min(SPEEDS) == 0.5 and max(SPEEDS) == 2.0
     assert "no words" in player_html(b"", [], threshold=0.5)
+    assert "const DRAFT = null;" in page  # no draft asked for, none kept
+
+
+def test_player_keeps_drafts_under_the_given_key_and_tag_only():
+    from earmark.player import Draft, player_html
+
+    page = player_html(b"", [], threshold=0.5,
+                       draft=Draft(key="earmark-draft:/p</script>:ada", tag="7:3"))
+    assert ('const DRAFT = {"key": "earmark-draft:/p<\\/script>:ada", "tag": "7:3", '
+            '"box": "Transcript"};') in page
+    assert page.count("</script>") == 1  # a project path cannot end the script early
+    assert '<div class="restored" id="restored" hidden>' in page
 
 
 def test_review_command_refuses_a_missing_project(tmp_path, capsys):

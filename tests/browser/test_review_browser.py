@@ -169,3 +169,35 @@ def test_a_reload_keeps_the_name_and_hands_back_the_same_clip(app_url, project_r
         assert page.get_by_role("textbox", name="Your name").count() == 0
         browser.close()
     assert held_by_bob() == [clip]  # the reloaded page holds the same clip, and only it
+
+
+def test_text_typed_but_not_saved_survives_a_reload_and_is_what_gets_saved(app_url, project_root):
+    from playwright.sync_api import expect, sync_playwright
+
+    from earmark.project import open_project
+
+    typed = "Half of a correction, typed and not yet saved"
+    with sync_playwright() as pw:
+        # ada's earlier tab (the first test) left a clip leased to her: this one gets it
+        browser, page, box = start_reviewing(pw, app_url, "ada")
+        expect(box).to_be_visible(timeout=60_000)
+        hypothesis = box.input_value()
+        assert hypothesis != typed
+        box.fill(typed)  # the box is in a form: nothing of this reaches the server
+
+        page.reload()
+        box = page.get_by_role("textbox", name="Transcript")
+        expect(box).to_have_value(typed, timeout=60_000)
+        note = page.frame_locator("iframe").first.locator("#restored")
+        expect(note).to_be_visible()
+
+        box.press("Control+Enter")
+        expect(page.get_by_text(re.compile(r"^Saved "))).to_be_visible(timeout=60_000)
+        browser.close()
+
+    project = open_project(project_root)
+    try:
+        saved = {c.text: c for c in project.store.latest_corrections()}
+    finally:
+        project.store.dispose()
+    assert typed in saved and saved[typed].hypothesis == hypothesis
