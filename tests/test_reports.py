@@ -99,3 +99,63 @@ def test_review_refuses_a_port_in_use_before_printing_its_address(project, capsy
     out = capsys.readouterr()
     assert f"cannot listen on 127.0.0.1:{port}" in out.err and "--port N" in out.err
     assert "http://" not in out.out
+
+
+def _three_versions(project):
+    """tiny.en (active), ft-001 refused by the gate, ft-002 a run that was killed."""
+    from earmark.store import ModelVersion
+
+    base = project.store.ensure_model_version("tiny.en")
+    verdict = "ft-001 is kept but not activated: dev WER 0.400 -> 0.450 on 2 held-out clips"
+    with project.store.session() as s:
+        s.add(ModelVersion(
+            name="ft-001", spec=str(project.root / "models/ft-001/model.pt"), parent_id=base.id,
+            status="rejected", config={"mode": "decoder"},
+            record={"parent": {"name": "tiny.en"}, "train_clips": [3, 4, 5], "dev_clips": [1, 2],
+                    "dev_wer_before": 0.4, "dev_wer_after": 0.45, "steps": 9,
+                    "drift": {"changed": 0.031}, "checkpoint": "models/ft-001/model.pt",
+                    "gate": {"passed": False, "message": verdict},
+                    "started_at": "2026-12-01T10:00:00+00:00", "finished_at": "2026-12-01T10:05:00+00:00"}))
+        s.add(ModelVersion(name="ft-002", spec=str(project.root / "models/ft-002/model.pt"),
+                           parent_id=base.id, status="training", config={"mode": "full"}))
+    return verdict
+
+
+def test_models_lists_every_version_newest_first_with_its_dev_wer(project, capsys):
+    from earmark.cli import main
+
+    _three_versions(project)
+    assert main(["models", str(project.root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[1:4]] == [["ft-002", "training"], ["ft-001", "rejected"],
+                                                        ["tiny.en", "active"]]
+    assert "0.400 -> 0.450" in lines[2] and "3.1%" in lines[2] and "2026-12-01 10:05" in lines[2]
+    assert "--show NAME" in lines[4]
+
+
+def test_models_show_gives_the_gates_verdict_or_says_what_a_version_is(project, capsys):
+    from earmark.cli import main
+    from earmark.reports import version_details
+
+    verdict = _three_versions(project)
+    v = version_details(project, "ft-001")
+    assert (v.status, v.verdict, v.parent, v.mode, v.train_clips, v.dev_clips, v.steps) == (
+        "rejected", verdict, "tiny.en", "decoder", 3, 2, 9)
+    assert v.record_path == project.root / "models" / "ft-001" / "record.json"
+
+    assert main(["models", str(project.root), "--show", "ft-001"]) == 0
+    out = capsys.readouterr().out
+    assert "ft-001 (rejected)" in out and verdict in out and "3 training clips, 2 dev clips, 9 steps" in out
+    assert main(["models", str(project.root), "--show", "ft-002"]) == 0
+    assert "--resume" in capsys.readouterr().out
+    assert main(["models", str(project.root), "--show", "tiny.en"]) == 0
+    assert "a base model" in capsys.readouterr().out
+    assert main(["models", str(project.root), "--show", "ft-009"]) == 2
+    assert "known versions: tiny.en, ft-001, ft-002" in capsys.readouterr().err
+
+
+def test_models_on_a_project_without_versions_says_how_to_get_one(project, capsys):
+    from earmark.cli import main
+
+    assert main(["models", str(project.root)]) == 0
+    assert "`earmark rank" in capsys.readouterr().out

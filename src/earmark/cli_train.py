@@ -1,4 +1,4 @@
-"""The ``finetune``, ``round``, ``evaluate`` and ``export`` commands (argparse only).
+"""The ``finetune``, ``round``, ``evaluate``, ``models`` and ``export`` commands (argparse only).
 
 Kept apart from :mod:`earmark.cli` so that file stays a list of commands; each function
 here parses into :class:`~earmark.config.FinetuneConfig` and calls the library.
@@ -159,6 +159,54 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wer(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.3f}"
+
+
+def _show_version(project, name: str) -> None:
+    from .reports import version_details
+
+    v = version_details(project, name)
+    print(f"{v.name} ({v.status}): {v.spec}")
+    if v.verdict is None and v.status == "training":
+        print(f"an unfinished fine-tuning run: `earmark finetune {project.root} --resume` continues it")
+    elif v.verdict is None:
+        print("a base model: no fine-tuning record")
+    else:
+        # written when the run ended; the status above is today's
+        print(f"when it finished: {v.verdict}")
+    if v.record:
+        when = f"{(v.started_at or '')[:16].replace('T', ' ')} to " \
+               f"{(v.finished_at or '')[:16].replace('T', ' ') or 'unfinished'} (UTC)"
+        print(f"parent {v.parent or '-'}, mode {v.mode or '-'}, {plural(v.train_clips, 'training clip')}, "
+              f"{plural(v.dev_clips, 'dev clip')}, {plural(v.steps or 0, 'step')}, {when}")
+    if v.record_path:
+        print(f"record: {v.record_path}")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .dashboard import model_versions
+    from .project import open_project
+
+    project = open_project(args.project)
+    if args.show:
+        _show_version(project, args.show)
+        return 0
+    table = model_versions(project)
+    if table.empty:
+        print(f"no model versions yet: `earmark rank {args.project}` adds the configured model")
+        return 0
+    print(f"{'version':<12} {'status':<9} {'parent':<12} {'clips':>5}  {'dev WER':<15} {'forgetting':>10}  finished")
+    for r in table.itertuples(index=False):
+        dev = "" if math.isnan(r.dev_wer_after) else f"{_wer(r.dev_wer_before)} -> {_wer(r.dev_wer_after)}"
+        forget = "" if math.isnan(r.forgetting) else f"{r.forgetting:.1%}"
+        clips = str(r.clips) if r.clips else ""
+        print(f"{r.version:<12} {r.status:<9} {r.parent:<12} {clips:>5}  {dev:<15} {forget:>10}  {r.finished}")
+    print(f"`earmark models {args.project} --show NAME`: why a version is or is not active; "
+          f"`earmark rank {args.project} --model NAME`: make one active and re-rank with it")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
     from .project import open_project
@@ -214,7 +262,7 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``finetune``, ``round``, ``evaluate`` and ``export``."""
+    """Register ``finetune``, ``round``, ``evaluate``, ``models`` and ``export``."""
     s = add_command(
         sub, "finetune", cmd_finetune,
         help="fine-tune the active model on the corrections (a new version)",
@@ -251,6 +299,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--device", help="cpu, cuda or auto")
     s.add_argument("--threads", type=count, help="torch CPU threads")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    s = add_command(
+        sub, "models", cmd_models,
+        help="list the model versions: status, parent, dev WER, forgetting check",
+        description="Every model version of the project, newest first: whether it is active, "
+                    "ready or was refused by the gate (rejected), its parent, the corrections it "
+                    "trained on, the dev WER of the parent and of the version on the same held-out "
+                    "clips, and the share of the parent's words it changed on the clips the parent "
+                    "was surest of. --show NAME prints the gate's verdict and the run's record.",
+        epilog="examples:\n  earmark models myproj\n  earmark models myproj --show ft-002\n"
+               "  earmark rank myproj --model ft-001      # go back to ft-001 and re-rank with it")
+    s.add_argument("project", help=PROJECT_HELP)
+    s.add_argument("--show", metavar="NAME", help="one version: the gate's verdict, its settings and record")
 
     s = add_command(
         sub, "export", cmd_export,

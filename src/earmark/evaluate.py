@@ -277,10 +277,7 @@ def find_version(project: "Project", model: str | None) -> "ModelVersion":
     UnfinishedModelVersion
         The version is a fine-tuning run that has not finished (no checkpoint yet).
     """
-    from sqlalchemy import select
-
-    from .ranking import check_ready, lookup_version
-    from .store import ModelVersion
+    from .ranking import check_ready, lookup_version, unknown_version
 
     store = project.store
     if model is None:
@@ -290,10 +287,7 @@ def find_version(project: "Project", model: str | None) -> "ModelVersion":
         return mv
     mv = lookup_version(project, model)
     if mv is None:
-        with store.session() as s:
-            names = list(s.scalars(select(ModelVersion.name).order_by(ModelVersion.id)))
-        raise UnknownModelVersion(f"no model version {model!r} in {project.root}; known versions: "
-                                  f"{', '.join(names) or 'none'} (see `earmark status`)")
+        raise unknown_version(project, model)
     check_ready(project, mv)
     return mv
 

@@ -42,6 +42,9 @@ from .trainable import merge_lora, prepare_model
 from .trainer import Trainer, beats_parent, check_config
 
 
+#: the run's record, written beside its checkpoint (``models/NAME/``)
+RECORD_FILE = "record.json"
+
 @dataclass(frozen=True)
 class FinetuneResult:
     """What a fine-tuning run produced and whether it became the active model."""
@@ -319,7 +322,7 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         if passed and other is not None:
             passed, message = False, _superseded(project, run, other)
         record["gate"] = {"passed": passed, "message": message}
-        _write_json(run.folder / "record.json", record)  # before the commit: a kill leaves it unfinished
+        _write_json(run.folder / RECORD_FILE, record)  # before the commit: a kill leaves it unfinished
         mv.status, mv.record = ("ready" if passed else "rejected"), record
         if passed:
             s.execute(ModelVersion.__table__.update().values(active=False))

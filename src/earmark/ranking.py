@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import audio as au
 from .config import DecodeConfig, SelectionConfig
-from .errors import ModelWeightsNotFound, UnfinishedModelVersion
+from .errors import ModelWeightsNotFound, UnfinishedModelVersion, UnknownModelVersion
 from .packing import WINDOW_SECONDS
 from .project import Project
 from .scoring import hallucination_flags, transcript_scores
@@ -128,6 +128,14 @@ def lookup_version(project: Project, model: str) -> ModelVersion | None:
             or_(ModelVersion.name == model, ModelVersion.spec.in_(specs))).order_by(ModelVersion.id)).all()
     # a name is what people type and see in `earmark status`, so it wins over a spec
     return next((m for m in rows if m.name == model), rows[0] if rows else None)
+
+
+def unknown_version(project: Project, model: str) -> UnknownModelVersion:
+    """The error for a version name that is not in ``project``, listing the known ones."""
+    with project.store.session() as s:
+        names = list(s.scalars(select(ModelVersion.name).order_by(ModelVersion.id)))
+    return UnknownModelVersion(f"no model version {model!r} in {project.root}; known versions: "
+                               f"{', '.join(names) or 'none'} (see `earmark models`)")
 
 
 def check_ready(project: Project, mv: ModelVersion) -> None:

@@ -1,9 +1,11 @@
-"""Read-only views of a project for people: its status and the head of the queue."""
+"""Read-only views of a project for people: its status, the head of the queue, and one
+model version's story."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -100,3 +102,49 @@ def mark_words(words: list[dict], threshold: float, ansi: bool = False) -> str:
             text = lead + (f"\033[4;31m{core}\033[0m" if ansi else f"[{core}]")
         parts.append(text)
     return "".join(parts).strip()
+
+
+@dataclass(frozen=True)
+class VersionDetails:
+    """What a model version is and why it is (or is not) the active one."""
+
+    name: str
+    spec: str  # what loads it: a Whisper name or a checkpoint path
+    status: str  # "active", or the stored status: "ready", "rejected", "training"
+    verdict: str | None  # the gate's message when the run finished; None for a base model
+    parent: str | None
+    mode: str | None
+    train_clips: int
+    dev_clips: int
+    steps: int | None
+    started_at: str | None
+    finished_at: str | None
+    record_path: Path | None  # the record file beside a fine-tuned checkpoint
+    record: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def version_details(project: Project, name: str) -> VersionDetails:
+    """The :class:`VersionDetails` of the version named (or with spec) ``name``.
+
+    Raises
+    ------
+    UnknownModelVersion
+        No such version; the message lists the known ones.
+    """
+    from .finetune import RECORD_FILE
+    from .ranking import lookup_version, unknown_version
+
+    mv = lookup_version(project, name)
+    if mv is None:
+        raise unknown_version(project, name)
+    record, config = mv.record or {}, mv.config or {}
+    return VersionDetails(
+        name=mv.name, spec=mv.spec, status="active" if mv.active else mv.status,
+        verdict=(record.get("gate") or {}).get("message"),
+        parent=(record.get("parent") or {}).get("name"), mode=config.get("mode"),
+        train_clips=len(record.get("train_clips") or ()), dev_clips=len(record.get("dev_clips") or ()),
+        steps=record.get("steps"), started_at=record.get("started_at"),
+        finished_at=record.get("finished_at"),
+        record_path=(project.root / record["checkpoint"]).with_name(RECORD_FILE)
+        if record.get("checkpoint") else None,
+        record=record)
