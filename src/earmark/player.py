@@ -93,7 +93,7 @@ function keepDraft(d) {
   let tries = 0;
   const restore = () => {
     const box = doc.querySelector(boxSelector);
-    if (!box) { if (++tries < 100) setTimeout(restore, 100); return; }
+    if (!box) { if (++tries < 300) setTimeout(restore, 100); return; }  // up to 30 s
     if (box.value === saved) return;
     // set it as typing would, so the page's own state (and so the save) gets the text
     const setter = Object.getOwnPropertyDescriptor(window.parent.HTMLTextAreaElement.prototype, "value").set;
