@@ -164,44 +164,43 @@ def _wer(x: float) -> str:
 
 
 def _show_version(project, name: str) -> None:
-    from .reports import version_details
+    from .reports import minute, version_details
 
     v = version_details(project, name)
     print(f"{v.name} ({v.status}): {v.spec}")
-    if v.verdict is None and v.status == "training":
-        print(f"an unfinished fine-tuning run: `earmark finetune {project.root} --resume` continues it")
-    elif v.verdict is None:
-        print("a base model: no fine-tuning record")
-    else:
+    if v.verdict is not None:
         # written when the run ended; the status above is today's
-        print(f"when it finished: {v.verdict}")
-    if v.record:
-        when = f"{(v.started_at or '')[:16].replace('T', ' ')} to " \
-               f"{(v.finished_at or '')[:16].replace('T', ' ') or 'unfinished'} (UTC)"
+        print(f"when it finished, the gate said: {v.verdict}")
         print(f"parent {v.parent or '-'}, mode {v.mode or '-'}, {plural(v.train_clips, 'training clip')}, "
-              f"{plural(v.dev_clips, 'dev clip')}, {plural(v.steps or 0, 'step')}, {when}")
+              f"{plural(v.dev_clips, 'dev clip')}, {plural(v.steps or 0, 'step')}, "
+              f"{minute(v.started_at)} to {minute(v.finished_at)} (UTC)")
+    elif v.status == "training":
+        print(f"an unfinished fine-tuning run: `earmark finetune {project.root} --resume` continues it")
+    else:
+        print("a base model: no fine-tuning record")
     if v.record_path:
         print(f"record: {v.record_path}")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .dashboard import model_versions
     from .project import open_project
+    from .reports import minute, versions
 
     project = open_project(args.project)
     if args.show:
         _show_version(project, args.show)
         return 0
-    table = model_versions(project)
-    if table.empty:
+    listed = versions(project)
+    if not listed:
         print(f"no model versions yet: `earmark rank {args.project}` adds the configured model")
         return 0
     print(f"{'version':<12} {'status':<9} {'parent':<12} {'clips':>5}  {'dev WER':<15} {'forgetting':>10}  finished")
-    for r in table.itertuples(index=False):
-        dev = "" if math.isnan(r.dev_wer_after) else f"{_wer(r.dev_wer_before)} -> {_wer(r.dev_wer_after)}"
-        forget = "" if math.isnan(r.forgetting) else f"{r.forgetting:.1%}"
-        clips = str(r.clips) if r.clips else ""
-        print(f"{r.version:<12} {r.status:<9} {r.parent:<12} {clips:>5}  {dev:<15} {forget:>10}  {r.finished}")
+    for v in listed:
+        dev = "" if math.isnan(v.dev_wer_after) else f"{_wer(v.dev_wer_before)} -> {_wer(v.dev_wer_after)}"
+        forget = "" if math.isnan(v.forgetting) else f"{v.forgetting:.1%}"
+        clips = str(v.train_clips) if v.train_clips else ""
+        print(f"{v.name:<12} {v.status:<9} {v.parent or '':<12} {clips:>5}  {dev:<15} {forget:>10}  "
+              f"{minute(v.finished_at)}")
     print(f"`earmark models {args.project} --show NAME`: why a version is or is not active; "
           f"`earmark rank {args.project} --model NAME`: make one active and re-rank with it")
     return 0

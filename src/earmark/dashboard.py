@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .project import Project
+from . import reports
 from .review import clip_name, domain_errors, score_name
 from .store import Clip, Correction, Lease, ModelVersion, QueueEntry, Source, Transcript, utcnow
 
@@ -173,14 +174,10 @@ def model_wer(project: Project) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "dev_set", "wer", "order"])
 
 
-def _number(value) -> float:
-    """A recorded figure as a float, NaN when absent (older records, base models)."""
-    return float(value) if isinstance(value, (int, float)) else np.nan
-
-
 @domain_errors
 def model_versions(project: Project) -> pd.DataFrame:
-    """Every model version with what its fine-tune recorded, newest first.
+    """Every model version with what its fine-tune recorded, newest first
+    (:func:`earmark.reports.versions` as a table).
 
     Columns: ``version``, ``parent``, ``status`` ("active", or the stored status:
     "ready", "rejected", "training"), ``clips`` (corrections trained on),
@@ -188,17 +185,8 @@ def model_versions(project: Project) -> pd.DataFrame:
     the parent's words changed on the uncorrected clips it was surest of; NaN when not
     measured), ``finished`` (UTC). Base models have no record: NaN and empty fields.
     """
-    with project.store.session() as s:
-        versions = s.execute(select(ModelVersion.name, ModelVersion.active, ModelVersion.status,
-                                    ModelVersion.record).order_by(ModelVersion.id.desc())).all()
-    rows = []
-    for name, active, status, record in versions:
-        record = record or {}
-        rows.append((name, (record.get("parent") or {}).get("name") or "",
-                     "active" if active else (status or ""), len(record.get("train_clips") or ()),
-                     _number(record.get("dev_wer_before")), _number(record.get("dev_wer_after")),
-                     _number((record.get("drift") or {}).get("changed")),
-                     (record.get("finished_at") or "")[:16].replace("T", " ")))
+    rows = [(v.name, v.parent or "", v.status, v.train_clips, v.dev_wer_before, v.dev_wer_after,
+             v.forgetting, reports.minute(v.finished_at)) for v in reports.versions(project)]
     return pd.DataFrame(rows, columns=["version", "parent", "status", "clips", "dev_wer_before",
                                        "dev_wer_after", "forgetting", "finished"])
 

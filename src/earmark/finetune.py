@@ -45,6 +45,7 @@ from .trainer import Trainer, beats_parent, check_config
 #: the run's record, written beside its checkpoint (``models/NAME/``)
 RECORD_FILE = "record.json"
 
+
 @dataclass(frozen=True)
 class FinetuneResult:
     """What a fine-tuning run produced and whether it became the active model."""

@@ -125,7 +125,7 @@ class Draft:
 
     key: str
     tag: str
-    box: str = "Transcript"
+    box: str
 
 
 def _word_spans(words: Sequence[Word], threshold: float) -> str:

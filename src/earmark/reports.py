@@ -3,14 +3,15 @@ model version's story."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from .project import Project
-from .store import Clip, QueueEntry, Source, Transcript, waiting_for_review
+from .store import Clip, ModelVersion, QueueEntry, Source, Transcript, waiting_for_review
 
 
 @dataclass(frozen=True)
@@ -106,21 +107,58 @@ def mark_words(words: list[dict], threshold: float, ansi: bool = False) -> str:
 
 @dataclass(frozen=True)
 class VersionDetails:
-    """What a model version is and why it is (or is not) the active one."""
+    """What a model version is and why it is (or is not) the active one.
+
+    Figures a run did not record (base models, older records) are NaN.
+    """
 
     name: str
     spec: str  # what loads it: a Whisper name or a checkpoint path
     status: str  # "active", or the stored status: "ready", "rejected", "training"
-    verdict: str | None  # the gate's message when the run finished; None for a base model
+    verdict: str | None  # the gate's message when the run finished; None otherwise
     parent: str | None
     mode: str | None
     train_clips: int
     dev_clips: int
     steps: int | None
-    started_at: str | None
+    dev_wer_before: float  # the parent's, on the run's dev split
+    dev_wer_after: float
+    forgetting: float  # share of the parent's words changed on the clips it was surest of
+    started_at: str | None  # ISO 8601, UTC
     finished_at: str | None
     record_path: Path | None  # the record file beside a fine-tuned checkpoint
-    record: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _figure(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def minute(timestamp: str | None) -> str:
+    """An ISO 8601 time as ``YYYY-MM-DD HH:MM`` ("" for None)."""
+    return (timestamp or "")[:16].replace("T", " ")
+
+
+def _details(project: Project, mv: ModelVersion) -> VersionDetails:
+    from .finetune import RECORD_FILE
+
+    record, config = mv.record or {}, mv.config or {}
+    return VersionDetails(
+        name=mv.name, spec=mv.spec, status="active" if mv.active else (mv.status or ""),
+        verdict=(record.get("gate") or {}).get("message"),
+        parent=(record.get("parent") or {}).get("name"), mode=config.get("mode"),
+        train_clips=len(record.get("train_clips") or ()), dev_clips=len(record.get("dev_clips") or ()),
+        steps=record.get("steps"), dev_wer_before=_figure(record.get("dev_wer_before")),
+        dev_wer_after=_figure(record.get("dev_wer_after")),
+        forgetting=_figure((record.get("drift") or {}).get("changed")),
+        started_at=record.get("started_at"), finished_at=record.get("finished_at"),
+        record_path=(project.root / record["checkpoint"]).with_name(RECORD_FILE)
+        if record.get("checkpoint") else None)
+
+
+def versions(project: Project) -> list[VersionDetails]:
+    """Every model version of the project, newest first."""
+    with project.store.session() as s:
+        return [_details(project, mv) for mv in s.scalars(select(ModelVersion).order_by(ModelVersion.id.desc()))]
 
 
 def version_details(project: Project, name: str) -> VersionDetails:
@@ -131,20 +169,9 @@ def version_details(project: Project, name: str) -> VersionDetails:
     UnknownModelVersion
         No such version; the message lists the known ones.
     """
-    from .finetune import RECORD_FILE
     from .ranking import lookup_version, unknown_version
 
     mv = lookup_version(project, name)
     if mv is None:
         raise unknown_version(project, name)
-    record, config = mv.record or {}, mv.config or {}
-    return VersionDetails(
-        name=mv.name, spec=mv.spec, status="active" if mv.active else mv.status,
-        verdict=(record.get("gate") or {}).get("message"),
-        parent=(record.get("parent") or {}).get("name"), mode=config.get("mode"),
-        train_clips=len(record.get("train_clips") or ()), dev_clips=len(record.get("dev_clips") or ()),
-        steps=record.get("steps"), started_at=record.get("started_at"),
-        finished_at=record.get("finished_at"),
-        record_path=(project.root / record["checkpoint"]).with_name(RECORD_FILE)
-        if record.get("checkpoint") else None,
-        record=record)
+    return _details(project, mv)

@@ -334,7 +334,7 @@ def test_player_keeps_drafts_under_the_given_key_and_tag_only():
     from earmark.player import Draft, player_html
 
     page = player_html(b"", [], threshold=0.5,
-                       draft=Draft(key="earmark-draft:/p</script>:ada", tag="7:3"))
+                       draft=Draft(key="earmark-draft:/p</script>:ada", tag="7:3", box="Transcript"))
     assert ('const DRAFT = {"key": "earmark-draft:/p<\\/script>:ada", "tag": "7:3", '
             '"box": "Transcript"};') in page
     assert page.count("</script>") == 1  # a project path cannot end the script early
