@@ -70,6 +70,20 @@ count = number(int, 0)
 positive_float = number(float, 0, strict=True)
 
 
+def open_for_writing(root: str, command: str):
+    """Open the project and snapshot its database before ``command`` writes to it.
+
+    The snapshot also checks the file, so a damaged database stops the command before it
+    adds work to it (see :mod:`earmark.backup`).
+    """
+    from .backup import take
+    from .project import open_project
+
+    project = open_project(root)
+    take(project, command)
+    return project
+
+
 def plural(n: int, noun: str) -> str:
     """``1 clip``, ``2 clips``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -92,9 +106,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from .ingest import import_audio
-    from .project import open_project
 
-    project = open_project(args.project)
+    project = open_for_writing(args.project, "import")
     report = import_audio(project, Path(args.source), progress=not args.quiet)
     print(f"imported {plural(report.files_added, 'file')} as {plural(report.clips_added, 'clip')} "
           f"({report.seconds_added / 60:.1f} min); {report.duplicates} already known; "
@@ -119,10 +132,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from .project import open_project
     from .ranking import rank
 
-    project = open_project(args.project)
+    project = open_for_writing(args.project, "rank")
     decode = with_overrides(project.config.decode, batch_size=args.batch_size, device=args.device,
                             threads=args.threads, pack=False if args.no_pack else None)
     selection = with_overrides(project.config.selection, strategy=args.strategy)
@@ -183,14 +195,55 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import backup_dir, describe, snapshots, take
+    from .project import database_file, open_project
+
+    project = open_project(args.project)
+    if database_file(project.root, project.config) is None:
+        print(f"{args.project}: the database is on a server; back it up with the server's own "
+              "tools (pg_dump)")
+        return 0
+    taken = take(project, "backup")
+    print(f"took snapshot {taken.name}" if taken else
+          "the database is unchanged since the newest snapshot; none taken" if project.config.backup.keep
+          else "backup.keep is 0 in earmark.json: no snapshot taken")
+    found = snapshots(project.root)
+    print(f"{plural(len(found), 'snapshot')} in {backup_dir(project.root)}, newest first "
+          f"(the newest {project.config.backup.keep} are kept):")
+    for snap in found:
+        print(f"  {describe(snap)}")
+    if found:
+        print(f"put one back with: earmark restore {args.project} [--snapshot NAME]")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .backup import UNRESTORED_FILE, describe, restore
+
+    r = restore(args.project, args.snapshot, force=args.force)
+    print(f"restored {describe(r.snapshot)}")
+    print(f"the replaced database is kept in {r.kept}")
+    print(f"corrections saved after the snapshot and copied back: {r.salvaged}")
+    if r.unrestored:
+        print(f"{plural(r.unrestored, 'correction')} of clips imported after the snapshot are in "
+              f"{r.kept / UNRESTORED_FILE}: import their files again (`earmark import`), then "
+              "enter them in the review app")
+    if r.salvage_problem:
+        print(f"  warning: the replaced file could not be read to the end ({r.salvage_problem}); "
+              "corrections on its damaged pages are lost")
+    print(f"next: earmark status {args.project}   (then `earmark rank {args.project}` transcribes "
+          "the clips the snapshot holds no transcript of)")
+    return 0
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    from .project import open_project
     from .review import PROJECT_ENV
 
-    project = open_project(args.project)  # a wrong path fails here, not in the browser
+    project = open_for_writing(args.project, "review")  # a wrong path fails here, not in the browser
     app = Path(__file__).resolve().parents[2] / "app" / "Review.py"
     if not app.is_file():
         raise EarmarkError(f"{app}: the review app is not here; it ships in earmark's source "
@@ -346,6 +399,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--show-rejected", type=count, default=10, metavar="N",
                    help="list up to N rejected files with reasons (default 10)")
+
+    s = add_command(sub, "backup", cmd_backup, help="snapshot the project database now; list the snapshots",
+                    description="Copy the project's SQLite database into PROJECT/backups and list "
+                                "the snapshots there. earmark takes one by itself before import, "
+                                "rank, finetune, round and review, and every few minutes while "
+                                "annotators save (backup.keep and backup.review_minutes in "
+                                "earmark.json); each is checked before it is kept.",
+                    epilog="example:\n  earmark backup myproj")
+    s.add_argument("project", help=PROJECT_HELP)
+
+    s = add_command(sub, "restore", cmd_restore, help="put a snapshot back in place of a damaged database",
+                    description="Replace the project's database by a snapshot (the newest sound "
+                                "one unless --snapshot names another). The replaced file is kept "
+                                "in PROJECT/backups, and every correction saved after the snapshot "
+                                "that can still be read from it is copied back. Stop the review "
+                                "app first.",
+                    epilog="examples:\n  earmark restore myproj\n"
+                           "  earmark restore myproj --snapshot earmark-20261206-223000.000_rank.db --force")
+    s.add_argument("project", help=PROJECT_HELP)
+    s.add_argument("--snapshot", help="file name of the snapshot (`earmark backup` lists them)")
+    s.add_argument("--force", action="store_true",
+                   help="restore even though the current database reads fine")
 
     from .cli_train import add_commands  # finetune, round, evaluate, export
 

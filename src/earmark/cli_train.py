@@ -13,7 +13,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from .cli import PROJECT_HELP, add_command, count, number, plural, positive_float, positive_int, with_overrides
+from .cli import (PROJECT_HELP, add_command, count, number, open_for_writing, plural, positive_float,
+                  positive_int, with_overrides)
 
 
 def finetune_config(args: argparse.Namespace, base):
@@ -91,9 +92,8 @@ def print_finetune(r, project_arg: str) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from .finetune import finetune
-    from .project import open_project
 
-    project = open_project(args.project)
+    project = open_for_writing(args.project, "finetune")
     if notice := resume_notice(args) or unfinished_notice(project, args):
         print(notice)
     result = finetune(project, finetune_config(args, project.config.finetune), resume=args.resume,
@@ -105,11 +105,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_round(args: argparse.Namespace) -> int:
-    from .project import open_project
     from .reports import mark_words
     from .rounds import run_round
 
-    project = open_project(args.project)
+    project = open_for_writing(args.project, "round")
     if notice := resume_notice(args) or unfinished_notice(project, args):
         print(notice)
     report = run_round(project, finetune_config(args, project.config.finetune), resume=args.resume,

@@ -198,6 +198,16 @@ class SimulateConfig:
 
 
 @dataclass(frozen=True)
+class BackupConfig:
+    """Snapshots of a SQLite project database, kept in ``PROJECT/backups``."""
+
+    keep: int = 10  # newest snapshots kept; older ones are deleted (0: take none)
+    # while annotators save in the review app, a snapshot at most this often, so a
+    # damaged file costs at most these minutes of corrections
+    review_minutes: float = 10.0
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     """A project's settings, stored in ``PROJECT/earmark.json``."""
 
@@ -207,6 +217,7 @@ class ProjectConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

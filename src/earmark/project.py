@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from .config import ProjectConfig, from_dict, to_json
 from .errors import BadConfig, CorruptDatabase, EarmarkError, ProjectExists, ProjectNotFound
-from .store import Store, sqlite_url
+from .store import DEFAULT_RECOVERY, Store, sqlite_url
 
 CONFIG_FILE = "earmark.json"
 DB_FILE = "earmark.db"
@@ -33,8 +36,18 @@ class Project:
         return self.root / relative
 
 
-def _database_url(root: Path, config: ProjectConfig) -> str:
-    return config.database_url or sqlite_url(root / DB_FILE)
+def _recovery(root: Path, config: ProjectConfig) -> Callable[[], str]:
+    """What a person should do about a damaged database (read when the damage is found)."""
+    def advice() -> str:
+        from .backup import advice
+
+        return advice(root) if database_file(root, config) else DEFAULT_RECOVERY
+
+    return advice
+
+
+def _store(root: Path, config: ProjectConfig) -> Store:
+    return Store(config.database_url or sqlite_url(root / DB_FILE), _recovery(root, config))
 
 
 def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> Project:
@@ -61,7 +74,7 @@ def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> P
     root.mkdir(parents=True, exist_ok=True)
     (root / "audio").mkdir(exist_ok=True)
     try:
-        store = Store(_database_url(root, config))
+        store = _store(root, config)
     except EarmarkError:
         if created:  # a bad database URL leaves no half-made project behind
             shutil.rmtree(root, ignore_errors=True)
@@ -71,15 +84,13 @@ def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> P
     return Project(root=root, config=config, store=store)
 
 
-def open_project(root: Path | str) -> Project:
-    """Open an existing project (migrating its database if it is older).
+def load_config(root: Path | str) -> ProjectConfig:
+    """Read and check ``root/earmark.json`` without opening the database.
 
     Raises
     ------
     ProjectNotFound
-        No ``earmark.json`` in ``root``.
-    CorruptDatabase
-        The database cannot be read, or its file is gone or empty.
+        No ``earmark.json`` in ``root``, or not a valid one.
     BadConfig
         ``earmark.json`` names an unknown queue strategy.
     """
@@ -100,12 +111,38 @@ def open_project(root: Path | str) -> Project:
     if config.selection.strategy not in STRATEGIES:
         raise BadConfig(f"{cfg_file}: selection.strategy {config.selection.strategy!r} is not one of "
                         f"{', '.join(sorted(STRATEGIES))}; fix it there")
+    return config
+
+
+def database_file(root: Path | str, config: ProjectConfig) -> Path | None:
+    """The project's SQLite file, or None when its database is on a server."""
     if not config.database_url:
-        _check_database_file(root / DB_FILE)
-    return Project(root=root, config=config, store=Store(_database_url(root, config)))
+        return Path(root) / DB_FILE
+    url = make_url(config.database_url)
+    return Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
 
 
-def _check_database_file(db: Path) -> None:
+def open_project(root: Path | str) -> Project:
+    """Open an existing project (migrating its database if it is older).
+
+    Raises
+    ------
+    ProjectNotFound
+        No ``earmark.json`` in ``root``.
+    CorruptDatabase
+        The database cannot be read, or its file is gone or empty; raised later by any
+        query that meets a damaged page. The message names the snapshot to restore.
+    BadConfig
+        ``earmark.json`` names an unknown queue strategy.
+    """
+    root = Path(root)
+    config = load_config(root)
+    if not config.database_url:
+        _check_database_file(root / DB_FILE, _recovery(root, config))
+    return Project(root=root, config=config, store=_store(root, config))
+
+
+def _check_database_file(db: Path, recovery: Callable[[], str]) -> None:
     """Refuse a project whose SQLite file is gone or emptied.
 
     SQLite would quietly create a new, empty database there, and the project would look
@@ -124,5 +161,4 @@ def _check_database_file(db: Path) -> None:
         return
     raise CorruptDatabase(
         f"{db}: the project's database {why}, so its clips, transcripts and corrections cannot "
-        f"be read (the audio in {db.parent / 'audio'} is untouched). Restore {db.name} from a "
-        f"backup, or start a new project with `earmark init` and import the audio again")
+        f"be read (the audio in {db.parent / 'audio'} is untouched); {recovery()}")

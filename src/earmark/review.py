@@ -565,7 +565,20 @@ def _append(project: Project, item: ReviewItem, *, annotator: str, seconds_spent
         if holder is not None:
             s.execute(delete(Lease).where(Lease.clip_id == item.clip_id, Lease.annotator == holder))
         s.flush()
-        return row.id
+        saved = row.id
+    _snapshot_if_due(project)
+    return saved
+
+
+def _snapshot_if_due(project: Project) -> None:
+    """A snapshot every ``backup.review_minutes`` of saving, so a damaged database costs
+    at most those minutes of corrections (see :mod:`earmark.backup`)."""
+    from .backup import take_if_due
+
+    try:
+        take_if_due(project, "review")
+    except EarmarkError as exc:  # the row is committed: say so, or the annotator types it again
+        raise type(exc)(f"your work was saved, but {exc}") from exc
 
 
 @domain_errors

@@ -25,6 +25,34 @@ from .errors import BadConfig, CorruptDatabase, SchemaTooNew
 
 SCHEMA_VERSION = 1
 
+#: what to do about a damaged database when nothing better is known (a project says more)
+DEFAULT_RECOVERY = ("restore it from a backup, or move it aside and run `earmark init` and "
+                    "`earmark import` again")
+
+# SQLite's primary result codes for a damaged file; Python's sqlite3 gives them as
+# ``sqlite_errorcode`` (extended codes keep the primary one in their low byte)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True when a database error means the SQLite file itself is damaged.
+
+    Locks, full disks and constraint violations are not damage: a retry or a fix of the
+    input helps there, and restoring a snapshot would only lose work.
+    """
+    code = getattr(getattr(exc, "orig", exc), "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def quick_check(conn: Any) -> str:
+    """SQLite's quick check on a DB-API connection: "" when the file is sound, else its
+    first complaints on one line."""
+    rows = [r[0] for r in conn.execute("PRAGMA quick_check(2)").fetchall()]
+    if rows == ["ok"]:
+        return ""
+    lines = [line for row in rows for line in row.splitlines() if not line.startswith("*** in database")]
+    return "; ".join(lines) or "SQLite's check failed"
+
 
 def utcnow() -> datetime:
     """Timezone-aware now; stored as UTC."""
@@ -220,11 +248,21 @@ class Store:
     ----------
     url
         SQLAlchemy URL, e.g. ``sqlite:///path/earmark.db`` or ``postgresql+psycopg://...``.
+    recovery
+        Called when the file turns out damaged, on opening or in any later query; returns
+        what the person should do (a project names its newest snapshot).
+
+    Raises
+    ------
+    CorruptDatabase
+        On opening, and from any :meth:`session`, when the file is damaged.
     """
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, recovery: Callable[[], str] = lambda: DEFAULT_RECOVERY):
         self.url = url
-        kwargs: dict[str, Any] = {}
+        self._recovery = recovery
+        # a damaged JSON value (tokens, words, records) is damage like a bad page
+        kwargs: dict[str, Any] = {"json_deserializer": self._json_value}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         try:
@@ -241,17 +279,47 @@ class Store:
                 raise CorruptDatabase(  # most often a server that is down or a wrong URL
                     f"{_shown(url)}: cannot reach the project database ({exc.orig}); check that the "
                     "server is running and the URL (database_url in earmark.json) is right") from exc
-            raise CorruptDatabase(
-                f"{_shown(url)}: cannot open the project database ({exc.orig}); restore it from a "
-                "backup, or move it aside and run `earmark init` and `earmark import` again"
-            ) from exc
+            raise CorruptDatabase(f"{_shown(url)}: cannot open the project database ({exc.orig}); "
+                                  f"{recovery()}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _damaged(self, what: Any) -> CorruptDatabase:
+        return CorruptDatabase(f"{_shown(self.url)}: the project database is damaged ({what}); "
+                               f"{self._recovery()}")
+
+    def _json_value(self, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise self._damaged(f"a stored JSON value cannot be read: {exc}") from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed on success, rolled back on any exception."""
-        with self._sessions() as s, s.begin():
-            yield s
+        try:
+            with self._sessions() as s, s.begin():
+                yield s
+        except DatabaseError as exc:
+            if is_damage(exc):
+                raise self._damaged(exc.orig) from exc
+            # a damaged page can also read as a missing row (a foreign key "fails"), so
+            # any other fault of a SQLite file is checked before it is reported as is
+            problem = self._check_after(exc)
+            if problem:
+                raise self._damaged(f"{exc.orig}; SQLite's check: {problem}") from exc
+            raise
+
+    def _check_after(self, exc: DatabaseError) -> str:
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        if self.engine.dialect.name != "sqlite" or code is None or code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return ""  # a lock is not damage, and checking would wait on it
+        raw = self.engine.raw_connection()
+        try:
+            return quick_check(raw.driver_connection)
+        except Exception as check_failed:  # noqa: BLE001 - a check that cannot run says enough
+            return str(check_failed)
+        finally:
+            raw.close()
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from earmark import review
+from earmark import backup, review
 from earmark.reports import queue
 from earmark.store import Correction, Lease, utcnow
+
+from _support import damage
 
 pytestmark = pytest.mark.slow
 
@@ -246,6 +248,16 @@ def test_a_project_with_nothing_ranked_says_what_to_run(unranked, app_for, sign_
     at = sign_in(app_for(unranked))
     assert not at.exception
     assert "nothing ranked yet" in at.info[0].value and "earmark rank" in at.info[0].value
+
+
+def test_a_damaged_database_is_a_message_that_names_the_snapshot(ranked, app_for, sign_in):
+    snap = backup.take(ranked, "review")
+    damage(ranked, "clips")
+    at = sign_in(app_for(ranked), "ada")
+    assert not at.exception and not at.text_area
+    message = at.error[0].value
+    assert "the project database is damaged" in message
+    assert f"earmark restore {ranked.root}" in message and snap.name in message
 
 
 def test_a_missing_project_is_a_clear_message(tmp_path, app_for):

@@ -1,0 +1,168 @@
+"""Snapshots of the project database, damage found in any query, and restoring a snapshot.
+
+The damage here is real: bytes of one table's pages are overwritten in the SQLite file,
+as a failing disk or a copy taken mid-write leaves them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import replace
+
+import pytest
+
+from earmark import backup, review
+from earmark.cli import main
+from earmark.config import BackupConfig
+from earmark.errors import CorruptDatabase, EarmarkError
+from earmark.project import open_project
+from earmark.reports import status
+
+from _support import damage
+
+
+def save(project, clip_id: int, text: str) -> int:
+    return review.save_correction(project, review.open_clip(project, clip_id), text,
+                                  annotator="ada", seconds_spent=2.0)
+
+
+def test_a_snapshot_is_checked_kept_and_not_repeated_while_nothing_changes(handmade):
+    first = backup.take(handmade, "rank")
+    assert first is not None and first.reason == "rank" and first.path.parent == handmade.root / "backups"
+    held = backup.contents(first.path)
+    assert (held.readable, held.clips, held.corrected) == (True, 3, 0)
+    assert backup.take(handmade, "rank") is None  # the same bytes: nothing new to keep
+    save(handmade, 1, "first text")
+    second = backup.take(handmade, "finetune")
+    assert second is not None and backup.contents(second.path).corrected == 1
+    assert [s.name for s in backup.snapshots(handmade.root)] == [second.name, first.name]
+    # only the newest `keep` stay
+    kept_two = replace(handmade, config=replace(handmade.config, backup=BackupConfig(keep=1)))
+    save(handmade, 2, "second text")
+    third = backup.take(kept_two, "round")
+    assert [s.name for s in backup.snapshots(handmade.root)] == [third.name]
+
+
+def test_saving_in_the_review_app_takes_a_snapshot_when_one_is_due(handmade):
+    save(handmade, 1, "first text")
+    taken = backup.snapshots(handmade.root)
+    assert [s.reason for s in taken] == ["review"]  # none existed: due at once
+    assert backup.contents(taken[0].path).corrected == 1  # taken after the save
+    save(handmade, 2, "second text")
+    assert backup.snapshots(handmade.root) == taken  # the next is due in review_minutes
+    every_save = replace(handmade, config=replace(handmade.config, backup=BackupConfig(review_minutes=0)))
+    save(every_save, 3, "third text")
+    assert backup.contents(backup.snapshots(handmade.root)[0].path).corrected == 3
+
+
+def test_a_damaged_page_met_by_any_query_names_the_snapshot_to_restore(handmade):
+    taken = backup.take(handmade, "rank")
+    damage(handmade, "clips")
+    project = open_project(handmade.root)  # the schema pages are sound, so it opens
+    with pytest.raises(CorruptDatabase, match=rf"damaged .*earmark restore {project.root}.*{taken.name}"):
+        status(project)
+
+
+def test_a_damaged_stored_json_value_is_a_corrupt_database_error(handmade):
+    backup.take(handmade, "rank")
+    with sqlite3.connect(handmade.root / "earmark.db") as conn:
+        conn.execute("UPDATE transcripts SET words = '[{\"word\": \x01' WHERE clip_id = 1")
+    with pytest.raises(CorruptDatabase, match="a stored JSON value cannot be read.*earmark restore"):
+        review.open_clip(handmade, 1)
+
+
+def test_a_command_that_writes_stops_on_a_damaged_database_and_keeps_the_good_snapshot(handmade, capsys):
+    assert main(["backup", str(handmade.root)]) == 0
+    assert "took snapshot earmark-" in capsys.readouterr().out
+    good = backup.snapshots(handmade.root)
+    damage(handmade, "clips")
+    assert main(["rank", str(handmade.root)]) == 2
+    err = capsys.readouterr().err
+    assert "the project database is damaged" in err and "nothing was changed" in err
+    assert f"earmark restore {handmade.root}" in err
+    assert backup.snapshots(handmade.root) == good  # the damaged copy was not kept
+
+
+def test_restore_puts_the_newest_snapshot_back_and_copies_later_corrections_over(handmade, capsys):
+    save(handmade, 1, "before the snapshot")  # the first save takes a snapshot
+    (snap,) = backup.snapshots(handmade.root)
+    later = save(handmade, 2, "typed after the snapshot")  # the next is not due yet
+    save(handmade, 3, "typed last")
+    damage(handmade, "sources")  # corrections' own pages are intact
+    with pytest.raises(CorruptDatabase):
+        status(open_project(handmade.root))
+
+    assert main(["restore", str(handmade.root)]) == 0
+    out = capsys.readouterr().out
+    assert f"restored {snap.name}" in out and "copied back: 2" in out
+    project = open_project(handmade.root)
+    texts = {c.clip_id: c.text for c in project.store.latest_corrections()}
+    assert texts == {1: "before the snapshot", 2: "typed after the snapshot", 3: "typed last"}
+    assert max(c.id for c in project.store.latest_corrections()) > later  # ids kept as saved
+    assert status(project).corrected == 3
+    kept = [p for p in (handmade.root / "backups").glob("replaced-*/earmark.db")]
+    assert len(kept) == 1 and not backup.contents(kept[0]).readable  # the damaged file, untouched
+
+
+def test_restore_refuses_a_sound_database_unless_forced_and_keeps_what_it_replaces(handmade):
+    snap = backup.take(handmade, "rank")
+    save(handmade, 1, "kept text")
+    handmade.store.dispose()
+    with pytest.raises(EarmarkError, match="reads fine .*--force"):
+        backup.restore(handmade.root)
+    with pytest.raises(EarmarkError, match="no snapshot named 'nope'.*" + snap.name):
+        backup.restore(handmade.root, "nope")
+    done = backup.restore(handmade.root, snap.name, force=True)
+    assert (done.snapshot, done.salvaged, done.unrestored) == (snap, 1, 0)
+    assert backup.contents(done.kept / "earmark.db").corrected == 1
+    assert [c.text for c in open_project(handmade.root).store.latest_corrections()] == ["kept text"]
+
+
+def test_an_emptied_database_file_is_restored_from_the_snapshot(handmade):
+    snap = backup.take(handmade, "rank")
+    handmade.store.dispose()
+    for part in ("earmark.db-wal", "earmark.db-shm"):
+        (handmade.root / part).unlink(missing_ok=True)
+    (handmade.root / "earmark.db").write_bytes(b"")
+    with pytest.raises(CorruptDatabase, match=f"is empty .*earmark restore .*{snap.name}"):
+        open_project(handmade.root)
+    done = backup.restore(handmade.root)
+    assert (done.snapshot, done.salvaged, done.salvage_problem) == (snap, 0, "")
+    assert status(open_project(handmade.root)).clips == 3
+
+
+def test_a_clip_unknown_to_the_snapshot_keeps_its_correction_in_a_file(handmade):
+    snap = backup.take(handmade, "import")
+    with sqlite3.connect(snap.path) as conn:  # as if clip 3 had been imported after it
+        conn.execute("DELETE FROM queue WHERE clip_id = 3")
+        conn.execute("DELETE FROM transcripts WHERE clip_id = 3")
+        conn.execute("DELETE FROM clips WHERE id = 3")
+    save(handmade, 3, "text of a newer clip")
+    handmade.store.dispose()
+    done = backup.restore(handmade.root, force=True)
+    assert (done.salvaged, done.unrestored) == (0, 1)
+    (entry,) = [json.loads(line) for line in (done.kept / backup.UNRESTORED_FILE).read_text().splitlines()]
+    assert entry["text"] == "text of a newer clip" and entry["source_path"].endswith("s17.wav")
+
+
+def test_backup_lists_the_snapshots_and_restore_without_any_says_how_to_get_one(handmade, capsys):
+    handmade.store.dispose()
+    with pytest.raises(EarmarkError, match="no snapshot to restore.*`earmark backup`"):
+        backup.restore(handmade.root)
+    assert main(["backup", str(handmade.root)]) == 0
+    assert main(["backup", str(handmade.root)]) == 0
+    out = capsys.readouterr().out
+    assert "unchanged since the newest snapshot" in out
+    assert "1 snapshot in" in out and "(before backup, " in out and "3 clips, 0 corrected" in out
+
+
+def test_a_snapshot_that_cannot_be_written_says_so_and_a_save_still_counts(handmade):
+    (handmade.root / "backups").write_text("a file where the folder should be")
+    with pytest.raises(EarmarkError, match="backups: cannot take a snapshot .*backup.keep to 0"):
+        backup.take(handmade, "rank")
+    with pytest.raises(EarmarkError, match="^your work was saved, but .*cannot take a snapshot"):
+        save(handmade, 1, "typed text")
+    assert [c.text for c in handmade.store.latest_corrections()] == ["typed text"]
+    off = replace(handmade, config=replace(handmade.config, backup=BackupConfig(keep=0)))
+    assert backup.take(off, "rank") is None
