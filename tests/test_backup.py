@@ -7,6 +7,7 @@ as a failing disk or a copy taken mid-write leaves them.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import replace
 
@@ -33,10 +34,14 @@ def test_a_snapshot_is_checked_kept_and_not_repeated_while_nothing_changes(handm
     held = backup.contents(first.path)
     assert (held.readable, held.clips, held.corrected) == (True, 3, 0)
     assert backup.take(handmade, "rank") is None  # the same bytes: nothing new to keep
+    killed = first.path.with_name(".taking-killed.db")  # left by a process killed mid-copy
+    killed.write_bytes(b"half a copy")
+    os.utime(killed, (0, 0))
     save(handmade, 1, "first text")
     second = backup.take(handmade, "finetune")
     assert second is not None and backup.contents(second.path).corrected == 1
     assert [s.name for s in backup.snapshots(handmade.root)] == [second.name, first.name]
+    assert not killed.exists()
     # only the newest `keep` stay
     kept_two = replace(handmade, config=replace(handmade.config, backup=BackupConfig(keep=1)))
     save(handmade, 2, "second text")

@@ -157,6 +157,15 @@ def _same_bytes(a: Path, b: Path) -> bool:
                 return True
 
 
+def _remove_stale(folder: Path, hours: float = 1.0) -> None:
+    """Delete the half-written copies of a process killed while it took a snapshot (old
+    enough that no running one is still writing them)."""
+    cutoff = datetime.now(timezone.utc).timestamp() - hours * 3600
+    for part in folder.glob(".taking-*.db*"):
+        if part.stat().st_mtime < cutoff:
+            part.unlink(missing_ok=True)
+
+
 def take(project: Project, reason: str) -> Snapshot | None:
     """Copy the database into ``PROJECT/backups`` and drop the oldest beyond ``backup.keep``.
 
@@ -187,6 +196,7 @@ def take(project: Project, reason: str) -> Snapshot | None:
 
     try:
         folder.mkdir(exist_ok=True)
+        _remove_stale(folder)
         with closing(sqlite3.connect(db, timeout=30)) as src, closing(sqlite3.connect(tmp)) as dst:
             src.backup(dst)
             # a snapshot in rollback-journal mode opens without -wal/-shm files beside it
