@@ -155,11 +155,15 @@ def test_backup_lists_the_snapshots_and_restore_without_any_says_how_to_get_one(
     handmade.store.dispose()
     with pytest.raises(EarmarkError, match="no snapshot to restore.*`earmark backup`"):
         backup.restore(handmade.root)
+    assert main(["status", str(handmade.root)]) == 0
+    assert "snapshots    0 in " in capsys.readouterr().out
     assert main(["backup", str(handmade.root)]) == 0
     assert main(["backup", str(handmade.root)]) == 0
     out = capsys.readouterr().out
     assert "unchanged since the newest snapshot" in out
     assert "1 snapshot in" in out and "(before backup, " in out and "3 clips, 0 corrected" in out
+    assert main(["status", str(handmade.root)]) == 0
+    assert f"snapshots    1 in {handmade.root / 'backups'}, newest before backup at " in capsys.readouterr().out
 
 
 def test_a_snapshot_that_cannot_be_written_says_so_and_a_save_still_counts(handmade):

@@ -173,6 +173,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from .backup import backup_dir, snapshots
     from .project import open_project
     from .reports import status
 
@@ -188,6 +189,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"transcribed  {st.transcribed} of {st.clips} by the active model")
     print(f"queued       {st.queued} waiting for review")
     print(f"corrected    {plural(st.corrected, 'clip')} ({st.labeled_minutes:.1f} min labeled), {st.flagged} flagged")
+    snaps = snapshots(args.project)
+    print(f"snapshots    {len(snaps)} in {backup_dir(args.project)}" + (
+        f", newest before {snaps[0].reason} at {snaps[0].taken_at:%Y-%m-%d %H:%M} UTC" if snaps else ""))
     if st.unfinished:
         print(f"unfinished   fine-tuning run{'s' if len(st.unfinished) > 1 else ''} "
               f"{', '.join(st.unfinished)}: `earmark finetune {args.project} --resume` continues the "
