@@ -398,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = add_command(sub, "status", cmd_status, help="counts: clips, rejected, transcribed, corrected",
                     description="Where the project stands: clips and minutes imported, files "
                                 "rejected and why, the active model, how many clips it has "
-                                "transcribed, how many wait for review, and how many are corrected.",
+                                "transcribed, how many wait for review, how many are corrected, and "
+                                "the snapshots of its database.",
                     epilog="examples:\n  earmark status myproj\n  earmark status myproj --show-rejected 100")
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--show-rejected", type=count, default=10, metavar="N",
