@@ -95,8 +95,12 @@ def test_restore_puts_the_newest_snapshot_back_and_copies_later_corrections_over
     later = save(handmade, 2, "typed after the snapshot")  # the next is not due yet
     save(handmade, 3, "typed last")
     damage(handmade, "sources")  # corrections' own pages are intact
+    app = open_project(handmade.root)  # as the review app would still hold it
     with pytest.raises(CorruptDatabase):
-        status(open_project(handmade.root))
+        status(app)
+    with pytest.raises(EarmarkError, match="another process has the database open .*stop it first"):
+        backup.restore(handmade.root)
+    app.store.dispose()
 
     assert main(["restore", str(handmade.root)]) == 0
     out = capsys.readouterr().out

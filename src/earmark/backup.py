@@ -302,6 +302,25 @@ def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path) -> tuple[
     return len(known), len(unknown), problem
 
 
+def _in_use(db: Path) -> bool:
+    """True when another connection has the database open (the review app, a command).
+
+    Every connection to a WAL database holds a shared lock for as long as it is open, so
+    an exclusive lock is refused while any other is open, even an idle one. A file too
+    damaged to lock is in use by nobody who could still write to it.
+    """
+    if not db.is_file() or db.stat().st_size == 0:
+        return False
+    try:
+        with closing(sqlite3.connect(db, timeout=1)) as conn:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            conn.execute("BEGIN EXCLUSIVE")
+            conn.rollback()
+    except sqlite3.DatabaseError as exc:
+        return not is_damage(exc)
+    return False
+
+
 def restore(root: Path | str, name: str | None = None, *, force: bool = False) -> Restored:
     """Put a snapshot back in place of the project's database.
 
@@ -318,7 +337,8 @@ def restore(root: Path | str, name: str | None = None, *, force: bool = False) -
     Raises
     ------
     EarmarkError
-        No snapshot, an unknown name, or a sound database without ``force``.
+        No snapshot, an unknown name, a sound database without ``force``, or a database
+        another process still has open (its writes would go to the replaced file).
     BadConfig
         The project's database is on a server.
     """
@@ -334,6 +354,10 @@ def restore(root: Path | str, name: str | None = None, *, force: bool = False) -
             f"{db}: the database reads fine ({current.clips:,} clips, {current.corrected:,} "
             f"corrected); restoring {describe(snap)} would set clips, transcripts and the queue "
             "back to then. Pass --force to do it anyway (the current file is kept)")
+    if _in_use(db):
+        raise EarmarkError(f"{db}: another process has the database open (the review app, or "
+                           "an earmark command); stop it first, since what it writes now would "
+                           "go to the replaced file, then run the restore again")
     kept = backup_dir(root) / f"replaced-{datetime.now(timezone.utc):{_STAMP}}-{uuid.uuid4().hex[:6]}"
     kept.mkdir(parents=True)
     for suffix in ("", "-wal", "-shm"):  # the -wal file may hold the newest corrections

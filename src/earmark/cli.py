@@ -419,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "one unless --snapshot names another). The replaced file is kept "
                                 "in PROJECT/backups, and every correction saved after the snapshot "
                                 "that can still be read from it is copied back. Stop the review "
-                                "app first.",
+                                "app first: a restore is refused while another process has the "
+                                "database open.",
                     epilog="examples:\n  earmark restore myproj\n"
                            "  earmark restore myproj --snapshot earmark-20261206-223000.000_rank.db --force")
     s.add_argument("project", help=PROJECT_HELP)
