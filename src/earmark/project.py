@@ -38,12 +38,12 @@ class Project:
 
 def _recovery(root: Path, config: ProjectConfig) -> Callable[[], str]:
     """What a person should do about a damaged database (read when the damage is found)."""
-    def advice() -> str:
+    def recovery() -> str:
         from .backup import advice
 
         return advice(root) if database_file(root, config) else DEFAULT_RECOVERY
 
-    return advice
+    return recovery
 
 
 def _store(root: Path, config: ProjectConfig) -> Store:

@@ -29,8 +29,8 @@ SCHEMA_VERSION = 1
 DEFAULT_RECOVERY = ("restore it from a backup, or move it aside and run `earmark init` and "
                     "`earmark import` again")
 
-# SQLite's primary result codes for a damaged file; Python's sqlite3 gives them as
-# ``sqlite_errorcode`` (extended codes keep the primary one in their low byte)
+# SQLite's primary result codes for a lock and for a damaged file; Python's sqlite3
+# gives them as ``sqlite_errorcode`` (extended codes keep the primary one in the low byte)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
 
 
