@@ -24,14 +24,14 @@ def loops(tokens: list[int], min_tokens: int, max_period: int = 8) -> bool:
     return False
 
 
-def batch_loops(tokens: list[int], min_tokens: int) -> bool:
+def batch_loops(tokens: list[int], min_tokens: int, max_period: int = 8) -> bool:
     """earmark's detector on one sequence: its last token as the next one."""
     import torch
 
     from earmark.repetition import loops_batch
 
     history = torch.tensor([tokens[:-1]], dtype=torch.long)
-    return bool(loops_batch(history, torch.tensor([tokens[-1]]), min_tokens)[0])
+    return bool(loops_batch(history, torch.tensor([tokens[-1]]), min_tokens, max_period)[0])
 
 
 def test_loop_detector_spares_short_repeats_and_stops_loops():
@@ -39,6 +39,11 @@ def test_loop_detector_spares_short_repeats_and_stops_loops():
     assert batch_loops([5, 6, 7] * 4, 12)  # "Lili, Lili, Lili, Lili,"
     assert batch_loops([9] * 12, 12)
     assert not batch_loops([9] * 12, 0)
+    # " and we are going to be in the world," three times: a 10-token phrase loop
+    phrase = list(range(100, 110))
+    assert not batch_loops(phrase * 3, 12, max_period=8)
+    assert batch_loops(phrase * 3, 12, max_period=DecodeConfig().loop_max_period)
+    assert not batch_loops(phrase * 2 + phrase[:9], 12, max_period=24)  # twice is not yet a loop
 
 
 def test_pack_windows_fills_up_to_the_window():
@@ -138,12 +143,13 @@ def test_batched_loop_detector_matches_the_scalar_one():
         history[:8, -min(steps, 9):] = 7  # and some rows end in a plain loop
         nxt = rng.integers(0, 3, size=64)
         nxt[:4] = 7
-        got = loops_batch(torch.from_numpy(history), torch.from_numpy(nxt), 12).tolist()
-        assert got == [loops(list(h) + [int(t)], 12) for h, t in zip(history.tolist(), nxt)]
+        for period in (8, 24):
+            got = loops_batch(torch.from_numpy(history), torch.from_numpy(nxt), 12, period).tolist()
+            assert got == [loops(list(h) + [int(t)], 12, period) for h, t in zip(history.tolist(), nxt)]
     assert not loops_batch(torch.zeros(2, 30, dtype=torch.long), torch.zeros(2, dtype=torch.long), 0).any()
 
 
-def test_packed_clips_with_too_few_words_are_suspect():
+def test_packed_clips_with_too_few_or_too_many_words_are_suspect():
     from earmark.packing import Placement, suspect
     from earmark.transcribe import WordScore
 
@@ -155,6 +161,12 @@ def test_packed_clips_with_too_few_words_are_suspect():
     assert suspect(place, spill[:1], DecodeConfig())
     assert not suspect(place, spill[:1], DecodeConfig(pack_min_words_per_second=0.0))
     assert suspect(place, spill, DecodeConfig(pack_min_words_per_second=1.0))
+    # a loop the alignment spread over the clip: 30 words in 3 s
+    looped = [WordScore(" world,", 5.0 + i / 10, 5.1 + i / 10, 0.6, 1) for i in range(30)]
+    assert suspect(place, looped, DecodeConfig())
+    assert not suspect(place, looped[:18], DecodeConfig())  # 6 words/s: fast, but read
+    short = Placement(index=1, start=0.0, duration=0.5)  # "one two three four" in half a second
+    assert not suspect(short, looped[:4], DecodeConfig())
 
 
 @pytest.mark.slow

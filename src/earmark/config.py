@@ -40,9 +40,12 @@ class DecodeConfig:
     # and a batch runs until its longest member stops, so bound it by duration.
     max_tokens_per_second: float = 6.0
     min_max_tokens: int = 16
-    # a block of up to 8 tokens repeated 3+ times over this many tokens ends the
-    # sequence (a loop); 0 turns the check off
+    # a block of up to loop_max_period tokens repeated 3+ times over this many tokens
+    # ends the sequence (a loop); 0 turns the check off
     loop_min_tokens: int = 12
+    # 8 let a 10-token phrase ("and we are going to be in the world,") loop through a
+    # packed window of speechocean762 in float32, 127 word errors on two clips
+    loop_max_period: int = 24
     pack: bool = True  # pack several short clips into one 30 s window
     pack_gap_seconds: float = 1.0  # silence between packed clips
     pack_window_seconds: float = 28.0  # fill a window up to this much audio
@@ -54,6 +57,9 @@ class DecodeConfig:
     # clips from 0.363 to 0.351 for 7 % more windows; 1.0 reached 0.723 but decoded 43 %
     # more windows, too slow for the throughput target
     pack_min_words_per_second: float = 0.5
+    # a packed clip given more words per second than anyone reads (a loop that the
+    # alignment spread over it) is decoded again too; alone, its own token cap bounds it
+    pack_max_words_per_second: float = 6.0
     # refuse EOT while the attention has not reached a packed window's last clip
     pack_hold_eot: bool = True
     # CPU threads for ranking (0: one per core). With 2 or more, the next batch's encoder

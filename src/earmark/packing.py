@@ -79,14 +79,18 @@ def build_window(audios: Sequence[np.ndarray], group: list[int], gap: float) -> 
 
 
 def suspect(place: Placement, words: Sequence[WordScore], cfg: DecodeConfig) -> bool:
-    """Whether a packed clip's words look lost: none, or fewer than
-    ``pack_min_words_per_second`` times its duration.
+    """Whether a packed clip's words look lost or looped: none, fewer than
+    ``pack_min_words_per_second`` times its duration, or more than
+    ``pack_max_words_per_second`` times it (at least four words: "one two three four"
+    may fill a second).
 
     Words that spill over a clip's edges are not suspect: the DTW times of tiny models
     often stretch a clip's first or last word into the silence next to it, and decoding
     such clips again alone made the corpus WER worse (see benchmarks/RESULTS.md).
     """
-    return len(words) < max(1.0, cfg.pack_min_words_per_second * place.duration)
+    n = len(words)
+    return n < max(1.0, cfg.pack_min_words_per_second * place.duration) or (
+        n > max(4.0, cfg.pack_max_words_per_second * place.duration))
 
 
 def _owner(placements: Sequence[Placement], t: float) -> int:

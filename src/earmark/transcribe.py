@@ -389,7 +389,8 @@ class Decoder:
             stop_eot = nxt == tk.eot
             stop_cap = ~stop_eot & (step >= cap_t[win])
             history = toks[win, :step]
-            stop_loop = ~stop_eot & ~stop_cap & loops_batch(history, nxt, cfg.loop_min_tokens)
+            stop_loop = ~stop_eot & ~stop_cap & loops_batch(history, nxt, cfg.loop_min_tokens,
+                                                              cfg.loop_max_period)
             stop = stop_eot | stop_cap | stop_loop
             reason[win[stop_cap]] = 1
             reason[win[stop_loop]] = 2
