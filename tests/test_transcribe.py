@@ -46,6 +46,23 @@ def test_loop_detector_spares_short_repeats_and_stops_loops():
     assert not batch_loops(phrase * 2 + phrase[:9], 12, max_period=24)  # twice is not yet a loop
 
 
+def test_a_loop_keeps_its_first_pass_only():
+    import torch
+
+    from earmark.repetition import first_pass, loops_batch
+
+    phrase = list(range(100, 110))  # 10 tokens
+    said = [1, 2, 3]
+    tokens = said + phrase * 3  # the third pass's last token closes the loop
+    history, nxt = torch.tensor([tokens[:-1]]), torch.tensor([tokens[-1]])
+    (period,) = loops_batch(history, nxt, 12, 24).tolist()
+    assert period == 10  # the phrase, not a multiple of it
+    kept = first_pass(len(tokens) - 1, period, 12)  # the closing token is never kept
+    assert tokens[:kept] == said + phrase
+    (one,) = loops_batch(torch.tensor([[5] * 11]), torch.tensor([5]), 12, 24).tolist()
+    assert one == 1 and first_pass(11, one, 12) == 1  # "all all all ..." keeps one "all"
+
+
 def test_pack_windows_fills_up_to_the_window():
     cfg = DecodeConfig(pack=True, pack_window_seconds=10.0, pack_gap_seconds=1.0)
     assert pack_windows([3, 3, 3, 3, 12, 2], cfg) == [[0, 1], [2, 3], [4], [5]]
@@ -145,7 +162,8 @@ def test_batched_loop_detector_matches_the_scalar_one():
         nxt[:4] = 7
         for period in (8, 24):
             got = loops_batch(torch.from_numpy(history), torch.from_numpy(nxt), 12, period).tolist()
-            assert got == [loops(list(h) + [int(t)], 12, period) for h, t in zip(history.tolist(), nxt)]
+            assert [g > 0 for g in got] == [loops(list(h) + [int(t)], 12, period)
+                                            for h, t in zip(history.tolist(), nxt)]
     assert not loops_batch(torch.zeros(2, 30, dtype=torch.long), torch.zeros(2, dtype=torch.long), 0).any()
 
 

@@ -32,7 +32,7 @@ from .config import SAMPLE_RATE, DecodeConfig
 from .dtw import dtw_jumps
 from .packing import WINDOW_SECONDS, Placement, Window, build_window, owners, pack_windows, suspect
 from .precision import BlockWeights, quantize_encoder, resolve_precision
-from .repetition import compression_ratio, loops_batch
+from .repetition import compression_ratio, first_pass, loops_batch
 
 if TYPE_CHECKING:
     import torch
@@ -346,6 +346,7 @@ class Decoder:
         probs, logps, ents = (torch.zeros(n, max_new, device=dev) for _ in range(3))
         n_tok = torch.zeros(n, dtype=torch.long, device=dev)
         reason = torch.zeros(n, dtype=torch.long, device=dev)  # 0 eot, 1 max_tokens, 2 repetition
+        period = torch.zeros(n, dtype=torch.long, device=dev)  # the block a repetition repeated
         qk_rows: list[tuple[torch.Tensor, torch.Tensor]] = []  # (window ids, (m, heads, L, frames))
         no_speech = torch.zeros(n, device=dev)
         hold_t, budget = torch.tensor(holds or [(0, 0)] * n, device=dev).unbind(1)
@@ -389,11 +390,12 @@ class Decoder:
             stop_eot = nxt == tk.eot
             stop_cap = ~stop_eot & (step >= cap_t[win])
             history = toks[win, :step]
-            stop_loop = ~stop_eot & ~stop_cap & loops_batch(history, nxt, cfg.loop_min_tokens,
-                                                              cfg.loop_max_period)
+            looped = loops_batch(history, nxt, cfg.loop_min_tokens, cfg.loop_max_period)
+            stop_loop = ~stop_eot & ~stop_cap & (looped > 0)
             stop = stop_eot | stop_cap | stop_loop
             reason[win[stop_cap]] = 1
             reason[win[stop_loop]] = 2
+            period[win[stop_loop]] = looped[stop_loop]
             keep = ~stop
             kw, kn = win[keep], nxt[keep]
             if kw.numel():
@@ -418,7 +420,7 @@ class Decoder:
                 self_k = [k[idx] for k in self_k]
                 self_v = [v[idx] for v in self_v]
 
-        return self._collect(n, qk_rows, toks, probs, logps, ents, n_tok, reason, no_speech)
+        return self._collect(n, qk_rows, toks, probs, logps, ents, n_tok, reason, period, no_speech)
 
     def _logits(self, h: "torch.Tensor") -> "torch.Tensor":
         """Next-token logits (rows, vocab) from final hidden states (rows, D).
@@ -485,18 +487,28 @@ class Decoder:
         h = F.layer_norm(h, (D,), dec.ln.weight, dec.ln.bias)
         return h, torch.cat(rows, dim=1)
 
-    def _collect(self, n, qk_rows, toks, probs, logps, ents, n_tok, reason, no_speech) -> list[_Decoded]:
-        """Per-window results from the batch's tensors (one conversion to Python)."""
+    def _collect(self, n, qk_rows, toks, probs, logps, ents, n_tok, reason, period,
+                 no_speech) -> list[_Decoded]:
+        """Per-window results from the batch's tensors (one conversion to Python).
+
+        A row stopped by a loop keeps the loop's first pass only; its attention rows are
+        cut to match (the initial positions, one row per kept token, the EOT row).
+        """
         import torch
 
         # attention rows: step 0 has the initial positions, every later step one
         ids = torch.cat([r.repeat_interleave(q.shape[2]) for r, q in qk_rows])
         qk = torch.cat([q.permute(0, 2, 1, 3).reshape(-1, q.shape[1], q.shape[3]) for _, q in qk_rows])
         order = torch.sort(ids, stable=True).indices
-        per_window = torch.split(qk[order], torch.bincount(ids, minlength=n).tolist())
+        per_window = list(torch.split(qk[order], torch.bincount(ids, minlength=n).tolist()))
         counts = n_tok.tolist()
         toks_l, probs_l, logps_l, ents_l = (t.tolist() for t in (toks, probs, logps, ents))
-        reasons, ns = reason.tolist(), no_speech.tolist()
+        reasons, periods, ns = reason.tolist(), period.tolist(), no_speech.tolist()
+        for w in range(n):
+            if periods[w]:
+                counts[w] = first_pass(counts[w], periods[w], self.cfg.loop_min_tokens)
+                rows = per_window[w]
+                per_window[w] = torch.cat([rows[: len(self.initial) + counts[w]], rows[-1:]])
         names = ("eot", "max_tokens", "repetition")
         return [_Decoded(tokens=toks_l[w][: counts[w]], probs=probs_l[w][: counts[w]],
                          logprobs=logps_l[w][: counts[w]], entropies=ents_l[w][: counts[w]],
