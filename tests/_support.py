@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,6 @@ def damage(project, table: str) -> None:
     """
     project.store.dispose()
     db = project.root / "earmark.db"
-    import sqlite3
-
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every row in the main file
         page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]

@@ -164,7 +164,7 @@ def test_batched_loop_detector_matches_the_scalar_one():
             got = loops_batch(torch.from_numpy(history), torch.from_numpy(nxt), 12, period).tolist()
             assert [g > 0 for g in got] == [loops(list(h) + [int(t)], 12, period)
                                             for h, t in zip(history.tolist(), nxt)]
-    assert not loops_batch(torch.zeros(2, 30, dtype=torch.long), torch.zeros(2, dtype=torch.long), 0).any()
+    assert not loops_batch(torch.zeros(2, 30, dtype=torch.long), torch.zeros(2, dtype=torch.long), 0, 24).any()
 
 
 def test_packed_clips_with_too_few_or_too_many_words_are_suspect():

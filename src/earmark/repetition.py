@@ -29,7 +29,7 @@ def loop_span(period: int, min_tokens: int) -> int:
 
 
 def loops_batch(history: "torch.Tensor", nxt: "torch.Tensor", min_tokens: int,
-                max_period: int = 8) -> "torch.Tensor":
+                max_period: int) -> "torch.Tensor":
     """Per row, the shortest block that ``history`` + ``nxt`` ends repeating 3+ times over
     ``min_tokens``+ tokens (1 to ``max_period`` tokens), or 0 when it ends in no loop.
 
