@@ -259,6 +259,10 @@ def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path) -> tuple[
     snapshot. Rows of clips the snapshot does not know go to a JSONL file in ``kept``
     with their audio's source path, so that nobody's text is lost.
     """
+    with closing(sqlite3.connect(restored, timeout=30)) as conn:
+        clips, transcripts, rounds = ({r[0] for r in conn.execute(f"SELECT id FROM {table}")}
+                                      for table in ("clips", "transcripts", "rounds"))
+    col = {c: i for i, c in enumerate(_CORRECTION_COLUMNS)}
     rows: list[tuple] = []
     places: dict[int, tuple] = {}
     problem = ""
@@ -268,21 +272,18 @@ def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path) -> tuple[
                                   "WHERE id > ? ORDER BY id", (after_id,))
             for row in cursor:  # row by row: a damaged page ends the read, not what came before
                 rows.append(row)
+            lacking = sorted({r[col["clip_id"]] for r in rows} - clips)
             try:
                 places = {r[0]: r[1:] for r in conn.execute(
-                    "SELECT c.id, s.path, c.offset FROM clips c JOIN sources s ON s.id = c.source_id")}
+                    "SELECT c.id, s.path, c.offset FROM clips c JOIN sources s ON s.id = c.source_id "
+                    f"WHERE c.id IN ({', '.join('?' * len(lacking))})", lacking)} if lacking else {}
             except sqlite3.Error:
                 pass  # the unrestored rows are written without their source path then
     except sqlite3.Error as exc:
         problem = str(exc)
-    if not rows:
-        return 0, 0, problem
+    known = [r for r in rows if r[col["clip_id"]] in clips]
+    unknown = [r for r in rows if r[col["clip_id"]] not in clips]
     with closing(sqlite3.connect(restored, timeout=30)) as conn, conn:
-        clips = {r[0] for r in conn.execute("SELECT id FROM clips")}
-        transcripts = {r[0] for r in conn.execute("SELECT id FROM transcripts")}
-        rounds = {r[0] for r in conn.execute("SELECT id FROM rounds")}
-        col = {c: i for i, c in enumerate(_CORRECTION_COLUMNS)}
-        known = [r for r in rows if r[col["clip_id"]] in clips]
         for r in known:
             r = list(r)  # links to rows the snapshot lacks are dropped, the text is kept
             if r[col["transcript_id"]] not in transcripts:
@@ -291,7 +292,6 @@ def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path) -> tuple[
                 r[col["round_id"]] = None
             conn.execute(f"INSERT INTO corrections ({', '.join(_CORRECTION_COLUMNS)}) "
                          f"VALUES ({', '.join('?' * len(r))})", r)
-    unknown = [r for r in rows if r[col["clip_id"]] not in clips]
     if unknown:
         with (kept / UNRESTORED_FILE).open("w") as out:
             for r in unknown:
