@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .errors import BadConfig, CorruptDatabase, EarmarkError
 from .project import Project, database_file, load_config
-from .store import is_damage, quick_check
+from .store import damage_error, is_damage, quick_check
 
 BACKUP_DIR = "backups"
 _PREFIX = "earmark-"
@@ -191,8 +191,7 @@ def take(project: Project, reason: str) -> Snapshot | None:
     tmp = folder / f".taking-{uuid.uuid4().hex}.db"
 
     def damaged(problem: object) -> CorruptDatabase:
-        return CorruptDatabase(f"{db}: the project database is damaged ({problem}); nothing was "
-                               f"changed; {advice(project.root)}")
+        return damage_error(db, problem, f"nothing was changed; {advice(project.root)}")
 
     try:
         folder.mkdir(exist_ok=True)

@@ -54,6 +54,11 @@ def quick_check(conn: Any) -> str:
     return "; ".join(lines) or "SQLite's check failed"
 
 
+def damage_error(where: object, what: object, recovery: str) -> CorruptDatabase:
+    """The one message for a damaged database: which file, what SQLite found, what to do."""
+    return CorruptDatabase(f"{where}: the project database is damaged ({what}); {recovery}")
+
+
 def utcnow() -> datetime:
     """Timezone-aware now; stored as UTC."""
     return datetime.now(timezone.utc)
@@ -284,8 +289,7 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _damaged(self, what: Any) -> CorruptDatabase:
-        return CorruptDatabase(f"{_shown(self.url)}: the project database is damaged ({what}); "
-                               f"{self._recovery()}")
+        return damage_error(_shown(self.url), what, self._recovery())
 
     def _json_value(self, text: str) -> Any:
         try:
