@@ -19,6 +19,9 @@ tuning set: the clips of pool speakers held out, like the test speakers, before 
 
 Writes ``benchmarks/results/finetune.json`` (flat keys) unless ``--tune`` or ``--out -``;
 the machine is shared, so CPU seconds and the load average are recorded beside wall time.
+Each relative reduction comes with a 95 % interval over test speakers drawn again
+(``*_low``, ``*_high``; ``earmark.evaluate.relative_reduction``): 25 speakers are few,
+and the figure moves with who they are.
 
 ``--openai-transcribe`` also decodes the test set with openai-whisper's ``transcribe()``
 (zero-shot and each mode), since earmark's packed decoder starts from a lower zero-shot
@@ -149,14 +152,33 @@ def openai_transcribe_wer(spec: str, manifest: Path) -> dict:
     import torch
 
     model = load_model(spec, "cpu")
-    audios, refs = manifest_clips(manifest)
+    clips = manifest_clips(manifest)
+    audios, refs = clips.audios, clips.references
     # transcribe() samples at a higher temperature when greedy output looks wrong: seeded,
     # so that two runs give the same figure
     torch.manual_seed(0)
     start = time.perf_counter()
     hyps = [model.transcribe(a, language="en", fp16=False, verbose=None)["text"] for a in audios]
     er = error_rates(refs, hyps)
-    return {"wer": round(er.wer, 4), "cer": round(er.cer, 4), "seconds": round(time.perf_counter() - start, 1)}
+    return {"wer": round(er.wer, 4), "cer": round(er.cer, 4), "seconds": round(time.perf_counter() - start, 1),
+            "clip_errors": er.clip_errors}
+
+
+def scored_speakers(rows: list[dict]) -> list[str]:
+    """The speaker of each clip WER scores (a reference left empty by the normalizer is
+    skipped), in manifest order: the groups of :func:`reduction_interval`."""
+    from earmark.evaluate import normalize
+
+    return [r["speaker"] for r in rows if r.get("text") and normalize(r["text"])]
+
+
+def reduction_interval(name: str, before, after, speakers: list[str]) -> dict:
+    """``NAME_low`` and ``NAME_high``: the 95 % interval of the relative WER reduction when
+    the test speakers are drawn again (whole speakers, with replacement)."""
+    from earmark.evaluate import relative_reduction
+
+    r = relative_reduction(before, after, speakers)
+    return {f"{name}_low": round(r.low, 4), f"{name}_high": round(r.high, 4)}
 
 
 class Curve:
@@ -167,7 +189,8 @@ class Curve:
     def __init__(self, manifest: Path):
         from earmark.evaluate import manifest_clips
 
-        self.audios, self.refs = manifest_clips(manifest)
+        clips = manifest_clips(manifest)
+        self.audios, self.refs = clips.audios, clips.references
         self.points: list[dict] = []
 
     def __enter__(self) -> "Curve":
@@ -195,12 +218,18 @@ class Curve:
 
 
 def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: bool = False,
-             curve: bool = False) -> dict:
-    """Fine-tune from the base model with ``cfg``; test WER of the result (if a manifest)."""
+             curve: bool = False, errors: dict | None = None) -> dict:
+    """Fine-tune from the base model with ``cfg``; test WER of the result (if a manifest).
+
+    ``errors`` receives the test set's word errors per clip, by decoder ("earmark",
+    "openai_transcribe").
+    """
     import contextlib
 
     from earmark.evaluate import evaluate
     from earmark.finetune import finetune
+
+    errors = {} if errors is None else errors
 
     project.store.set_active(base_id)  # every mode starts from zero-shot tiny.en
     load = os.getloadavg()[0]
@@ -222,6 +251,7 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: 
         out["curve"] = tracker.points
     if test_manifest is not None:
         ev = evaluate(project, model=res.version, manifest=test_manifest)
+        errors["earmark"] = ev.rates.clip_errors
         out.update(test_wer=round(ev.wer, 4), test_cer=round(ev.cer, 4),
                    test_error_auc=round(ev.confidence.auc, 4), test_ece=round(ev.confidence.ece, 4),
                    test_decode_seconds=round(ev.decode_seconds, 1))
@@ -229,6 +259,7 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: 
             from earmark.evaluate import find_version
 
             ow = openai_transcribe_wer(find_version(project, res.version).spec, test_manifest)
+            errors["openai_transcribe"] = ow["clip_errors"]
             out.update(test_wer_openai_transcribe=ow["wer"], test_cer_openai_transcribe=ow["cer"])
     print(json.dumps({"mode": cfg.mode, **out}), flush=True)
     return out
@@ -298,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     if test_manifest is not None:  # the test set, or with --tune the tuning set
         start = time.perf_counter()
         zs = evaluate(project, model=base.name, manifest=test_manifest)
+        zero_shot_errors = {"earmark": zs.rates.clip_errors}
         results.update(zero_shot_wer=round(zs.wer, 4), zero_shot_cer=round(zs.cer, 4),
                        zero_shot_error_auc=round(zs.confidence.auc, 4),
                        zero_shot_ece=round(zs.confidence.ece, 4),
@@ -305,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"zero_shot_wer": results["zero_shot_wer"]}), flush=True)
         if args.openai_transcribe and not args.tune:
             ow = openai_transcribe_wer(base.spec, test_manifest)
+            zero_shot_errors["openai_transcribe"] = ow["clip_errors"]
             results.update(zero_shot_wer_openai_transcribe=ow["wer"], zero_shot_cer_openai_transcribe=ow["cer"],
                            openai_transcribe_seconds=ow["seconds"])
             print(json.dumps({"zero_shot_wer_openai_transcribe": ow["wer"]}), flush=True)
@@ -315,9 +348,16 @@ def main(argv: list[str] | None = None) -> int:
             cfg = replace(FinetuneConfig(), mode=mode, **overrides)
             if mode == "lora" and "lr" not in overrides:
                 cfg = replace(cfg, lr=args.lora_lr or cfg.lr * 10)
+            errors: dict = {}
             out = run_mode(project, base.id, cfg, test_manifest,
-                           reference=args.openai_transcribe and not args.tune, curve=args.curve and args.tune)
+                           reference=args.openai_transcribe and not args.tune, curve=args.curve and args.tune,
+                           errors=errors)
             tag = mode if len(configs) == 1 else f"{mode}_{k}"
+            if test_manifest is not None:
+                for decoder, after in errors.items():
+                    suffix = "" if decoder == "earmark" else f"_{decoder}"
+                    out.update(reduction_interval(f"relative_reduction{suffix}", zero_shot_errors[decoder],
+                                                  after, scored_speakers(test)))
             results[f"config_{tag}"] = {"mode": mode, "lr": cfg.lr, "epochs": cfg.epochs,
                                         "augment": cfg.augment, "interpolate": cfg.interpolate,
                                         "encoder_lr_scale": cfg.encoder_lr_scale,
@@ -330,10 +370,16 @@ def main(argv: list[str] | None = None) -> int:
         results["finetuned_wer"] = results["wer_full"]
         results["relative_wer_reduction"] = round(
             (results["zero_shot_wer"] - results["wer_full"]) / results["zero_shot_wer"], 4)
+        results["relative_wer_reduction_low"] = results.get("relative_reduction_low_full")
+        results["relative_wer_reduction_high"] = results.get("relative_reduction_high_full")
     if "test_wer_openai_transcribe_full" in results and "zero_shot_wer_openai_transcribe" in results:
         zs, ft = results["zero_shot_wer_openai_transcribe"], results["test_wer_openai_transcribe_full"]
         results["finetuned_wer_openai_transcribe"] = ft
         results["relative_wer_reduction_openai_transcribe"] = round((zs - ft) / zs, 4)
+        results["relative_wer_reduction_openai_transcribe_low"] = results.get(
+            "relative_reduction_openai_transcribe_low_full")
+        results["relative_wer_reduction_openai_transcribe_high"] = results.get(
+            "relative_reduction_openai_transcribe_high_full")
 
     print(f"\n{'(tuning set: pool speakers held out before selection)' if args.tune else ''}")
     print("| mode | test WER | rel. reduction | dev WER before -> after | wall s |")
@@ -345,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         wer = results.get(f"wer_{tag}")
         rel = (f"{(results['zero_shot_wer'] - wer) / results['zero_shot_wer']:.1%}"
                if wer is not None and "zero_shot_wer" in results else "-")
+        if f"relative_reduction_low_{tag}" in results:  # other test speakers like these
+            rel += (f" (95 %: {results[f'relative_reduction_low_{tag}']:.1%}"
+                    f" to {results[f'relative_reduction_high_{tag}']:.1%})")
         print(f"| {tag} {results[key]} | {wer if wer is not None else '-'} | {rel} | "
               f"{results[f'dev_wer_before_{tag}']:.3f} -> {results[f'dev_wer_after_{tag}']:.3f} | "
               f"{results[f'seconds_{tag}']:.0f} |")

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     from earmark.models import load_model, torch_threads
     from earmark.trainable import interpolate, trainable_state
 
-    audios, refs = manifest_clips(args.manifest)
+    clips = manifest_clips(args.manifest)
+    audios, refs = clips.audios, clips.references
     with torch_threads(args.threads):
         parent = trainable_state(load_model(args.parent, "cpu"))
         model = load_model(args.checkpoint, "cpu")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from earmark.evaluate import (confidence_quality, error_rates, expected_calibration_error,
-                              normalize, prob_fewer_errors, roc_auc, word_error_labels)
+                              normalize, prob_fewer_errors, relative_reduction, roc_auc,
+                              word_error_labels)
 
 
 def test_normalize_uses_whispers_english_normalizer():
@@ -48,6 +49,37 @@ def test_paired_bootstrap_tells_a_real_difference_from_noise():
     assert 0.05 < prob_fewer_errors(base, noisy) < 0.9
     with pytest.raises(ValueError, match="same clips"):
         prob_fewer_errors([1, 2], [1])
+
+
+def test_relative_reduction_interval_resamples_whole_speakers():
+    # 10 speakers of 5 clips; B halves A's errors for every speaker but one
+    a = np.full(50, 4)
+    b = np.full(50, 2)
+    b[:5] = 4
+    speakers = np.repeat(np.arange(10), 5)
+    r = relative_reduction(a, b, speakers, rounds=4000)
+    assert r.relative == pytest.approx(1 - 110 / 200)
+    assert r.groups == 10 and r.level == 0.95
+    assert r.low < r.relative < r.high <= 0.5  # no draw of speakers does better than halving
+    assert math.isnan(r.reach)
+    assert relative_reduction(a, b, speakers, target=0.5).reach > 0.2  # draws without the unhelped one
+    assert relative_reduction(a, b, speakers, target=0.51).reach == 0.0
+    assert relative_reduction(a, b, speakers, target=0.0).reach == 1.0
+    by_clip = relative_reduction(a, b, rounds=4000)
+    assert by_clip.groups == 50
+    # the clips of the one unhelped speaker are drawn together: a wider interval
+    assert (r.high - r.low) > (by_clip.high - by_clip.low)
+    same = relative_reduction(a, a, speakers)
+    assert (same.relative, same.low, same.high) == (0.0, 0.0, 0.0)
+    one = relative_reduction(a, b, ["s1"] * 50, target=0.4)
+    assert one.relative == r.relative and one.groups == 1
+    assert math.isnan(one.low) and math.isnan(one.high) and one.reach == 1.0
+    with pytest.raises(ValueError, match="same clips"):
+        relative_reduction([1, 2], [1])
+    with pytest.raises(ValueError, match="group labels"):
+        relative_reduction([1, 2], [1, 1], ["s1"])
+    with pytest.raises(ValueError, match="no word errors"):
+        relative_reduction([0, 0], [0, 1])
 
 
 def test_error_rates_skip_empty_references():
@@ -210,3 +242,49 @@ def test_evaluate_a_checkpoint_path_that_is_no_version(tmp_path, project, tiny_m
     r = evaluate(project, model="ck/good.pt", manifest=manifest)
     assert r.model == "ck/good.pt" and r.clips == 2 and 0.0 <= r.wer < 1.0
     assert _version_rows(project) == before
+
+
+@pytest.mark.slow
+def test_evaluate_against_a_baseline_gives_the_reduction_over_speakers(tmp_path, project, tiny_model,
+                                                                       capsys, monkeypatch):
+    import copy
+
+    import torch
+    from _support import sample_rows
+
+    from earmark.cli import main
+    from earmark.evaluate import compare
+    from earmark.models import save_checkpoint
+
+    # a real, worse baseline: tiny.en with noise in its decoder's weights
+    worse = copy.deepcopy(tiny_model)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in worse.decoder.blocks.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * p.float().std() * 0.6)
+    save_checkpoint(worse, tmp_path / "ck" / "worse.pt")
+    rows = sample_rows()[:6]
+    manifest = tmp_path / "heldout.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.chdir(tmp_path)
+
+    cmp = compare(project, model="tiny.en", against="ck/worse.pt", manifest=manifest)
+    assert cmp.by == "speaker" and cmp.reduction.groups == len({r["speaker"] for r in rows})
+    assert sum(cmp.baseline.rates.clip_errors) > sum(cmp.candidate.rates.clip_errors)
+    assert cmp.reduction.relative == pytest.approx(
+        1 - sum(cmp.candidate.rates.clip_errors) / sum(cmp.baseline.rates.clip_errors))
+    assert 0 < cmp.reduction.low <= cmp.reduction.relative <= cmp.reduction.high <= 1
+
+    assert main(["evaluate", str(project.root), "--model", "tiny.en", "--against", "ck/worse.pt",
+                 "--manifest", str(manifest)]) == 0
+    text = capsys.readouterr().out
+    assert "against ck/worse.pt: WER" in text and "relative WER reduction" in text
+    assert "tiny.en is better than ck/worse.pt" in text
+
+    # a model against itself: the same errors on every clip, nothing to tell apart
+    assert main(["evaluate", str(project.root), "--model", "tiny.en", "--against", "tiny.en",
+                 "--manifest", str(manifest), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["against"] == "tiny.en" and out["against_wer"] == out["wer"]
+    assert out["relative_wer_reduction"] == out["relative_wer_reduction_low"] == 0.0
+    assert out["interval_by"] == "speaker" and out["interval_groups"] == len({r["speaker"] for r in rows})

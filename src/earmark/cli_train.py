@@ -130,13 +130,18 @@ def cmd_round(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from .evaluate import compare, evaluate
     from .project import open_project
 
     project = open_project(args.project)
     # an empty --device or --threads 0 keeps the project's setting
     decode = with_overrides(project.config.decode, device=args.device or None, threads=args.threads or None)
-    r = evaluate(project, model=args.model, manifest=args.manifest, decode=decode)
+    if args.against:
+        cmp = compare(project, model=args.model, against=args.against, manifest=args.manifest, decode=decode,
+                      progress=True)
+        r = cmp.candidate
+    else:
+        cmp, r = None, evaluate(project, model=args.model, manifest=args.manifest, decode=decode, progress=True)
     if args.json:
         out: dict[str, Any] = {"model": r.model, "source": r.source, "clips": r.clips,
                                "audio_seconds": round(r.audio_seconds, 2), "wer": r.wer, "cer": r.cer,
@@ -145,6 +150,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                **{k: v for k, v in asdict(r.rates).items()
                                   if k not in ("wer", "cer", "clip_errors")},
                                "decode_seconds": round(r.decode_seconds, 2)}
+        if cmp is not None:
+            red = cmp.reduction
+            out.update(against=cmp.baseline.model, against_wer=cmp.baseline.wer, against_cer=cmp.baseline.cer,
+                       relative_wer_reduction=red.relative if red else math.nan,
+                       relative_wer_reduction_low=red.low if red else math.nan,
+                       relative_wer_reduction_high=red.high if red else math.nan,
+                       interval_level=red.level if red else math.nan,
+                       interval_groups=red.groups if red else 0, interval_by=cmp.by)
         print(json_figures(out))
         return 0
     print(f"{r.model} on {r.source}: {r.clips} clips, {r.audio_seconds / 60:.1f} min")
@@ -155,7 +168,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"word confidence as an error detector: AUC-ROC {_fmt(c.auc)}, ECE {_fmt(c.ece)} "
           f"over {c.words} words ({_fmt(c.error_fraction)} of them wrong)")
     print(f"decoding {r.decode_seconds:.1f} s ({r.speed:.1f} audio s/s)")
+    if cmp is not None:
+        _print_comparison(cmp)
     return 0
+
+
+def _print_comparison(cmp) -> None:
+    b, red = cmp.baseline, cmp.reduction
+    print(f"against {b.model}: WER {_fmt(b.wer)}  CER {_fmt(b.cer)} on the same clips")
+    if red is None:
+        print(f"{b.model} makes no word error on these clips: no reduction to measure")
+        return
+    if red.groups < 2:
+        print(f"relative WER reduction {red.relative:.1%} (the clips are all one speaker's: no "
+              "interval; a manifest of several speakers, or without a speaker column, gives one)")
+        return
+    units = plural(red.groups, cmp.by if cmp.by != "speaker and clip" else "speaker or clip")
+    print(f"relative WER reduction {red.relative:.1%} ({red.level:.0%} interval with the {units} "
+          f"drawn again: {red.low:.1%} to {red.high:.1%})")
+    if red.low > 0 or red.high < 0:
+        verdict = "better" if red.low > 0 else "worse"
+        print(f"{cmp.candidate.model} is {verdict} than {b.model} beyond what the choice of "
+              f"{'clips' if cmp.by == 'clip' else 'speakers'} explains")
+    else:
+        print(f"the interval includes 0: these clips cannot tell {cmp.candidate.model} from {b.model}")
 
 
 def _wer(x: float) -> str:
@@ -286,14 +322,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="WER, CER and confidence quality of a model version",
         description="Transcribe a held-out manifest (or the dev split of the corrections) and report "
                     "WER and CER after Whisper's English normalizer, and how well word confidence "
-                    "finds word errors (AUC-ROC, expected calibration error).",
+                    "finds word errors (AUC-ROC, expected calibration error). With --against, a "
+                    "baseline is decoded on the same clips and the relative WER reduction is given "
+                    "with an interval over the speakers, so a gain on a few speakers is not taken "
+                    "for more than it is.",
         epilog="examples:\n  earmark evaluate myproj                       # active model, dev split\n"
                "  earmark evaluate myproj --model tiny.en --manifest heldout.jsonl\n"
-               "  earmark evaluate myproj --model ft-002 --json")
+               "  earmark evaluate myproj --model ft-002 --json\n"
+               "  earmark evaluate myproj --model ft-002 --against tiny.en --manifest heldout.jsonl")
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--model", help="version name, checkpoint path or Whisper name (default: the active "
                                    "version); one that is not a version is evaluated without being added")
     s.add_argument("--manifest", help="JSONL/CSV manifest with audio and text (default: the dev split)")
+    s.add_argument("--against", metavar="MODEL",
+                   help="also evaluate this baseline (a version, checkpoint path or Whisper name) on the "
+                        "same clips and report the relative WER reduction, with a 95%% interval over "
+                        "the speakers (the manifest's 'speaker' column)")
     s.add_argument("--device", help="cpu, cuda or auto")
     s.add_argument("--threads", type=count, help="torch CPU threads")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")

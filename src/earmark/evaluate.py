@@ -148,6 +148,71 @@ def prob_fewer_errors(errors_a: Sequence[int], errors_b: Sequence[int], rounds: 
     return float(np.mean(diff[idx].sum(axis=1) < 0))
 
 
+@dataclass(frozen=True)
+class Reduction:
+    """How far model B lowers model A's word errors on the same clips, with an interval."""
+
+    relative: float  # 1 - errors_b / errors_a over all clips: the relative WER reduction
+    low: float  # the bootstrap interval's bounds at ``level``; nan with a single group
+    high: float
+    level: float
+    groups: int  # units resampled (speakers, or clips when none are given)
+    # with a target: the share of resamples whose reduction reaches it; else nan
+    reach: float = math.nan
+
+
+def relative_reduction(errors_a: Sequence[int], errors_b: Sequence[int],
+                       groups: Sequence[object] | None = None, level: float = 0.95,
+                       rounds: int = 2000, seed: int = 0, target: float | None = None) -> Reduction:
+    """The relative WER reduction from model A to model B, with a bootstrap interval.
+
+    Both models were scored on the same clips, so they share the reference words and
+    the relative reduction of the pooled WER is ``1 - errors_b / errors_a``. The
+    interval resamples ``groups`` (e.g. each clip's speaker) with replacement and takes
+    every clip of a drawn group, since one speaker's clips err together: the spread
+    then says how much the figure would move with other speakers like these. Without
+    groups each clip is its own.
+
+    Parameters
+    ----------
+    errors_a, errors_b
+        Word errors per clip (:attr:`ErrorRates.clip_errors`), in the same clip order.
+    groups
+        One label per clip; clips with the same label are drawn together.
+    level
+        Coverage of the percentile interval, e.g. 0.95.
+    rounds, seed
+        Bootstrap resamples and their seed.
+    target
+        A reduction to test for, e.g. 0.4: :attr:`Reduction.reach` is the share of
+        resamples that reach it.
+    """
+    a, b = np.asarray(errors_a, dtype=np.int64), np.asarray(errors_b, dtype=np.int64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired comparison needs the same clips: {a.size} and {b.size} scores")
+    labels = list(range(a.size)) if groups is None else list(groups)
+    if len(labels) != a.size:
+        raise ValueError(f"{len(labels)} group labels for {a.size} clips")
+    if a.sum() == 0:
+        raise ValueError("model A makes no word errors on these clips: no reduction to measure")
+    _, index = np.unique(np.asarray([str(g) for g in labels]), return_inverse=True)
+    n = int(index.max()) + 1
+    relative = float(1.0 - b.sum() / a.sum())
+    if n < 2:  # one speaker drawn again is the same speaker: no spread to speak of
+        return Reduction(relative=relative, low=math.nan, high=math.nan, level=level, groups=n,
+                         reach=math.nan if target is None else float(relative >= target))
+    per_a, per_b = np.bincount(index, a, n), np.bincount(index, b, n)
+    draws = np.random.default_rng(seed).integers(0, n, size=(rounds, n))
+    sums_a, sums_b = per_a[draws].sum(axis=1), per_b[draws].sum(axis=1)
+    # a resample whose speakers A got all right has no reduction to speak of: left out
+    rel = 1.0 - sums_b[sums_a > 0] / sums_a[sums_a > 0]
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(rel, [tail, 100 - tail])
+    return Reduction(relative=relative, low=float(low), high=float(high),
+                     level=level, groups=n,
+                     reach=math.nan if target is None else float(np.mean(rel >= target)))
+
+
 def _token_owners(words: Sequence[str]) -> tuple[list[str], list[int]]:
     """Normalize a word sequence as a whole and say which word each token came from.
 
@@ -325,18 +390,32 @@ def model_to_evaluate(project: "Project", model: str | None) -> tuple[str, str, 
     return mv.name, mv.spec, mv
 
 
-def manifest_clips(path: Path) -> tuple[list[np.ndarray], list[str]]:
-    """Audio and reference text of every manifest row that has a text."""
+@dataclass(frozen=True)
+class HeldOut:
+    """Clips to evaluate on, with their references."""
+
+    audios: list[np.ndarray]  # float32, 16 kHz
+    references: list[str]
+    # what a bootstrap over these clips draws together: "speaker:NAME" when the speaker is
+    # known, else "clip:N" (each clip its own)
+    groups: list[str]
+    source: str  # "dev split" or the manifest's path
+
+
+def manifest_clips(path: Path | str) -> HeldOut:
+    """Audio, reference text and speaker of every manifest row that has a text."""
     from . import audio as au
     from .ingest import read_manifest
 
     rows = [r for r in read_manifest(Path(path)) if r.text]
     if not rows:
         raise NoCorrections(f"{path}: no row has a 'text' reference; evaluation needs references")
-    return [au.load_audio(r.audio) for r in rows], [r.text or "" for r in rows]
+    return HeldOut(audios=[au.load_audio(r.audio) for r in rows], references=[r.text or "" for r in rows],
+                   groups=[f"speaker:{r.speaker}" if r.speaker else f"clip:{i}" for i, r in enumerate(rows)],
+                   source=str(path))
 
 
-def dev_clips(project: "Project") -> tuple[list[np.ndarray], list[str]]:
+def dev_clips(project: "Project") -> HeldOut:
     """Audio and corrected text of the project's dev split (see :mod:`earmark.dataset`)."""
     from . import audio as au
     from .dataset import current_split
@@ -346,18 +425,24 @@ def dev_clips(project: "Project") -> tuple[list[np.ndarray], list[str]]:
     except NoCorrections as exc:
         raise NoCorrections(f"{project.root}: no dev split to evaluate on ({exc}); pass a held-out "
                             "manifest with --manifest, or correct more clips first") from exc
-    return ([au.read_clip(project.clip_path(ex.audio_path)) for ex in split.dev],
-            [ex.text for ex in split.dev])
+    return HeldOut(audios=[au.read_clip(project.clip_path(ex.audio_path)) for ex in split.dev],
+                   references=[ex.text for ex in split.dev], groups=[ex.group for ex in split.dev],
+                   source="dev split")
 
 
 def evaluate_audio(model_obj, audios: Sequence[np.ndarray], references: Sequence[str],
                    decode: DecodeConfig = DecodeConfig(), name: str = "model",
-                   source: str = "clips") -> EvalResult:
-    """Transcribe clips with a loaded model and score them against their references."""
+                   source: str = "clips", progress: bool = False) -> EvalResult:
+    """Transcribe clips with a loaded model and score them against their references
+    (with ``progress``, a bar of the clips decoded on stderr)."""
+    from tqdm.auto import tqdm
+
     from .transcribe import Decoder
 
     start = time.perf_counter()
-    outs = Decoder(model_obj, decode).transcribe(list(audios))
+    with tqdm(total=len(audios), unit="clip", desc=f"evaluate {name}", disable=not progress,
+              dynamic_ncols=True) as bar:
+        outs = Decoder(model_obj, decode).transcribe(list(audios), on_batch=bar.update)
     seconds = time.perf_counter() - start
     return EvalResult(
         model=name, source=source, clips=len(audios),
@@ -368,7 +453,7 @@ def evaluate_audio(model_obj, audios: Sequence[np.ndarray], references: Sequence
 
 
 def evaluate(project: "Project", model: str | None = None, manifest: Path | str | None = None,
-             decode: DecodeConfig | None = None) -> EvalResult:
+             decode: DecodeConfig | None = None, progress: bool = False) -> EvalResult:
     """WER, CER and confidence quality of a model version on a manifest or the dev split.
 
     Parameters
@@ -384,6 +469,8 @@ def evaluate(project: "Project", model: str | None = None, manifest: Path | str 
         out from the corrections.
     decode
         Decoding settings; default the project's.
+    progress
+        Show a progress bar of the clips decoded (stderr).
 
     Raises
     ------
@@ -397,21 +484,68 @@ def evaluate(project: "Project", model: str | None = None, manifest: Path | str 
     ModelWeightsNotFound, CorruptCheckpoint
         The model cannot load; the message names the file and what to do.
     """
-    from dataclasses import replace
+    # settings and model first: a mistake there is found before any audio is read
+    decode = _checked(project, decode)
+    target = model_to_evaluate(project, model)
+    return _evaluate_on(project, target, _held_out(project, manifest), decode, progress)
 
-    from .models import check_decode_config, load_model, torch_threads
-    from .ranking import load_version
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two models evaluated on the same clips: is the candidate better, and how sure is that?"""
+
+    baseline: EvalResult
+    candidate: EvalResult
+    # the candidate's relative WER reduction from the baseline's, with a bootstrap interval
+    # over the clips' speakers (clips without one count alone); None when the baseline
+    # makes no word error, so there is nothing to reduce
+    reduction: Reduction | None
+    by: str  # what the interval draws: "speaker", "clip", or "speaker and clip" (some unknown)
+
+
+def compare(project: "Project", model: str | None = None, against: str = "tiny.en",
+            manifest: Path | str | None = None, decode: DecodeConfig | None = None,
+            level: float = 0.95, progress: bool = False) -> Comparison:
+    """Evaluate ``model`` and ``against`` on the same clips, and the reduction between them.
+
+    The clips and every argument are those of :func:`evaluate`; ``against`` is the
+    baseline (a version, a checkpoint path or a Whisper name). The reduction's interval
+    (at ``level``) resamples whole speakers where the manifest or the corrections name
+    them: 25 speakers are few, and a figure on them moves with who they are.
+    """
+    decode = _checked(project, decode)
+    targets = model_to_evaluate(project, against), model_to_evaluate(project, model)
+    clips = _held_out(project, manifest)
+    baseline, candidate = (_evaluate_on(project, t, clips, decode, progress) for t in targets)
+    groups = [g for g, ref in zip(clips.groups, clips.references) if normalize(ref)]
+    kinds = {g.split(":", 1)[0] for g in groups}
+    by = "speaker and clip" if len(kinds) > 1 else next(iter(kinds), "clip")
+    reduction = (relative_reduction(baseline.rates.clip_errors, candidate.rates.clip_errors, groups, level)
+                 if sum(baseline.rates.clip_errors) else None)
+    return Comparison(baseline=baseline, candidate=candidate, reduction=reduction, by=by)
+
+
+def _checked(project: "Project", decode: DecodeConfig | None) -> DecodeConfig:
+    from .models import check_decode_config
 
     decode = decode or project.config.decode
     check_decode_config(decode)
-    name, spec, mv = model_to_evaluate(project, model)
+    return decode
+
+
+def _held_out(project: "Project", manifest: Path | str | None) -> HeldOut:
+    return manifest_clips(manifest) if manifest is not None else dev_clips(project)
+
+
+def _evaluate_on(project: "Project", target: tuple[str, str, "ModelVersion | None"], clips: HeldOut,
+                 decode: DecodeConfig, progress: bool) -> EvalResult:
+    from dataclasses import replace
+
+    from .models import load_model, torch_threads
+    from .ranking import load_version
+
+    name, spec, mv = target
     decode = replace(decode, model=spec)
-    if manifest is not None:
-        audios, refs = manifest_clips(Path(manifest))
-        source = str(manifest)
-    else:
-        audios, refs = dev_clips(project)
-        source = "dev split"
     with torch_threads(decode.threads):
         loaded = load_version(project, mv, decode.device) if mv else load_model(spec, decode.device)
-        return evaluate_audio(loaded, audios, refs, decode, name, source)
+        return evaluate_audio(loaded, clips.audios, clips.references, decode, name, clips.source, progress)
