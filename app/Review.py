@@ -56,6 +56,8 @@ with ui.shown_errors():
 
 st.markdown(ui.clip_caption(item))
 audible = ui.player(proj, item, keep=ui.draft(proj, item, BOX))
+for warning in item.warnings:
+    st.warning(warning, icon="⚠️")
 
 text, save = "", False
 if audible:

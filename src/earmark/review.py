@@ -67,6 +67,18 @@ AUDIO_MISSING = "audio missing"
 FLAG_REASONS = ("no speech", "unintelligible", "wrong language", "bad audio", AUDIO_MISSING,
                 "other")
 
+#: what each sign of a doubtful hypothesis (:func:`earmark.scoring.hallucination_flags`,
+#: stored with the transcript) tells the person correcting it
+HYPOTHESIS_WARNINGS = {
+    "loop": "The model went into a loop on this clip (it repeated itself or ran on): its "
+            "text may be cut short or repeat words. Listen to the whole clip.",
+    "no-speech": "The model thinks this clip may hold no speech, yet wrote words: if nobody "
+                 "speaks, flag it as “no speech”.",
+    "too-fast": "The text has more words than a person says in this time: some may be "
+                "invented.",
+    "empty": "The model wrote nothing: type what is said, or flag the clip if nothing is.",
+}
+
 # A correction may hold at most max(_MIN_WORDS, _WORDS_PER_SECOND * duration) words.
 # Even fast speech (auctioneers, sports commentary) stays under about 6 words a second,
 # so 8 leaves room for contractions split apart and numbers written out, while a text
@@ -133,6 +145,13 @@ class ReviewItem:
     # id of the newest correction or flag of the clip when it was read (0: none); a save
     # is refused when another annotator saved one after it (see CorrectedMeanwhile)
     seen_correction_id: int = 0
+    # signs that the hypothesis is not what was said ("loop", "no-speech", "too-fast", "empty")
+    flags: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the flags mean for the person correcting the clip, one sentence each."""
+        return [HYPOTHESIS_WARNINGS[f] for f in self.flags if f in HYPOTHESIS_WARNINGS]
 
 
 @dataclass(frozen=True)
@@ -458,6 +477,7 @@ def open_clip(project: Project, clip_id: int, as_of: int | None = None) -> Revie
                     for w in (tr.words if tr else [])),
         start_text=latest_text if latest_text is not None else hypothesis,
         seen_correction_id=seen,
+        flags=tuple((tr.scores or {}).get("flags") or ()) if tr else (),
     )
 
 

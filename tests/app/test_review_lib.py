@@ -346,3 +346,18 @@ def test_review_command_refuses_a_missing_project(tmp_path, capsys):
 
     assert main(["review", str(tmp_path / "nowhere")]) == 2
     assert "no earmark project here" in capsys.readouterr().err
+
+
+def test_a_doubtful_hypothesis_comes_with_what_its_flags_mean(handmade):
+    from earmark.store import Transcript
+
+    first = review.next_clip(handmade, "ann#1")
+    assert first.flags == () and first.warnings == []
+    with handmade.store.session() as s:
+        tr = s.scalar(select(Transcript).where(Transcript.clip_id == first.clip_id))
+        tr.scores = {**tr.scores, "flags": ["loop", "too-fast", "some-future-flag"]}
+    item = review.open_clip(handmade, first.clip_id)
+    assert item.flags == ("loop", "too-fast", "some-future-flag")
+    # one sentence per known flag; a flag this version does not know is not shown
+    assert item.warnings == [review.HYPOTHESIS_WARNINGS["loop"], review.HYPOTHESIS_WARNINGS["too-fast"]]
+    assert "went into a loop" in item.warnings[0]

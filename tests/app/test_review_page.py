@@ -279,3 +279,17 @@ def test_change_name_releases_the_clip(ranked, app_for, sign_in):
     assert at.text_input(key="annotator_name").label == "Your name" and not at.text_area
     with ranked.store.session() as s:
         assert s.scalars(select(Lease)).all() == []
+
+
+def test_a_looped_hypothesis_is_shown_with_a_warning(ranked, app_for, sign_in):
+    from earmark.store import Transcript
+
+    head = queue(ranked, top=1)[0]
+    at = sign_in(app_for(ranked))
+    assert not at.warning  # tiny.en's transcripts of the shipped clips carry no flag
+    with ranked.store.session() as s:
+        tr = s.scalar(select(Transcript).where(Transcript.clip_id == head.clip_id))
+        tr.scores = {**tr.scores, "flags": ["loop"]}
+    at.run()
+    assert not at.exception and shown_clip(at) == head.clip_id
+    assert [w.value for w in at.warning] == [review.HYPOTHESIS_WARNINGS["loop"]]
