@@ -20,7 +20,7 @@ tuning set: the clips of pool speakers held out, like the test speakers, before 
 Writes ``benchmarks/results/finetune.json`` (flat keys) unless ``--tune`` or ``--out -``;
 the machine is shared, so CPU seconds and the load average are recorded beside wall time.
 Each relative reduction comes with a 95 % interval over test speakers drawn again
-(``*_low``, ``*_high``; ``earmark.evaluate.relative_reduction``): 25 speakers are few,
+(``*_low``, ``*_high``; ``earmark.metrics.relative_reduction``): 25 speakers are few,
 and the figure moves with who they are.
 
 ``--openai-transcribe`` also decodes the test set with openai-whisper's ``transcribe()``
@@ -146,7 +146,8 @@ def openai_transcribe_wer(spec: str, manifest: Path) -> dict:
     removes part of the zero-shot model's errors (context from the neighbouring clips,
     re-decoding suspect output) and so leaves fine-tuning less to fix.
     """
-    from earmark.evaluate import error_rates, manifest_clips
+    from earmark.evaluate import manifest_clips
+    from earmark.metrics import error_rates
     from earmark.models import load_model
 
     import torch
@@ -167,7 +168,7 @@ def openai_transcribe_wer(spec: str, manifest: Path) -> dict:
 def scored_speakers(rows: list[dict]) -> list[str]:
     """The speaker of each clip WER scores (a reference left empty by the normalizer is
     skipped), in manifest order: the groups of :func:`reduction_interval`."""
-    from earmark.evaluate import normalize
+    from earmark.metrics import normalize
 
     return [r["speaker"] for r in rows if r.get("text") and normalize(r["text"])]
 
@@ -175,7 +176,7 @@ def scored_speakers(rows: list[dict]) -> list[str]:
 def reduction_interval(name: str, before, after, speakers: list[str]) -> dict:
     """``NAME_low`` and ``NAME_high``: the 95 % interval of the relative WER reduction when
     the test speakers are drawn again (whole speakers, with replacement)."""
-    from earmark.evaluate import relative_reduction
+    from earmark.metrics import relative_reduction
 
     r = relative_reduction(before, after, speakers)
     return {f"{name}_low": round(r.low, 4), f"{name}_high": round(r.high, 4)}

@@ -197,7 +197,7 @@ def main() -> None:
     if args.child:
         return child(args.child, args.clip_file, args.threads, args.out)
 
-    from earmark.evaluate import error_rates  # corpus WER after Whisper's normalizer
+    from earmark.metrics import error_rates  # corpus WER after Whisper's normalizer
 
     rows = pick_clips(args.clips)
     audio_s = sum(r["duration"] for r in rows)

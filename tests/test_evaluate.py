@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from earmark.evaluate import (confidence_quality, error_rates, expected_calibration_error,
+from earmark.metrics import (confidence_quality, error_rates, expected_calibration_error,
                               normalize, prob_fewer_errors, relative_reduction, roc_auc,
                               word_error_labels)
 

@@ -163,14 +163,14 @@ def decode(decoder: Any, study: Study, idx: Sequence[int], batch: int = 16) -> d
 
 def corpus_wer(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> float:
     """Pooled WER (Whisper's normalizer) of the clips ``idx``."""
-    from .evaluate import error_rates
+    from .metrics import error_rates
 
     return error_rates([study.texts[i] for i in idx], [transcripts[i].text for i in idx]).wer
 
 
 def changed(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> float:
     """Audio minutes of the clips ``idx`` whose hypothesis differs from the reference."""
-    from .evaluate import normalize
+    from .metrics import normalize
 
     return float(sum(study.durations[i] for i in idx
                      if normalize(transcripts[i].text) != normalize(study.texts[i])) / 60)
@@ -307,7 +307,7 @@ def error_detection(study: Study, transcripts: dict[int, "Transcript"], idx: Seq
     least-confidence measure at word level); mean token entropy over the word's tokens.
     Clip level: each clip score against "the clip has at least one word error".
     """
-    from .evaluate import normalize, roc_auc, word_error_labels
+    from .metrics import normalize, roc_auc, word_error_labels
     from .scoring import clip_scores
 
     labels: list[int] = []

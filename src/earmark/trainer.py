@@ -43,7 +43,8 @@ from .augment import augment_wave, spec_augment
 from .config import FinetuneConfig, to_dict
 from .dataset import pack_epoch
 from .errors import BadConfig
-from .evaluate import error_rates, evaluate_audio, prob_fewer_errors
+from .evaluate import evaluate_audio
+from .metrics import error_rates, prob_fewer_errors
 from .project import Project
 from .store import ModelVersion
 from .trainable import MODES, interpolate, merge_lora, parent_weights, round_to_half, trainable_state
@@ -153,7 +154,7 @@ def clearly_worse(score: dict[str, Any], best: dict[str, Any] | None,
     """Whether the best dev evaluation so far beats ``score`` with at least ``confidence``.
 
     Returns the verdict and the paired-bootstrap probability that ``best`` makes fewer
-    word errors on the dev clips (:func:`earmark.evaluate.prob_fewer_errors`). An
+    word errors on the dev clips (:func:`earmark.metrics.prob_fewer_errors`). An
     evaluation is never worse than itself; with ``confidence`` 0 any evaluation that is
     not the best counts as worse (plain lowest-WER selection).
     """
