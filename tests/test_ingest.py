@@ -91,6 +91,14 @@ def test_bad_manifest_names_file_and_line(tmp_path, content, match):
         read_manifest(tmp_path / "m.jsonl")
 
 
+def test_a_missing_or_unreadable_manifest_is_named(tmp_path):
+    with pytest.raises(BadManifest, match=r"gone.jsonl: no such manifest; check the path"):
+        read_manifest(tmp_path / "gone.jsonl")
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(BadManifest, match=r"dir.jsonl: cannot read the manifest"):
+        read_manifest(tmp_path / "dir.jsonl")
+
+
 def test_csv_without_audio_column(tmp_path):
     (tmp_path / "m.csv").write_text("path,text\na.wav,x\n")
     with pytest.raises(BadManifest, match="no 'audio' column"):

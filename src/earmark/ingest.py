@@ -67,7 +67,14 @@ class _Seen:
 
 def _manifest_text(path: Path) -> str:
     """The manifest's text, decoded as UTF-8 (a byte-order mark, as Excel writes, is dropped)."""
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise BadManifest(f"{path}: no such manifest; check the path (a JSONL or CSV file "
+                          "with an 'audio' column)") from exc
+    except OSError as exc:  # a folder, or no permission
+        raise BadManifest(f"{path}: cannot read the manifest ({exc.strerror or exc}); give a "
+                          "JSONL or CSV file") from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -115,8 +122,8 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     Raises
     ------
     BadManifest
-        Not UTF-8, an unparseable line, or a row without ``audio``; the message gives
-        file and line (a CSV's header is line 1).
+        Missing or unreadable, not UTF-8, an unparseable line, or a row without
+        ``audio``; the message gives file and line (a CSV's header is line 1).
     """
     path = Path(path)
     text = _manifest_text(path)
