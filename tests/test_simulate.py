@@ -131,6 +131,24 @@ def test_too_few_speakers_fail_before_the_model_loads(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_bad_manifest_is_named_with_its_line(tmp_path):
+    from earmark.errors import BadManifest
+
+    with pytest.raises(BadManifest, match="gone.jsonl: no such manifest"):
+        sim.read_manifest(tmp_path / "gone.jsonl")
+    m = tmp_path / "m.jsonl"
+    m.write_text('{"audio": "a.wav", "text": "hi", "speaker": "s1"}\n{"audio": "b.wav", "text": "yo"}\n')
+    with pytest.raises(BadConfig, match=r"m.jsonl:2: simulate needs 'audio', 'speaker' and 'text'"):
+        sim.read_manifest(m)
+    m.write_text('{"audio": "a.wav", "text": "hi", "speaker": "s1"}\n{oops\n')
+    with pytest.raises(BadManifest, match=r"m.jsonl:2: not valid JSON"):
+        sim.read_manifest(m)
+    c = tmp_path / "m.csv"
+    c.write_text("audio,text,speaker,duration\nclips/a.wav,hi,s1,2.5\n")
+    (row,) = sim.read_manifest(c)
+    assert row["audio"] == str(tmp_path / "clips" / "a.wav") and row["duration"] == "2.5"
+
+
 def test_random_is_required_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setattr(sim, "read_manifest", lambda *a: pytest.fail("the manifest was read"))
     with pytest.raises(BadConfig, match="random"):

@@ -113,6 +113,19 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict]]:
     return rows
 
 
+def manifest_records(path: Path | str) -> list[tuple[int, dict]]:
+    """Every row of a JSONL or CSV manifest as it is written, with its line number.
+
+    Raises
+    ------
+    BadManifest
+        Missing or unreadable, not UTF-8, or an unparseable line (file and line named).
+    """
+    path = Path(path)
+    text = _manifest_text(path)
+    return _csv_rows(path, text) if path.suffix.lower() == ".csv" else _jsonl_rows(path, text)
+
+
 def read_manifest(path: Path) -> list[ManifestRow]:
     """Read a JSONL or CSV manifest with an ``audio`` column and optional ``text``, ``speaker``.
 
@@ -126,11 +139,9 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         ``audio``; the message gives file and line (a CSV's header is line 1).
     """
     path = Path(path)
-    text = _manifest_text(path)
-    rows = _csv_rows(path, text) if path.suffix.lower() == ".csv" else _jsonl_rows(path, text)
     base = path.resolve().parent
     out = []
-    for n, row in rows:
+    for n, row in manifest_records(path):
         if not row.get("audio"):
             raise BadManifest(f"{path}:{n}: no 'audio' field; every row needs the audio path")
         ref = row.get("text")

@@ -69,13 +69,23 @@ class RoundResult:
 # --- data -------------------------------------------------------------------------------
 
 def read_manifest(path: Path | str) -> list[dict[str, Any]]:
-    """Rows of a JSONL manifest (audio, text, speaker, duration), audio made absolute."""
+    """Rows of a JSONL or CSV manifest (audio, text, speaker, duration), audio made absolute.
+
+    Raises
+    ------
+    BadManifest
+        Missing, unreadable or malformed (see :func:`earmark.ingest.manifest_records`).
+    BadConfig
+        A row lacks the audio, text or speaker that a simulation needs; its line is named.
+    """
+    from .ingest import manifest_records
+
     path = Path(path)
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for r in rows:
-        if "speaker" not in r or "text" not in r:
-            raise BadConfig(f"{path}: simulate needs 'speaker' and 'text' on every row")
-        r["audio"] = str((path.parent / r["audio"]).resolve())
+    rows = []
+    for n, r in manifest_records(path):
+        if not r.get("audio") or "speaker" not in r or "text" not in r:
+            raise BadConfig(f"{path}:{n}: simulate needs 'audio', 'speaker' and 'text' on every row")
+        rows.append({**r, "audio": str((path.parent / r["audio"]).resolve())})
     return rows
 
 
