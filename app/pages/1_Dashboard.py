@@ -58,8 +58,12 @@ with left:
                    range=["#9aa5b8", "#f2a516", "#2e9e5b", "#c62828", "#d5d8de"])),
                tooltip=["status:N", "count():Q"]),
            caption="Higher scores are reviewed first.")
-    figure("Clips per hour, per annotator", rates, "No reviews yet.",
-           alt.Chart(rates).mark_bar().encode(
+    # corrections saved by a script (no open-clip time) give no rate
+    timed = rates.dropna(subset=["clips_per_hour"])
+    figure("Clips per hour, per annotator", timed,
+           "No reviews yet." if rates.empty else "No review times recorded yet: the rates come from "
+           "clips corrected on the Review page.",
+           alt.Chart(timed).mark_bar().encode(
                x=alt.X("clips_per_hour:Q", title="clips per hour the clip was open"),
                y=alt.Y("annotator:N", sort="-x", title=None),
                tooltip=["annotator:N", "clips:Q", alt.Tooltip("hours:Q", format=".2f"),

@@ -46,3 +46,12 @@ def test_after_reviews_every_figure_is_a_chart(ranked, app_for):
     versions = at.dataframe[0].value.set_index("version")
     assert versions.loc["ft-001", "forgetting"] == 0.031 and versions.loc["tiny.en", "status"] == "active"
     assert metrics(at)["Clips corrected"] == "4" and metrics(at)["Annotators"] == "2"
+
+
+def test_corrections_without_review_times_say_so_instead_of_an_empty_rate_chart(ranked, app_for):
+    for row in queue(ranked, top=2):  # saved by a script: no time the clip was open
+        review.save_correction(ranked, review.open_clip(ranked, row.clip_id), "a corrected text",
+                               annotator="script", seconds_spent=0)
+    at = dashboard(app_for, ranked)
+    assert not at.exception and metrics(at)["Annotators"] == "1"
+    assert any("No review times recorded yet" in i.value for i in at.info)
