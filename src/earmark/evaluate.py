@@ -226,7 +226,7 @@ class Comparison:
     by: str  # what the interval draws: "speaker", "clip", or "speaker and clip" (some unknown)
 
 
-def compare(project: "Project", model: str | None = None, against: str = "tiny.en",
+def compare(project: "Project", against: str, model: str | None = None,
             manifest: Path | str | None = None, decode: DecodeConfig | None = None,
             level: float = 0.95, progress: bool = False) -> Comparison:
     """Evaluate ``model`` and ``against`` on the same clips, and the reduction between them.
