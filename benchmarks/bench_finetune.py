@@ -166,11 +166,12 @@ def openai_transcribe_wer(spec: str, manifest: Path) -> dict:
 
 
 def scored_speakers(rows: list[dict]) -> list[str]:
-    """The speaker of each clip WER scores (a reference left empty by the normalizer is
-    skipped), in manifest order: the groups of :func:`reduction_interval`."""
-    from earmark.metrics import normalize
+    """The speaker of each clip WER scores, in manifest order (rows without a text are
+    not evaluated): the groups of :func:`reduction_interval`."""
+    from earmark.metrics import scored_groups
 
-    return [r["speaker"] for r in rows if r.get("text") and normalize(r["text"])]
+    rows = [r for r in rows if r.get("text")]
+    return scored_groups([r["text"] for r in rows], [r["speaker"] for r in rows])
 
 
 def reduction_interval(name: str, before, after, speakers: list[str]) -> dict:
@@ -343,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                            openai_transcribe_seconds=ow["seconds"])
             print(json.dumps({"zero_shot_wer_openai_transcribe": ow["wer"]}), flush=True)
 
+    speakers = scored_speakers(test)  # the groups of every reduction's interval
     configs = [parse_config(c) for c in args.config] or [{}]
     for k, overrides in enumerate(configs):
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                 for decoder, after in errors.items():
                     suffix = "" if decoder == "earmark" else f"_{decoder}"
                     out.update(reduction_interval(f"relative_reduction{suffix}", zero_shot_errors[decoder],
-                                                  after, scored_speakers(test)))
+                                                  after, speakers))
             results[f"config_{tag}"] = {"mode": mode, "lr": cfg.lr, "epochs": cfg.epochs,
                                         "augment": cfg.augment, "interpolate": cfg.interpolate,
                                         "encoder_lr_scale": cfg.encoder_lr_scale,

@@ -10,7 +10,7 @@ import pytest
 
 from earmark.metrics import (confidence_quality, error_rates, expected_calibration_error,
                               normalize, prob_fewer_errors, relative_reduction, roc_auc,
-                              word_error_labels)
+                              scored_groups, word_error_labels)
 
 
 def test_normalize_uses_whispers_english_normalizer():
@@ -35,6 +35,13 @@ def test_clip_errors_count_every_edit_of_each_scored_clip():
     r = error_rates(refs, hyps)
     assert r.clip_errors == (3, 2, 0)  # the skipped clip has no entry
     assert sum(r.clip_errors) == r.substitutions + r.deletions + r.insertions
+
+
+def test_scored_groups_line_up_with_the_clip_errors():
+    refs = ["red green blue pink", "[noise]", "go home now", "yes"]
+    r = error_rates(refs, ["red blue pink gray black", "", "go", "yes"])
+    groups = scored_groups(refs, ["s1", "s2", "s2", "s3"])
+    assert groups == ["s1", "s2", "s3"] and len(groups) == len(r.clip_errors)
 
 
 def test_paired_bootstrap_tells_a_real_difference_from_noise():

@@ -19,8 +19,8 @@ import numpy as np
 
 from .config import DecodeConfig
 from .errors import NoCorrections, UnfinishedModelVersion, UnknownModelVersion
-from .metrics import (ConfidenceQuality, ErrorRates, Reduction, confidence_quality, error_rates, normalize,
-                      relative_reduction)
+from .metrics import (ConfidenceQuality, ErrorRates, Reduction, confidence_quality, error_rates,
+                      relative_reduction, scored_groups)
 
 if TYPE_CHECKING:
     from .project import Project
@@ -240,7 +240,7 @@ def compare(project: "Project", against: str, model: str | None = None,
     targets = model_to_evaluate(project, against), model_to_evaluate(project, model)
     clips = _held_out(project, manifest)
     baseline, candidate = (_evaluate_on(project, t, clips, decode, progress) for t in targets)
-    groups = [g for g, ref in zip(clips.groups, clips.references) if normalize(ref)]
+    groups = scored_groups(clips.references, clips.groups)
     kinds = {g.split(":", 1)[0] for g in groups}
     by = "speaker and clip" if len(kinds) > 1 else next(iter(kinds), "clip")
     reduction = (relative_reduction(baseline.rates.clip_errors, candidate.rates.clip_errors, groups, level)

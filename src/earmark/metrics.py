@@ -94,6 +94,13 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> ErrorRa
                       clip_errors=per_clip)
 
 
+def scored_groups(references: Sequence[str], groups: Sequence[object]) -> list:
+    """The group of each clip that :func:`error_rates` scores, in order: a clip whose
+    reference normalizes to nothing is skipped there, so it is left out here too, and
+    the labels line up with :attr:`ErrorRates.clip_errors`."""
+    return [g for g, ref in zip(groups, references) if normalize(ref)]
+
+
 def prob_fewer_errors(errors_a: Sequence[int], errors_b: Sequence[int], rounds: int = 2000,
                       seed: int = 0) -> float:
     """How sure we can be that model A makes fewer word errors than model B on such clips.
