@@ -73,6 +73,7 @@ class Restored:
     """What :func:`restore` did."""
 
     snapshot: Snapshot
+    held: Contents  # what the snapshot held
     kept: Path  # the folder that now holds the replaced database file(s)
     salvaged: int  # corrections saved after the snapshot, copied back from the replaced file
     unrestored: int  # corrections of clips the snapshot does not know (written to a JSONL file)
@@ -116,9 +117,10 @@ def contents(db: Path) -> Contents:
     return Contents(problem="", clips=clips, corrected=corrected, last_correction_id=last)
 
 
-def describe(snapshot: Snapshot) -> str:
-    """``earmark-…db (before rank, 2026-12-06 22:30 UTC: 1,250 clips, 148 corrected)``."""
-    c = contents(snapshot.path)
+def describe(snapshot: Snapshot, held: Contents | None = None) -> str:
+    """``earmark-…db (before rank, 2026-12-06 22:30 UTC: 1,250 clips, 148 corrected)``;
+    ``held``: its :func:`contents`, when already read."""
+    c = held or contents(snapshot.path)
     held = (f"{c.clips:,} clips, {c.corrected:,} corrected" if c.readable
             else f"damaged: {c.problem}")
     return f"{snapshot.name} (before {snapshot.reason}, {snapshot.taken_at:%Y-%m-%d %H:%M} UTC: {held})"
@@ -127,13 +129,23 @@ def describe(snapshot: Snapshot) -> str:
 def advice(root: Path | str) -> str:
     """What to do about a damaged database: restore the newest snapshot, if there is one."""
     root = Path(root)
-    good = [s for s in snapshots(root) if contents(s.path).readable]
-    if not good:
+    good = _newest_sound(snapshots(root))
+    if good is None:
         return ("restore it from a backup of your own, or move it aside and run `earmark init` "
                 f"and `earmark import` again (there is no snapshot in {backup_dir(root)})")
     return (f"stop the review app and run `earmark restore {root}`: it puts back the newest "
-            f"snapshot, {describe(good[0])}, keeps the damaged file, and copies back every "
+            f"snapshot, {describe(*good)}, keeps the damaged file, and copies back every "
             "correction saved since that can still be read")
+
+
+def _newest_sound(found: list[Snapshot]) -> tuple[Snapshot, Contents] | None:
+    """The newest of ``found`` that passes SQLite's check, with its contents (the older
+    ones are not read)."""
+    for snap in found:
+        held = contents(snap.path)
+        if held.readable:
+            return snap, held
+    return None
 
 
 def _unique_path(folder: Path, reason: str, now: datetime) -> Path:
@@ -233,7 +245,7 @@ def take_if_due(project: Project, reason: str) -> Snapshot | None:
     return take(project, reason)
 
 
-def _choose(root: Path, name: str | None) -> Snapshot:
+def _choose(root: Path, name: str | None) -> tuple[Snapshot, Contents]:
     found = snapshots(root)
     if not found:
         raise EarmarkError(f"{backup_dir(root)}: no snapshot to restore; earmark takes one before "
@@ -241,12 +253,12 @@ def _choose(root: Path, name: str | None) -> Snapshot:
     if name is not None:
         for s in found:
             if name in (s.name, s.path.stem):
-                return s
+                return s, contents(s.path)
         raise EarmarkError(f"{backup_dir(root)}: no snapshot named {name!r}; the snapshots are: "
                            + ", ".join(s.name for s in found))
-    for s in found:
-        if contents(s.path).readable:
-            return s
+    good = _newest_sound(found)
+    if good is not None:
+        return good
     raise CorruptDatabase(f"{backup_dir(root)}: every snapshot is damaged; restore the database "
                           "from a backup of your own")
 
@@ -346,12 +358,12 @@ def restore(root: Path | str, name: str | None = None, *, force: bool = False) -
     if db is None:
         raise BadConfig(f"{root}: the project's database is on a server; restore it with the "
                         "server's own tools (pg_restore), earmark keeps no snapshots of it")
-    snap = _choose(root, name)
+    snap, held = _choose(root, name)
     current = contents(db)
     if current.readable and not force:
         raise EarmarkError(
             f"{db}: the database reads fine ({current.clips:,} clips, {current.corrected:,} "
-            f"corrected); restoring {describe(snap)} would set clips, transcripts and the queue "
+            f"corrected); restoring {describe(snap, held)} would set clips, transcripts and the queue "
             "back to then. Pass --force to do it anyway (the current file is kept)")
     if _in_use(db):
         raise EarmarkError(f"{db}: another process has the database open (the review app, or "
@@ -369,6 +381,6 @@ def restore(root: Path | str, name: str | None = None, *, force: bool = False) -
     salvaged, unrestored, problem = 0, 0, ""
     replaced = kept / db.name
     if replaced.is_file() and replaced.stat().st_size > 0:  # an emptied file holds nothing
-        salvaged, unrestored, problem = _salvage(replaced, db, contents(snap.path).last_correction_id, kept)
-    return Restored(snapshot=snap, kept=kept, salvaged=salvaged, unrestored=unrestored,
+        salvaged, unrestored, problem = _salvage(replaced, db, held.last_correction_id, kept)
+    return Restored(snapshot=snap, held=held, kept=kept, salvaged=salvaged, unrestored=unrestored,
                     salvage_problem=problem)

@@ -226,7 +226,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .backup import UNRESTORED_FILE, describe, restore
 
     r = restore(args.project, args.snapshot, force=args.force)
-    print(f"restored {describe(r.snapshot)}")
+    print(f"restored {describe(r.snapshot, r.held)}")
     print(f"the replaced database is kept in {r.kept}")
     print(f"corrections saved after the snapshot and copied back: {r.salvaged}")
     if r.unrestored:
