@@ -124,6 +124,25 @@ def test_export_refuses_a_folder_holding_other_files(corrected, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
 
 
+def test_export_refuses_an_earlier_export_a_person_added_files_to(corrected, tmp_path):
+    from earmark.errors import BadConfig
+    from earmark.export import export
+
+    project, _ = corrected
+    out = tmp_path / "hf"
+    export(project, "hf", out)
+    (out / "notes.txt").write_text("which clips I doubted")
+    (out / "train" / "extra.wav").write_bytes(b"RIFF")
+    with pytest.raises(BadConfig, match=r"hf: the folder holds files that no earmark export wrote"):
+        export(project, "hf", out)
+    (out / "notes.txt").unlink()
+    with pytest.raises(BadConfig, match="no earmark export wrote"):  # also inside a split folder
+        export(project, "jsonl", out)
+    assert (out / "train" / "extra.wav").read_bytes() == b"RIFF"
+    (out / "train" / "extra.wav").unlink()
+    assert export(project, "jsonl", out).clips == 4  # only the export's own files: replaced
+
+
 def test_export_refuses_the_project_its_folders_and_the_current_folder(corrected, tmp_path, monkeypatch):
     from earmark.errors import BadConfig
     from earmark.export import export

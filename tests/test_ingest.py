@@ -44,6 +44,35 @@ def test_folder_import_is_recursive_and_records_every_bad_file(project, tmp_path
     assert stored.keys() == reasons.keys()
 
 
+def test_a_project_among_the_recordings_is_not_imported_as_audio(tmp_path):
+    from earmark.errors import BadConfig
+    from earmark.project import init_project
+
+    rec = tmp_path / "rec"
+    write_wav(rec / "a.wav", _speechlike(2.0, 1))
+    inner = init_project(rec / "proj")  # the project kept beside the recordings it holds
+    assert import_audio(inner, rec, progress=False).clips_added == 1
+    write_wav(rec / "b.wav", _speechlike(2.0, 2))
+    again = import_audio(inner, rec, progress=False)
+    assert (again.clips_added, again.duplicates, again.rejected) == (1, 1, [])  # not its own FLAC clips
+    with pytest.raises(BadConfig, match="proj/audio: inside the project folder"):
+        import_audio(inner, rec / "proj" / "audio", progress=False)
+    other = init_project(tmp_path / "other")
+    with pytest.raises(BadConfig, match="proj: an earmark project folder, not recordings"):
+        import_audio(other, rec / "proj", progress=False)
+
+
+def test_a_rejected_file_mended_in_place_is_no_longer_listed_as_rejected(project, tmp_path):
+    from earmark.reports import status
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.wav").write_bytes(b"junk")
+    assert len(import_audio(project, tmp_path / "in", progress=False).rejected) == 1
+    write_wav(tmp_path / "in" / "a.wav", _speechlike(2.0))  # the file is fixed under its name
+    assert import_audio(project, tmp_path / "in", progress=False).clips_added == 1
+    assert status(project).rejected == []
+
+
 def test_reimport_adds_nothing(project, tmp_path):
     write_wav(tmp_path / "in" / "a.wav", _speechlike(2.0))
     (tmp_path / "in" / "bad.wav").write_bytes(b"junk")
@@ -82,13 +111,43 @@ def test_csv_manifest_and_missing_file(project, tmp_path):
 
 @pytest.mark.parametrize("content,match", [
     ('{"audio": "a.wav"}\n{not json\n', r"m.jsonl:2: not valid JSON"),
-    ('{"audio": "a.wav"}\n\n{"text": "no audio"}\n', r"m.jsonl:3: no 'audio' field"),
+    ('{"audio": "a.wav"}\n\n{"text": "no audio"}\n', r"m.jsonl:3: no 'audio' path"),
+    ('{"audio": null}\n', r"m.jsonl:1: no 'audio' path"),
+    ('{"audio": " "}\n', r"m.jsonl:1: no 'audio' path"),
     ('["a.wav"]\n', r"m.jsonl:1: expected a JSON object"),
+    ('{"audio": "a.wav", "speaker": ["x"]}\n', r"""m.jsonl:1: 'speaker' is \["x"\], not a string or a whole number"""),
+    ('{"audio": "a.wav", "text": 123}\n', r"m.jsonl:1: 'text' is 123, not a string; fix that line"),
+    ('{"audio": true}\n', r"m.jsonl:1: 'audio' is true, not a string"),
 ])
 def test_bad_manifest_names_file_and_line(tmp_path, content, match):
     (tmp_path / "m.jsonl").write_text(content)
     with pytest.raises(BadManifest, match=match):
         read_manifest(tmp_path / "m.jsonl")
+
+
+def test_a_manifest_takes_whole_numbers_as_speakers_and_paths(tmp_path):
+    (tmp_path / "m.jsonl").write_text('{"audio": 5, "speaker": 1034, "text": "Hi, there."}\n')
+    [row] = read_manifest(tmp_path / "m.jsonl")
+    assert (row.audio.name, row.speaker, row.text) == ("5", "1034", "Hi, there.")
+
+
+@pytest.mark.parametrize("content,match", [
+    ("audio,text\na.wav,one, two, three\n", r"m.csv:2: 4 fields where the header has 2; put a text holding commas in double quotes"),
+    ('audio,text\na.wav,"left open\nb.wav,x\n', r"m.csv:2: not valid CSV \(unexpected end of data\)"),
+])
+def test_a_csv_row_that_would_lose_text_is_refused(tmp_path, content, match):
+    (tmp_path / "m.csv").write_text(content)
+    with pytest.raises(BadManifest, match=match):
+        read_manifest(tmp_path / "m.csv")
+    (tmp_path / "ok.csv").write_text('audio,text\na.wav,"one, two, three"\nb.wav,He said "hi"\n')
+    assert [r.text for r in read_manifest(tmp_path / "ok.csv")] == ["one, two, three", 'He said "hi"']
+
+
+def test_a_manifest_row_naming_a_folder_is_rejected_as_a_folder(project, tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "m.jsonl").write_text('{"audio": "sub"}\n')
+    report = import_audio(project, tmp_path / "m.jsonl", progress=False)
+    assert "a folder, not an audio file" in report.rejected[0][1]
 
 
 def test_a_missing_or_unreadable_manifest_is_named(tmp_path):
@@ -271,7 +330,7 @@ def test_a_manifest_with_a_byte_order_mark_is_read(tmp_path, name, content):
 
 def test_csv_errors_give_the_file_line(tmp_path):
     (tmp_path / "m.csv").write_text('audio,text\na.wav,"two\nlines"\n,no audio\n')
-    with pytest.raises(BadManifest, match=r"m.csv:4: no 'audio' field"):
+    with pytest.raises(BadManifest, match=r"m.csv:4: no 'audio' path"):
         read_manifest(tmp_path / "m.csv")
 
 

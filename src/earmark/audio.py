@@ -8,6 +8,7 @@ the importer can record the file as rejected and go on.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +30,22 @@ class Segment:
     duration: float
 
 
-def find_audio(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
-    """Return every audio file below ``folder`` (recursively), sorted by path."""
+def find_audio(folder: Path, extensions: tuple[str, ...], skip_marker: str | None = None) -> list[Path]:
+    """Return every audio file below ``folder`` (recursively), sorted by path.
+
+    Links to folders are not followed (a link back up would loop). A folder below
+    ``folder`` holding a file named ``skip_marker`` is left out with all it holds: an
+    earmark project kept among the recordings must not have its own clips, exports and
+    snapshots imported as new audio.
+    """
     exts = {e.lower() for e in extensions}
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    found = []
+    for here, dirs, files in os.walk(folder):
+        if skip_marker and skip_marker in files and Path(here) != folder:
+            dirs.clear()
+            continue
+        found += [Path(here) / f for f in files if Path(f).suffix.lower() in exts]
+    return sorted(p for p in found if p.is_file())
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

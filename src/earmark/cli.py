@@ -4,6 +4,7 @@ the library; every earmark error is printed as one clear line (exit code 2)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -48,8 +49,13 @@ def add_command(sub: argparse._SubParsersAction, name: str, func: Callable[[argp
 PROJECT_HELP = "project folder (made by `earmark init`)"
 
 
-def number(cast: Callable[[str], Any], minimum: float, *, strict: bool = False) -> Callable[[str], Any]:
-    """An argparse ``type`` that refuses values below ``minimum`` (or equal to it, if ``strict``)."""
+def number(cast: Callable[[str], Any], minimum: float, *, strict: bool = False,
+           maximum: float = 2**31 - 1) -> Callable[[str], Any]:
+    """An argparse ``type`` for a finite number from ``minimum`` (excluded if ``strict``) to ``maximum``.
+
+    The upper bound keeps a mistyped count from reaching SQLite or torch as an integer
+    they cannot hold, which would end in a traceback instead of a message.
+    """
     bound = f"above {minimum:g}" if strict else f"at least {minimum:g}"
 
     def parse(text: str) -> Any:
@@ -58,14 +64,20 @@ def number(cast: Callable[[str], Any], minimum: float, *, strict: bool = False) 
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not {'a whole number' if cast is int else 'a number'}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number (got {text})")
         if value < minimum or (strict and value == minimum):
             raise argparse.ArgumentTypeError(f"must be {bound} (got {text})")
+        if value > maximum:
+            top = int(maximum) if float(maximum).is_integer() else maximum
+            raise argparse.ArgumentTypeError(f"must be at most {top} (got {text})")
         return value
 
     return parse
 
 
 positive_int = number(int, 1)
+port = number(int, 1, maximum=65535)
 count = number(int, 0)
 positive_float = number(float, 0, strict=True)
 
@@ -442,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=positive_int, default=8501, help="port (default 8501)")
+    s.add_argument("--port", type=port, default=8501, help="port (default 8501)")
 
     s = add_command(sub, "simulate", cmd_simulate,
                     help="replay the loop with reference texts to compare strategies",
@@ -480,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fresh", action="store_true", help="delete an existing project in the folder first")
     s.add_argument("--top", type=positive_int, default=15, help="queue rows to show (default 15)")
     s.add_argument("--no-app", action="store_true", help="stop before opening the review app")
-    s.add_argument("--port", type=positive_int, default=8501, help="review app port (default 8501)")
+    s.add_argument("--port", type=port, default=8501, help="review app port (default 8501)")
     return p
 
 

@@ -15,8 +15,9 @@ fine-tuning holds out) in one of three layouts:
 
 The output folder is written beside its final place and renamed into it, so a killed
 export never leaves half a dataset under the final name. Each export folder holds a
-``.earmark-export`` marker (its format); an existing folder is replaced only when it
-holds that marker (or is empty), so an export never deletes anything a person put there.
+``.earmark-export`` marker (its format); an existing folder is replaced only when it is
+empty or holds nothing but what an export writes, so an export never deletes anything a
+person put there.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from .project import Project
 
 FORMATS = ("jsonl", "nemo", "hf")
 MARKER = ".earmark-export"  # in every export folder; holds the format
-# what exports written before the marker existed hold: such a folder may be replaced too
-LEGACY_FILES = {"manifest.jsonl", "train_manifest.json", "dev_manifest.json"}
+# the files an export writes at its top level (exports from before the marker hold only these)
+EXPORT_FILES = {"manifest.jsonl", "train_manifest.json", "dev_manifest.json"}
 PROTECTED = ("audio", "models")  # project folders an export must never replace or enter
 HF_SPLITS = {"train": "train", "dev": "validation"}  # audiofolder's split folder names
 
@@ -205,11 +206,13 @@ def check_target(project: Project, out: Path) -> None:
 
 
 def is_export(folder: Path) -> bool:
-    """Whether ``folder`` is empty or was written by an earlier export (and may be replaced)."""
-    if (folder / MARKER).is_file():
-        return True
-    for entry in folder.iterdir():  # an export from before the marker: only its own files
-        if entry.is_file() and entry.name in LEGACY_FILES:
+    """Whether ``folder`` is empty or holds only what an export writes (and may be replaced).
+
+    The marker alone is not enough: a file a person added to an earlier export (notes, a
+    script) makes the folder theirs, and replacing it would delete that file.
+    """
+    for entry in folder.iterdir():
+        if entry.is_file() and (entry.name == MARKER or entry.name in EXPORT_FILES):
             continue
         if entry.is_dir() and entry.name in HF_SPLITS.values() and all(
                 f.is_file() and (f.name == "metadata.jsonl"

@@ -18,12 +18,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from tqdm.auto import tqdm
 
 from . import audio as au
-from .errors import BadManifest, UnreadableAudio
-from .project import Project
+from .errors import BadConfig, BadManifest, UnreadableAudio
+from .project import CONFIG_FILE, Project
 from .store import Clip, Source
 
 
@@ -86,15 +86,25 @@ def _manifest_text(path: Path) -> str:
 
 
 def _csv_rows(path: Path, text: str) -> list[tuple[int, dict]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # strict: a quote left open would otherwise swallow every later row into one field
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, dict]] = []
     try:
         if not reader.fieldnames or "audio" not in reader.fieldnames:
             raise BadManifest(f"{path}: the CSV header has no 'audio' column "
                               f"(columns: {reader.fieldnames}); add one")
-        # line_num is the last physical line read: a quoted field may span several
-        return [(reader.line_num, row) for row in reader]
-    except csv.Error as exc:
-        raise BadManifest(f"{path}:{reader.line_num}: not valid CSV ({exc}); fix that line") from exc
+        for row in reader:
+            # line_num is the last physical line read: a quoted field may span several
+            if None in row:  # more fields than the header: an unquoted comma in a text
+                raise BadManifest(f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(row[None])} "
+                                  f"fields where the header has {len(reader.fieldnames)}; put a text "
+                                  'holding commas in double quotes ("like, this")')
+            rows.append((reader.line_num, row))
+        return rows
+    except csv.Error as exc:  # named by the line its row starts on: an open quote runs to the end
+        start = (rows[-1][0] if rows else 1) + 1
+        raise BadManifest(f"{path}:{start}: not valid CSV ({exc}) in the row starting on this line; "
+                          "fix its quotes") from exc
 
 
 def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict]]:
@@ -142,16 +152,36 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     base = path.resolve().parent
     out = []
     for n, row in manifest_records(path):
-        if not row.get("audio"):
-            raise BadManifest(f"{path}:{n}: no 'audio' field; every row needs the audio path")
-        ref = row.get("text")
+        audio = _field(path, n, row, "audio", int)
+        if audio is None:
+            raise BadManifest(f"{path}:{n}: no 'audio' path; every row needs the audio file's path")
         out.append(ManifestRow(
-            audio=(base / str(row["audio"])).resolve(),  # an absolute path stays as it is
-            text=str(ref) if ref not in (None, "") else None,
-            speaker=(str(row["speaker"]) if row.get("speaker") not in (None, "") else None),
+            audio=(base / audio).resolve(),  # an absolute path stays as it is
+            text=_field(path, n, row, "text"),
+            speaker=_field(path, n, row, "speaker", int),
             line=n,
         ))
     return out
+
+
+def _field(path: Path, line: int, row: dict, name: str, *also: type) -> str | None:
+    """A manifest field as text, None when absent or blank.
+
+    Raises
+    ------
+    BadManifest
+        The value is neither a string nor one of ``also`` (a list, say, which would be
+        stored as its Python spelling).
+    """
+    value = row.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, *also)):
+        allowed = " or ".join(["a string", *("a whole number" for t in also if t is int)])
+        raise BadManifest(f"{path}:{line}: '{name}' is {json.dumps(value)[:60]}, not {allowed}; "
+                          "fix that line")
+    text = str(value)
+    return text if text.strip() else None
 
 
 def rows_from_source(source: Path, extensions: tuple[str, ...]) -> list[ManifestRow]:
@@ -166,7 +196,11 @@ def rows_from_source(source: Path, extensions: tuple[str, ...]) -> list[Manifest
     """
     source = Path(source).resolve()
     if source.is_dir():
-        found = au.find_audio(source, extensions)
+        if (source / CONFIG_FILE).is_file():
+            raise BadConfig(f"{source}: an earmark project folder, not recordings; import the "
+                            "recordings it was made from, or its data with `earmark export "
+                            f"{source}` and then the exported manifest.jsonl")
+        found = au.find_audio(source, extensions, skip_marker=CONFIG_FILE)
         if not found:
             raise FileNotFoundError(_no_audio(source, extensions))
         return [ManifestRow(p) for p in found]
@@ -228,9 +262,14 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
         ``source`` does not exist, or is a folder with no audio file.
     BadManifest
         A malformed or empty manifest.
+    BadConfig
+        ``source`` is inside the project, or is another project's folder.
     """
     cfg = project.config.audio
     source = Path(source).resolve()
+    if source.is_relative_to(project.root.resolve()):
+        raise BadConfig(f"{source}: inside the project folder {project.root}, whose audio earmark "
+                        "wrote itself; import the original recordings")
     rows = rows_from_source(source, cfg.extensions)
     report = ImportReport()
     with project.store.session() as s:
@@ -347,6 +386,9 @@ def _import_one(project: Project, row: ManifestRow, key: str, report: ImportRepo
                     reference_text=row.text, speaker=row.speaker)
     clips: list[Clip] = []
     try:
+        if row.audio.is_dir():
+            raise UnreadableAudio(f"{row.audio}: a folder, not an audio file; list its files in the "
+                                  "manifest, or import the folder itself")
         if not row.audio.is_file():
             raise UnreadableAudio(f"{row.audio}: file not found; check the path in the manifest")
         signal = au.load_audio(row.audio, cfg)
@@ -367,6 +409,8 @@ def _import_one(project: Project, row: ManifestRow, key: str, report: ImportRepo
         report.rejected.append((str(row.audio), str(exc)))
         clips = []
     with project.store.session() as s:
+        if clips:  # the file at this path now imports: an earlier rejection of it is out of date
+            s.execute(delete(Source).where(Source.path == source.path, Source.status == "rejected"))
         s.add(source)
         s.flush()
         for clip in clips:

