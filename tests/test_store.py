@@ -146,3 +146,29 @@ def test_one_active_model(tmp_path):
     store.set_active(b.id)
     with store.session() as s:
         assert [m.name for m in s.scalars(select(ModelVersion).where(ModelVersion.active))] == ["v1"]
+
+
+@pytest.mark.parametrize("section, key, value, error, said", [
+    ("decode", "batch_size", "big", ProjectNotFound, 'decode.batch_size is "big", not a whole number'),
+    ("decode", "pack", 1, ProjectNotFound, "decode.pack is 1, not true or false"),
+    ("selection", "low_confidence", "x", ProjectNotFound, 'selection.low_confidence is "x", not a number'),
+    ("audio", "extensions", ".wav", ProjectNotFound, 'audio.extensions is ".wav", not a list'),
+    ("audio", "extensions", [".wav", 3], ProjectNotFound, r"audio.extensions\[1\] is 3, not a string"),
+    ("finetune", "augmentation", [], ProjectNotFound, "finetune.augmentation is \\[\\], not an object"),
+    ("audio", "max_clip_seconds", 0, BadConfig, r"audio.max_clip_seconds must be above 0 and at most 30 .* \(got 0.0\)"),
+    ("audio", "extensions", ["wav"], BadConfig, "audio.extensions must list file endings with their dot"),
+    ("selection", "low_confidence", 2, BadConfig, "selection.low_confidence must be a probability"),
+    ("review", "lease_minutes", -1, BadConfig, "review.lease_minutes must be above 0"),
+])
+def test_a_project_config_value_of_the_wrong_type_or_range_is_named(tmp_path, section, key, value, error, said):
+    import json
+
+    init_project(tmp_path / "p").store.dispose()
+    cfg = tmp_path / "p" / "earmark.json"
+    good = json.loads(cfg.read_text())
+    cfg.write_text(json.dumps({**good, section: {**good[section], key: value}}))
+    with pytest.raises(error, match=said):
+        open_project(tmp_path / "p")
+    good["audio"]["max_clip_seconds"] = 20  # a whole number where the default is 20.0: fine
+    cfg.write_text(json.dumps(good))
+    assert open_project(tmp_path / "p").config.audio.max_clip_seconds == 20.0

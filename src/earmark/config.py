@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -226,6 +227,33 @@ class ProjectConfig:
     backup: BackupConfig = field(default_factory=BackupConfig)
 
 
+def project_config_problems(cfg: ProjectConfig) -> list[str]:
+    """Every value of a project's audio, selection, review and backup settings that
+    cannot work, each a line starting with its dotted field (decoding and fine-tuning
+    settings are checked by the commands that use them)."""
+    a, sel, rev, bak = cfg.audio, cfg.selection, cfg.review, cfg.backup
+    checks = [
+        ("audio.max_clip_seconds", a.max_clip_seconds, 0 < a.max_clip_seconds <= 30,
+         "must be above 0 and at most 30 (Whisper's window)"),
+        ("audio.min_clip_seconds", a.min_clip_seconds, 0 <= a.min_clip_seconds < a.max_clip_seconds,
+         "must be 0 or more and below audio.max_clip_seconds"),
+        ("audio.max_file_hours", a.max_file_hours, a.max_file_hours > 0, "must be above 0"),
+        ("audio.split_search_seconds", a.split_search_seconds,
+         0 <= a.split_search_seconds < a.max_clip_seconds, "must be 0 or more and below audio.max_clip_seconds"),
+        ("audio.extensions", list(a.extensions),
+         bool(a.extensions) and all(e.startswith(".") and len(e) > 1 for e in a.extensions),
+         'must list file endings with their dot, e.g. [".wav", ".flac"]'),
+        ("selection.low_confidence", sel.low_confidence, 0 <= sel.low_confidence <= 1,
+         "must be a probability from 0 to 1"),
+        ("review.lease_minutes", rev.lease_minutes, rev.lease_minutes > 0, "must be above 0"),
+        ("review.round_budget_minutes", rev.round_budget_minutes, rev.round_budget_minutes > 0,
+         "must be above 0"),
+        ("backup.keep", bak.keep, bak.keep >= 0, "must be 0 (no snapshots) or more"),
+        ("backup.review_minutes", bak.review_minutes, bak.review_minutes > 0, "must be above 0"),
+    ]
+    return [f"{name} {rule} (got {json.dumps(value)})" for name, value, ok, rule in checks if not ok]
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Return a JSON-ready dict of a config dataclass (nested ones included)."""
     return dataclasses.asdict(cfg)
@@ -236,22 +264,56 @@ def to_json(cfg: Any) -> str:
     return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
 
 
-def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Build ``cls`` from a dict, recursing into nested dataclasses.
 
     Unknown keys are ignored (a newer earmark may have written them) and missing
-    keys take their defaults, so old records stay loadable.
+    keys take their defaults, so old records stay loadable. A value of another type than
+    its field's default (a string for a count, say) is refused here, naming the field,
+    rather than failing later deep inside a command.
+
+    Raises
+    ------
+    TypeError
+        A value whose type does not fit its field; the message starts with the field's
+        dotted name (``where`` is the prefix for nested configs).
     """
     kwargs: dict[str, Any] = {}
     hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for name, f in hints.items():
         if name not in data:
             continue
-        value = data[name]
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            value = from_dict(type(default), value)
-        elif isinstance(default, tuple) and isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
+        kwargs[name] = _typed(data[name], default, f"{where}{name}")
     return cls(**kwargs)
+
+
+def _typed(value: Any, default: Any, where: str) -> Any:
+    """``value`` as the type of ``default`` (an int is taken for a float), or TypeError."""
+    def refuse(kind: str) -> TypeError:
+        return TypeError(f"{where} is {json.dumps(value)[:60]}, not {kind}")
+
+    if dataclasses.is_dataclass(default):
+        if not isinstance(value, dict):
+            raise refuse("an object of settings")
+        return from_dict(type(default), value, f"{where}.")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise refuse("true or false")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise refuse("a whole number")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise refuse("a number")
+        return float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise refuse("a string")
+    elif isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise refuse("a list")
+        if default:  # the elements take the type of the default's
+            return tuple(_typed(v, default[0], f"{where}[{i}]") for i, v in enumerate(value))
+        return tuple(value)
+    return value

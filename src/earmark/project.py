@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from .config import ProjectConfig, from_dict, to_json
+from .config import ProjectConfig, from_dict, project_config_problems, to_json
 from .errors import BadConfig, CorruptDatabase, EarmarkError, ProjectExists, ProjectNotFound
 from .store import DEFAULT_RECOVERY, Store, sqlite_url
 
@@ -99,7 +99,8 @@ def load_config(root: Path | str) -> ProjectConfig:
     ProjectNotFound
         No ``earmark.json`` in ``root``, or not a valid one.
     BadConfig
-        ``earmark.json`` names an unknown queue strategy.
+        ``earmark.json`` names an unknown queue strategy, or holds a value that cannot
+        work (a clip length of 0, say).
     """
     root = Path(root)
     cfg_file = root / CONFIG_FILE
@@ -121,6 +122,9 @@ def load_config(root: Path | str) -> ProjectConfig:
     if config.selection.strategy not in STRATEGIES:
         raise BadConfig(f"{cfg_file}: selection.strategy {config.selection.strategy!r} is not one of "
                         f"{', '.join(sorted(STRATEGIES))}; fix it there")
+    problems = project_config_problems(config)
+    if problems:
+        raise BadConfig(f"{cfg_file}: {'; '.join(problems)}; fix it there")
     return config
 
 
