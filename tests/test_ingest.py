@@ -199,6 +199,9 @@ def test_importing_a_known_file_again_writes_its_missing_clips_again(project, tm
     assert report.restored == 1 and report.duplicates == 1 and report.clips_added == 0
     assert np.array_equal(read_clip(paths[1]), before)
     assert import_audio(project, tmp_path / "long.wav", progress=False).restored == 0
+    paths[0].write_bytes(b"junk, as a failing disk leaves it")  # damaged, not gone
+    assert import_audio(project, tmp_path / "long.wav", progress=False).restored == 1
+    assert read_clip(paths[0]).size > 0
 
 
 def _rows_file(path, rows):

@@ -171,3 +171,36 @@ def test_rank_commits_in_chunks_bounded_by_clips_and_by_audio():
     assert [len(p) for p in _chunks(long, 256, 60.0)] == [2, 2, 2, 2, 2]
     assert [len(p) for p in _chunks([(0, "a", 90.0), (1, "a", 5.0)], 256, 60.0)] == [1, 1]
     assert [c for p in _chunks(long, 3, 60.0) for c, _, _ in p] == list(range(10))
+
+
+def test_a_damaged_stored_clip_is_left_out_and_named_while_the_rest_is_ranked(tmp_path, capsys):
+    from earmark.cli import main
+    from earmark.errors import UnreadableAudio
+    from earmark.ingest import import_audio
+    from earmark.project import init_project
+    from earmark.ranking import rank
+    from earmark.store import Clip
+
+    project = init_project(tmp_path / "p")
+    for name in ("s01", "s02", "s03"):
+        import_audio(project, SAMPLES / "audio" / f"{name}.wav", progress=False)
+    with project.store.session() as s:
+        clips = [(c.id, project.clip_path(c.audio_path)) for c in s.scalars(select(Clip).order_by(Clip.id))]
+    clips[1][1].write_bytes(b"junk")
+    assert main(["rank", str(project.root), "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert "transcribed 2 clips" in out and "queue: 2 clips" in out
+    assert "1 stored clip could not be read" in err and f"clip {clips[1][0]}: " in err
+    assert sorted(r.clip_id for r in queue(project)) == [clips[0][0], clips[2][0]]
+    assert main(["rank", str(project.root), "--quiet"]) == 2  # the one left pending: named, as an error
+    assert f"{clips[1][1].name}: stored clip is unreadable" in capsys.readouterr().err
+    assert main(["import", str(project.root), str(SAMPLES / "audio" / "s02.wav"), "--quiet"]) == 0
+    assert "restored 1 stored clip" in capsys.readouterr().out  # the remedy the message gives
+    again = rank(project, progress=False)
+    assert (again.transcribed, again.unreadable, again.queued) == (1, (), 3)
+    gone = init_project(tmp_path / "gone")  # a pool none of whose audio can be read
+    import_audio(gone, SAMPLES / "audio" / "s04.wav", progress=False)
+    for path in (gone.root / "audio").rglob("*.flac"):
+        path.unlink()
+    with pytest.raises(UnreadableAudio, match="stored clip is missing"):
+        rank(gone, progress=False)

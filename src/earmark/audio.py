@@ -274,6 +274,17 @@ def write_clip(path: Path, audio: np.ndarray) -> None:
     tmp.replace(path)  # atomic: a killed import never leaves half a clip
 
 
+def clip_is_sound(path: Path) -> bool:
+    """Whether a stored clip is there and its header reads as a 16 kHz file (a quick
+    check, not a decode: a clip cut short inside passes)."""
+    import soundfile as sf
+
+    try:
+        return sf.info(str(path)).samplerate == SAMPLE_RATE
+    except (OSError, RuntimeError):
+        return False
+
+
 def read_clip(path: Path) -> np.ndarray:
     """Read a stored clip (already 16 kHz mono) as float32."""
     import soundfile as sf
@@ -283,7 +294,7 @@ def read_clip(path: Path) -> np.ndarray:
     except (OSError, RuntimeError) as e:  # soundfile's LibsndfileError is a RuntimeError
         reason = "missing" if not path.exists() else f"unreadable ({e})"
         raise UnreadableAudio(f"{path}: stored clip is {reason}; import its source file again "
-                              "(`earmark import` writes a known file's missing clips again), restore "
+                              "(`earmark import` writes a known file's missing or damaged clips again), restore "
                               "the project's audio folder from a backup, or flag the clip in the "
                               "review app so it is left out") from e
     if sr != SAMPLE_RATE:  # stored clips are always 16 kHz; anything else is tampering

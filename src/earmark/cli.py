@@ -134,8 +134,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"speakers added to {plural(report.speakers_added, 'known file')}; "
               f"{plural(report.speaker_conflicts, 'conflicting speaker')} not taken (the stored one is kept)")
     if report.restored:
-        print(f"restored {plural(report.restored, 'stored clip')} of known files that were missing "
-              "from the project's audio folder")
+        print(f"restored {plural(report.restored, 'stored clip')} of known files that were missing or damaged in "
+              "the project's audio folder")
     for warning in report.warnings:
         print(f"  warning: {warning}")
     if report.clips_added:
@@ -160,6 +160,14 @@ def cmd_rank(args: argparse.Namespace) -> int:
     print(f"queue: {plural(report.queued, 'clip')} ordered by {report.strategy}")
     if report.queued:
         print(f"next: earmark queue {args.project} --top 10")
+    if report.unreadable:
+        print(f"warning: {plural(len(report.unreadable), 'stored clip')} could not be read, so "
+              "they are not transcribed and not in the queue:", file=sys.stderr)
+        for clip_id, why in report.unreadable[:10]:
+            print(f"  clip {clip_id}: {why}", file=sys.stderr)
+        if len(report.unreadable) > 10:
+            print(f"  ... and {len(report.unreadable) - 10} more", file=sys.stderr)
+        return 2
     return 0
 
 

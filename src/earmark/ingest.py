@@ -307,7 +307,8 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
 
 
 def _restore_missing(project: Project, row: ManifestRow, clips: list, report: ImportReport) -> None:
-    """Write again the stored clips of a known file that are gone from the project's audio folder.
+    """Write again the stored clips of a known file that are gone from the project's audio
+    folder, or whose header no longer reads as the FLAC earmark wrote.
 
     Importing the source file again is the remedy the missing-clip errors give, so it
     must work even though the file's content is known: the clips (``(audio_path, offset,
@@ -315,7 +316,7 @@ def _restore_missing(project: Project, row: ManifestRow, clips: list, report: Im
     was first imported.
     """
     missing = [(path, offset, duration) for path, offset, duration in clips
-               if not project.clip_path(path).is_file()]
+               if not au.clip_is_sound(project.clip_path(path))]
     if not missing or not row.audio.is_file():
         return
     signal = au.load_audio(row.audio, project.config.audio)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import audio as au
 from .config import DecodeConfig, SelectionConfig
-from .errors import ModelWeightsNotFound, UnfinishedModelVersion, UnknownModelVersion
+from .errors import ModelWeightsNotFound, UnfinishedModelVersion, UnknownModelVersion, UnreadableAudio
 from .packing import WINDOW_SECONDS
 from .project import Project
 from .scoring import hallucination_flags, transcript_scores
@@ -39,6 +39,9 @@ class Transcribed:
     wall_seconds: float = 0.0  # time spent transcribing
     windows: int = 0  # 30 s windows the encoder ran on (packed ones and retries)
     retried: int = 0  # re-decodings of clips a packed window lost (see Decoder.transcribe)
+    # (clip id, why) of stored clips that could not be read: left untranscribed, and so
+    # out of the queue, while the rest of the pool is ranked
+    unreadable: tuple[tuple[int, str], ...] = ()
 
     @property
     def audio_seconds_per_second(self) -> float:
@@ -247,11 +250,23 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     chunk = cfg.batch_size * (8 if cfg.pack else 1) * 2
     chunk_seconds = 3 * cfg.batch_size * WINDOW_SECONDS
     start, done_s, n = time.perf_counter(), 0.0, 0
+    unreadable: list[tuple[int, str]] = []
     bar = tqdm(total=round(total, 1), unit="audio-s", desc=f"rank {mv.name}",
                disable=not progress, dynamic_ncols=True)
     with bar:
         for part in _chunks(pending, chunk, chunk_seconds):
-            audios = [au.read_clip(project.clip_path(path)) for _, path, _ in part]
+            readable, audios = [], []
+            for item in part:
+                try:
+                    audios.append(au.read_clip(project.clip_path(item[1])))
+                    readable.append(item)
+                except UnreadableAudio as exc:  # one damaged file must not stop the pool's ranking
+                    unreadable.append((item[0], str(exc)))
+            skipped = sum(d for _, _, d in part) - sum(d for _, _, d in readable)
+            bar.update(round(skipped, 1))
+            part = readable
+            if not part:
+                continue
             results = decoder.transcribe(audios)
             with project.store.session() as s:
                 seen = set(s.scalars(select(TranscriptRow.clip_id).where(
@@ -265,7 +280,11 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
             done_s += seconds
             bar.update(round(seconds, 1))
             bar.set_postfix(clips=f"{n}/{len(pending)}", hours=f"{done_s / 3600:.2f}")
-    return Transcribed(n, done_s, time.perf_counter() - start, decoder.windows, decoder.retried)
+    if unreadable and not n:  # nothing could be read: the audio folder itself is gone or wrong
+        more = f" (and {len(unreadable) - 1} more stored clips)" if len(unreadable) > 1 else ""
+        raise UnreadableAudio(unreadable[0][1] + more)
+    return Transcribed(n, done_s, time.perf_counter() - start, decoder.windows, decoder.retried,
+                       tuple(unreadable))
 
 
 def candidates(project: Project, mv_id: int) -> list[Candidate]:
