@@ -160,15 +160,20 @@ def cmd_rank(args: argparse.Namespace) -> int:
     print(f"queue: {plural(report.queued, 'clip')} ordered by {report.strategy}")
     if report.queued:
         print(f"next: earmark queue {args.project} --top 10")
-    if report.unreadable:
-        print(f"warning: {plural(len(report.unreadable), 'stored clip')} could not be read, so "
-              "they are not transcribed and not in the queue:", file=sys.stderr)
-        for clip_id, why in report.unreadable[:10]:
-            print(f"  clip {clip_id}: {why}", file=sys.stderr)
-        if len(report.unreadable) > 10:
-            print(f"  ... and {len(report.unreadable) - 10} more", file=sys.stderr)
-        return 2
-    return 0
+    return warn_unreadable(report.unreadable)
+
+
+def warn_unreadable(unreadable: tuple[tuple[int, str], ...]) -> int:
+    """Name the stored clips a rank could not read; the exit code: 2 if any, else 0."""
+    if not unreadable:
+        return 0
+    print(f"warning: {plural(len(unreadable), 'stored clip')} could not be read, so they are "
+          "not transcribed and not in the queue:", file=sys.stderr)
+    for clip_id, why in unreadable[:10]:
+        print(f"  clip {clip_id}: {why}", file=sys.stderr)
+    if len(unreadable) > 10:
+        print(f"  ... and {len(unreadable) - 10} more", file=sys.stderr)
+    return 2
 
 
 def cmd_queue(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .cli import (PROJECT_HELP, add_command, count, number, open_for_writing, plural, positive_float,
-                  positive_int, with_overrides)
+                  positive_int, warn_unreadable, with_overrides)
 
 
 def finetune_config(args: argparse.Namespace, base):
@@ -126,7 +126,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     for row in report.top_clips:
         print(f"{row.rank:>4}  {row.clip_id:>5}  {row.duration:>4.1f}s  {row.score:>6.3f}  "
               f"{mark_words(row.words, thr, False) or '(empty)'}   [{row.name}]")
-    return 0
+    return warn_unreadable(report.ranked.unreadable)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
