@@ -38,7 +38,9 @@ def _done() -> None:
 with ui.shown_errors():
     if ss.get("clip_id") is None:
         try:
-            item = review.next_clip(proj, holder, exclude=ss.skipped)
+            # only a session's first clip may be one its annotator's other tab holds (a
+            # reload's): later ones leave an open tab's clip to it
+            item = review.next_clip(proj, holder, exclude=ss.skipped, resume=not ss.get("had_clip"))
         except PoolExhausted as exc:
             st.info(str(exc))
             if ss.skipped and st.button("Show my skipped clips again", key="unskip"):
@@ -46,6 +48,7 @@ with ui.shown_errors():
                 st.rerun()
             st.stop()
         ss.clip_id, ss.seen, ss.opened_at = item.clip_id, item.seen_correction_id, time.time()
+        ss.had_clip = True
     else:
         # read as first seen: a save must still notice what others saved since
         item = review.open_clip(proj, ss.clip_id, as_of=ss.get("seen", 0))
@@ -76,7 +79,7 @@ else:
 conflict = ss.get("conflict") if ss.get("conflict", {}).get("clip") == item.clip_id else None
 overwrite = keep = False
 if conflict:
-    st.warning(conflict["message"])
+    st.warning(ui.literal(conflict["message"]))
     c = st.columns(2)
     overwrite = c[0].button("Replace theirs with mine", key="overwrite", type="primary",
                             help="Your text becomes the clip's newest; theirs stays in its history.")
@@ -105,11 +108,11 @@ def _act(action: str, shown: review.ReviewItem) -> None:
     if action == "save":
         review.save_correction(proj, shown, text, annotator=name, seconds_spent=seconds,
                                holder=holder)
-        ss.flash = f"Saved {item.name}."
+        ss.flash = f"Saved {ui.literal(item.name)}."
     else:
         review.flag(proj, shown, reason or "", annotator=name, seconds_spent=seconds, note=note,
                     holder=holder)
-        ss.flash = f"Flagged {item.name} as {reason}."
+        ss.flash = f"Flagged {ui.literal(item.name)} as {reason}."
 
 
 with ui.shown_errors():
@@ -126,7 +129,7 @@ with ui.shown_errors():
         _done()
     if keep:
         review.release(proj, item.clip_id, holder)
-        ss.flash = f"Kept the other annotator's text of {item.name}."
+        ss.flash = f"Kept the other annotator's text of {ui.literal(item.name)}."
         _done()
     if skip:
         review.skip(proj, item.clip_id, holder)

@@ -9,6 +9,7 @@ module by name.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,17 @@ from earmark import review
 from earmark.errors import EarmarkError, UnreadableAudio
 from earmark.player import Draft, player_html
 from earmark.project import Project, open_project
+
+
+def literal(text: object) -> str:
+    """``text`` escaped for Streamlit's Markdown, so that it shows as typed.
+
+    Names, transcripts, notes and file names come from people: ``**x**``, ``[a](url)`` or
+    ``$5 and $10`` would otherwise be shown bold, as a link, or as a formula.
+    """
+    # the characters that act inside a line (the text is never a line's start);
+    # ":" for Streamlit's ":emoji:" and ":red[...]", "$" for its formulas
+    return re.sub(r"([\\`*_{}\[\]<>$~|:&])", r"\\\1", str(text))
 
 
 @contextmanager
@@ -60,7 +72,7 @@ def header(proj: Project) -> None:
     clips = f"{p.clips} clip{'' if p.clips == 1 else 's'}"
     st.progress(p.fraction, text=f"**Round {p.number}**: {clips} corrected{flagged}, "
                                  f"{p.minutes:.1f} of {p.budget_minutes:g} min of audio · "
-                                 f"model **{p.model_version or 'none'}**")
+                                 f"model **{literal(p.model_version or 'none')}**")
     if st.session_state.get("flash"):
         st.success(st.session_state.pop("flash"))
 
@@ -73,7 +85,9 @@ def _sign_out(proj: Project) -> None:
     ss = st.session_state
     if ss.get("clip_id") is not None:
         review.release(proj, ss.clip_id, holder())
-    for key in ("annotator", "clip_id", "seen", "opened_at", "conflict"):
+    # the next person starts afresh: no skips, and leases of a session of their own
+    for key in ("annotator", "clip_id", "seen", "opened_at", "conflict", "skipped", "had_clip",
+                "lease_token"):
         ss.pop(key, None)
     st.query_params.pop(NAME_PARAM, None)
 
@@ -91,16 +105,18 @@ def annotator(proj: Project) -> str:
         if st.query_params.get(NAME_PARAM) != ss.annotator:
             st.query_params[NAME_PARAM] = ss.annotator
         with st.sidebar:
-            st.markdown(f"Annotating as **{ss.annotator}**")
+            st.markdown(f"Annotating as **{literal(ss.annotator)}**")
             st.button("Change name", key="sign_out", on_click=_sign_out, args=(proj,))
         return ss.annotator
     with st.form("who"):
         name = st.text_input("Your name", key="annotator_name", max_chars=64,
                              placeholder="e.g. Ada",
                              help="Recorded with every correction you save.")
-        if st.form_submit_button("Start reviewing", type="primary") and name.strip():
-            ss.annotator = name.strip()
-            st.rerun()
+        if st.form_submit_button("Start reviewing", type="primary"):
+            if name.strip():
+                ss.annotator = name.strip()
+                st.rerun()
+            st.warning("Enter your name first: it is recorded with every correction you save.")
     st.stop()
 
 
@@ -142,13 +158,13 @@ def player(proj: Project, item: review.ReviewItem, keep: Draft | None = None) ->
 
 def clip_caption(item: review.ReviewItem) -> str:
     """One line about a clip: name, length, queue place, score, speaker, model."""
-    bits = [f"**{item.name}**", f"{item.duration:.1f} s"]
+    bits = [f"**{literal(item.name)}**", f"{item.duration:.1f} s"]
     if item.rank is not None:
         bits.append(f"queue #{item.rank}")
     if item.score is not None:
         bits.append(f"score {item.score:.2f}")
     if item.speaker:
-        bits.append(f"speaker {item.speaker}")
+        bits.append(f"speaker {literal(item.speaker)}")
     if item.model_version:
-        bits.append(f"hypothesis by {item.model_version}")
+        bits.append(f"hypothesis by {literal(item.model_version)}")
     return " · ".join(bits)

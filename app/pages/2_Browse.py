@@ -63,21 +63,22 @@ with ui.shown_errors():
 st.markdown(ui.clip_caption(item))
 ui.player(proj, item)  # a clip without audio still shows its history
 if history.held_by:
-    st.caption(f"Open in {history.held_by}'s review queue right now.")
+    st.caption(f"Open in {ui.literal(history.held_by)}'s review queue right now.")
 if history.reference_text:
-    st.caption(f"Reference from the import manifest: {history.reference_text}")
+    st.caption(f"Reference from the import manifest: {ui.literal(history.reference_text)}")
 
 st.subheader("History")
 if not history.entries:
     st.caption("Not corrected yet.")
 for e in reversed(history.entries):
-    what = f"flagged **{e.flag}**" + (f" ({e.note})" if e.note else "") if e.flag else f"“{e.text}”"
+    what = (f"flagged **{ui.literal(e.flag)}**" + (f" ({ui.literal(e.note)})" if e.note else "")
+            if e.flag else f"“{ui.literal(e.text)}”")
     rnd = f" · round {e.round_number}" if e.round_number else ""
-    st.markdown(f"- {e.created_at:%Y-%m-%d %H:%M} UTC · **{e.annotator}** · {what} · "
+    st.markdown(f"- {e.created_at:%Y-%m-%d %H:%M} UTC · **{ui.literal(e.annotator)}** · {what} · "
                 f"{e.seconds_spent:.0f} s{rnd}")
 st.caption("What the models wrote")
 for model, text in history.transcripts:
-    st.markdown(f"- model **{model}**: “{text}”")
+    st.markdown(f"- model **{ui.literal(model)}**: “{ui.literal(text)}”")
 
 st.subheader("Correct again")
 name = ui.annotator(proj)
@@ -89,7 +90,7 @@ st.caption("**Ctrl+Enter** (⌘+Enter) saves. The earlier texts stay in the hist
 conflict = ss.get("browse_conflict")
 overwrite = False
 if conflict and conflict[0] == clip_id:
-    st.warning(conflict[2])
+    st.warning(ui.literal(conflict[2]))
     overwrite = st.button("Replace theirs with mine", key="reoverwrite", type="primary",
                           help="Your text becomes the clip's newest; theirs stays in its history.")
 if save or overwrite:
@@ -104,5 +105,5 @@ if save or overwrite:
             st.rerun()
     ss.pop("browse_conflict", None)
     ss.pop("browse_opened", None)  # the next save of this clip starts from the newest
-    ss.flash = f"Saved a new correction of {item.name}; the earlier ones stay in its history."
+    ss.flash = f"Saved a new correction of {ui.literal(item.name)}; the earlier ones stay in its history."
     st.rerun()

@@ -211,8 +211,8 @@ def clip_name(source_path: str, offset: float) -> str:
 
 
 def annotator_of(holder: str) -> str:
-    """The annotator's name in a lease holder id ``NAME#SESSION``."""
-    return holder.split("#", 1)[0]
+    """The annotator's name in a lease holder id ``NAME#SESSION`` (see :func:`holder_id`)."""
+    return holder.rsplit("#", 1)[0].replace("%23", "#").replace("%25", "%")
 
 
 def _insert(s: Session) -> Callable[..., Any]:
@@ -239,7 +239,7 @@ def score_name(project: Project) -> str:
 
 def _same_annotator(holder: str) -> Any:
     """Condition on :class:`Lease`: held by any browser session of ``holder``'s annotator."""
-    return Lease.annotator.startswith(annotator_of(holder) + "#", autoescape=True)
+    return Lease.annotator.startswith(holder.rsplit("#", 1)[0] + "#", autoescape=True)
 
 
 def _lease_stmt(insert: Callable[..., Any], clip_id: int, holder: str, now: datetime,
@@ -271,10 +271,11 @@ def _take(s: Session, clip_id: int, holder: str, now: datetime, expires: datetim
     return s.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount == 1
 
 
-def _claim(s: Session, clip_id: int, holder: str, now: datetime, expires: datetime) -> bool:
+def _claim(s: Session, clip_id: int, holder: str, now: datetime, expires: datetime, *,
+           from_same_annotator: bool) -> bool:
     """:func:`_take`, undone when the clip was saved after it was read as free (its lease
     had run out and its first holder saved it meanwhile)."""
-    if not _take(s, clip_id, holder, now, expires, from_same_annotator=True):
+    if not _take(s, clip_id, holder, now, expires, from_same_annotator=from_same_annotator):
         return False
     if s.scalar(select(func.count()).where(Correction.clip_id == clip_id)):
         s.execute(delete(Lease).where(Lease.clip_id == clip_id, Lease.annotator == holder))
@@ -288,13 +289,16 @@ def _lease_expiry(project: Project) -> tuple[datetime, datetime]:
 
 
 @domain_errors
-def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> ReviewItem:
+def next_clip(project: Project, holder: str, exclude: Collection[int] = (), *,
+              resume: bool = True) -> ReviewItem:
     """Lease the first clip of the queue that nobody corrected, flagged or holds.
 
-    The holder's other leases are released: one session works on one clip at a time. A
-    clip still leased to another browser session of the same annotator (a tab they
-    reloaded or closed) comes first: it is theirs, so it is handed back to them rather
-    than left blocked until the lease runs out.
+    The holder's other leases are released: one session works on one clip at a time.
+    With ``resume`` (a session's first clip), a clip still leased to another browser
+    session of the same annotator (a tab they reloaded or closed) comes first: it is
+    theirs, so it is handed back to them rather than left blocked until the lease runs
+    out. Later clips of the session skip those, so that two open tabs of one annotator
+    do not keep landing on the same clip.
 
     Parameters
     ----------
@@ -306,6 +310,8 @@ def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> R
         takes over the clip an earlier one of the same name still holds.
     exclude
         Clip ids this session skipped; they stay in the queue for everyone else.
+    resume
+        Whether the annotator's other sessions' clips may be taken over (see above).
 
     Raises
     ------
@@ -317,8 +323,8 @@ def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> R
     """
     now, expires = _lease_expiry(project)
     tried: set[int] = set(exclude)
-    held_elsewhere = select(Lease.clip_id).where(Lease.expires_at > now,
-                                                 ~_same_annotator(holder))
+    others = ~_same_annotator(holder) if resume else Lease.annotator != holder
+    held_elsewhere = select(Lease.clip_id).where(Lease.expires_at > now, others)
     own_earlier = select(Lease.clip_id).where(Lease.expires_at > now, _same_annotator(holder),
                                               Lease.annotator != holder)
     with project.store.session() as s:
@@ -336,7 +342,8 @@ def next_clip(project: Project, holder: str, exclude: Collection[int] = ()) -> R
             if not candidates:
                 chosen = None
                 break
-            chosen = next((c for c in candidates if _claim(s, c, holder, now, expires)), None)
+            chosen = next((c for c in candidates
+                           if _claim(s, c, holder, now, expires, from_same_annotator=resume)), None)
             if chosen is not None:
                 s.execute(delete(Lease).where(Lease.annotator == holder, Lease.clip_id != chosen))
                 break
@@ -358,6 +365,8 @@ def _why_empty(project: Project, holder: str, exclude: Collection[int]) -> PoolE
                                  .where(waiting_for_review())))
         held = set(s.scalars(select(Lease.clip_id).where(Lease.expires_at > now,
                                                          ~_same_annotator(holder))))
+        mine_elsewhere = set(s.scalars(select(Lease.clip_id).where(
+            Lease.expires_at > now, _same_annotator(holder), Lease.annotator != holder)))
     if clips == 0:
         return NothingRanked(f"no clips yet: add audio with `earmark import {root} AUDIO` and "
                              f"then run `earmark rank {root}`")
@@ -376,13 +385,21 @@ def _why_empty(project: Project, holder: str, exclude: Collection[int]) -> PoolE
     if others:
         parts.append(f"{len(others)} are open in other annotators' browsers and return to the "
                      f"queue if their lease of {project.config.review.lease_minutes:g} min runs out")
+    if mine := (open_ids & mine_elsewhere) - skipped:
+        parts.append(f"{len(mine)} {'is' if len(mine) == 1 else 'are'} open in another tab of yours")
     return PoolExhausted(f"no clip left for you: of the {len(open_ids)} clips still to review, "
                          + "; ".join(parts))
 
 
 def holder_id(annotator: str, session: str) -> str:
-    """The lease holder of one browser session: ``NAME#SESSION``."""
-    return f"{annotator}#{session}"
+    """The lease holder of one browser session: ``NAME#SESSION``.
+
+    A ``#`` in the name is written ``%23`` (and ``%`` ``%25``), so that the name ends at
+    the holder's only ``#``: "kim#2" is not taken for a session of "kim".
+    """
+    if "#" in session:
+        raise ValueError(f"a session token holds no '#': {session!r}")
+    return f"{annotator.replace('%', '%25').replace('#', '%23')}#{session}"
 
 
 @domain_errors
@@ -532,7 +549,8 @@ def _check_length(text: str, item: ReviewItem) -> None:
     words, limit = len(text.split()), max_words(item.duration)
     if words > limit or len(text) > limit * _CHARS_PER_WORD:
         raise InvalidReview(
-            f"the correction is too long for {item.name}: {words} words ({len(text)} characters) "
+            f"the correction is too long for {item.name}: {words} word{'' if words == 1 else 's'} "
+            f"({len(text)} characters) "
             f"for {item.duration:.1f} s of audio, where at most {limit} words fit "
             f"({_WORDS_PER_SECOND:g} a second, at least {_MIN_WORDS}). Check that the text "
             "belongs to this clip and type only what is said in it")
@@ -640,7 +658,7 @@ def save_correction(project: Project, item: ReviewItem, text: str, *, annotator:
     text = " ".join(text.split())
     if not text:
         raise InvalidReview("the correction is empty: type what is said, or flag the clip "
-                            "(for example as 'no speech')")
+                            "on the Review page (for example as 'no speech')")
     _check_length(text, item)
     return _append(project, item, annotator=_check_annotator(annotator),
                    seconds_spent=seconds_spent, holder=holder, text=text)

@@ -116,3 +116,15 @@ def test_browse_with_no_clips(tmp_path, app_for):
     project = init_project(tmp_path / "empty")
     at = browse(app_for, project)
     assert not at.exception and "No clips yet" in at.info[0].value
+
+
+def test_the_history_shows_saved_texts_and_names_as_typed(ranked, app_for):
+    target = queue(ranked, top=1)[0]
+    review.save_correction(ranked, review.open_clip(ranked, target.clip_id),
+                           "It costs $5 and *then* [here](http://e.example)", annotator="_bo_",
+                           seconds_spent=3)
+    at = browse(app_for, ranked)
+    at.selectbox(key="open_clip").select(target.clip_id).run()
+    entry = next(m.value for m in at.markdown if "costs" in m.value)
+    assert r"**\_bo\_**" in entry
+    assert r"“It costs \$5 and \*then\* \[here\](http\://e.example)”" in entry

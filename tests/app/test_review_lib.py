@@ -71,6 +71,32 @@ def test_a_reloaded_tab_gets_the_annotators_own_held_clip_back(handmade):
     assert a.clip_id not in (b.clip_id, c.clip_id)
 
 
+def test_a_name_holding_a_hash_is_not_taken_for_another_annotators_session(handmade):
+    kim, kim2, hashed = (review.holder_id(n, "t1") for n in ("kim", "kim#2", "#x"))
+    assert [review.annotator_of(h) for h in (kim, kim2, hashed)] == ["kim", "kim#2", "#x"]
+    assert review.annotator_of(review.holder_id("50%#", "t")) == "50%#"
+    a = review.next_clip(handmade, kim)
+    b = review.next_clip(handmade, kim2)  # a first clip of its session: may resume kim2's own only
+    c = review.next_clip(handmade, review.holder_id("#y", "t1"))
+    assert len({a.clip_id, b.clip_id, c.clip_id}) == 3
+    assert review.next_clip(handmade, review.holder_id("kim", "t2")).clip_id == a.clip_id  # kim's reload
+    with pytest.raises(ValueError, match="no '#'"):
+        review.holder_id("kim", "t#1")
+
+
+def test_a_second_open_tab_of_one_annotator_leaves_the_first_tabs_clip_alone(handmade):
+    first = review.next_clip(handmade, "ann#1")
+    reloaded = review.next_clip(handmade, "ann#2")  # a new tab's first clip: hers, handed back
+    assert reloaded.clip_id == first.clip_id
+    review.save_correction(handmade, reloaded, "saved in tab 2", annotator="ann", seconds_spent=1,
+                           holder="ann#2")
+    mine = review.next_clip(handmade, "ann#1", resume=False)  # tab 1 moves on after a save
+    nxt = review.next_clip(handmade, "ann#2", resume=False)  # so does tab 2
+    assert len({first.clip_id, mine.clip_id, nxt.clip_id}) == 3
+    with pytest.raises(PoolExhausted, match="1 is open in another tab of yours"):
+        review.next_clip(handmade, "ann#3", exclude=[nxt.clip_id], resume=False)
+
+
 def test_expired_lease_returns_the_clip_to_the_queue(handmade):
     a = review.next_clip(handmade, "ann#1")
     assert review.next_clip(handmade, "bob#1").clip_id != a.clip_id
@@ -112,7 +138,8 @@ def test_a_clip_saved_after_it_was_read_as_free_is_not_leased(handmade):
     review.save_correction(handmade, item, "saved late", annotator="ann", seconds_spent=1)
     now = utcnow()
     with handmade.store.session() as s:
-        assert review._claim(s, item.clip_id, "bob#1", now, now + timedelta(minutes=10)) is False
+        assert review._claim(s, item.clip_id, "bob#1", now, now + timedelta(minutes=10),
+                              from_same_annotator=True) is False
         assert s.scalars(select(Lease).where(Lease.clip_id == item.clip_id)).all() == []
 
 

@@ -293,3 +293,41 @@ def test_a_looped_hypothesis_is_shown_with_a_warning(ranked, app_for, sign_in):
     at.run()
     assert not at.exception and shown_clip(at) == head.clip_id
     assert [w.value for w in at.warning] == [review.HYPOTHESIS_WARNINGS["loop"]]
+
+
+def test_a_name_or_text_is_shown_as_typed_not_as_markdown(ranked, app_for, sign_in):
+    at = sign_in(app_for(ranked), "**kim** [site](http://e.example) $5")
+    assert at.sidebar.markdown[0].value == r"Annotating as **\*\*kim\*\* \[site\](http\://e.example) \$5**"
+    with ranked.store.session() as s:
+        assert s.scalar(select(Lease.annotator)).startswith("**kim** [site](http://e.example) $5#")
+
+
+def test_an_empty_name_is_asked_for_again_with_a_message(ranked, app_for, sign_in):
+    at = sign_in(app_for(ranked), "   ")
+    assert not at.text_area and "Enter your name first" in at.warning[0].value
+
+
+def test_change_name_gives_the_next_person_a_fresh_start(ranked, app_for, sign_in):
+    head = queue(ranked, top=2)
+    at = sign_in(app_for(ranked), "sam")
+    at.button(key="skip").click().run()
+    assert shown_clip(at) == head[1].clip_id
+    at.button(key="sign_out").click().run()
+    at.text_input(key="annotator_name").input("tess")
+    at.button[0].click().run()
+    assert shown_clip(at) == head[0].clip_id  # sam's skip is not hers
+
+
+def test_two_open_tabs_of_one_annotator_do_not_keep_taking_each_others_clip(ranked, app_for, sign_in):
+    head = queue(ranked, top=3)
+    tab1 = sign_in(app_for(ranked), "ada")
+    tab2 = app_for(ranked)
+    tab2.query_params = dict(tab1.query_params)
+    tab2.run()
+    assert shown_clip(tab2) == head[0].clip_id  # a new tab (or a reload) resumes her clip
+    tab2.button(key="save").click().run()
+    assert shown_clip(tab2) == head[1].clip_id
+    tab1.button(key="save").click().run()  # her own clip again: no conflict with herself
+    assert not tab1.exception and shown_clip(tab1) == head[2].clip_id  # not tab 2's clip
+    tab2.run()
+    assert shown_clip(tab2) == head[1].clip_id and not tab2.warning
