@@ -179,3 +179,42 @@ def test_a_snapshot_that_cannot_be_written_says_so_and_a_save_still_counts(handm
     assert [c.text for c in handmade.store.latest_corrections()] == ["typed text"]
     off = replace(handmade, config=replace(handmade.config, backup=BackupConfig(keep=0)))
     assert backup.take(off, "rank") is None
+
+
+def test_a_damaged_snapshot_named_for_restore_is_refused_and_changes_nothing(handmade):
+    good = backup.take(handmade, "import")
+    save(handmade, 1, "after the first snapshot")
+    bad = backup.take(handmade, "rank")
+    handmade.store.dispose()
+    with open(bad.path, "r+b") as f:  # the snapshot itself damaged, after its check
+        f.seek(4096)
+        f.write(b"\xff" * 8192)
+    before = (handmade.root / "earmark.db").read_bytes()
+    for force in (False, True):
+        with pytest.raises(CorruptDatabase, match=f"{bad.name}: this snapshot is damaged .*nothing was "
+                                                  f"changed. Choose a sound one: {good.name}"):
+            backup.restore(handmade.root, bad.name, force=force)
+    assert (handmade.root / "earmark.db").read_bytes() == before
+    assert not list((handmade.root / "backups").glob("replaced-*"))
+
+
+def test_with_no_snapshot_a_damaged_database_gets_advice_that_works(handmade):
+    handmade.store.dispose()
+    for part in ("earmark.db-wal", "earmark.db-shm"):
+        (handmade.root / part).unlink(missing_ok=True)
+    (handmade.root / "earmark.db").write_bytes(b"")
+    with pytest.raises(CorruptDatabase, match="start the project again: move its folder aside, then "
+                                              "`earmark init` a new one .*there is no snapshot in"):
+        open_project(handmade.root)
+
+
+def test_a_deleted_database_is_restored_without_an_empty_folder_for_it(handmade, capsys):
+    snap = backup.take(handmade, "rank")
+    handmade.store.dispose()
+    for part in ("earmark.db", "earmark.db-wal", "earmark.db-shm"):
+        (handmade.root / part).unlink(missing_ok=True)
+    assert main(["restore", str(handmade.root)]) == 0
+    out = capsys.readouterr().out
+    assert f"restored {snap.name}" in out and "no database file to keep (it was gone)" in out
+    assert not list((handmade.root / "backups").glob("replaced-*"))
+    assert status(open_project(handmade.root)).clips == 3

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .errors import BadConfig, CorruptDatabase, EarmarkError
 from .project import Project, database_file, load_config
-from .store import damage_error, is_damage, quick_check
+from .store import DEFAULT_RECOVERY, damage_error, is_damage, quick_check
 
 BACKUP_DIR = "backups"
 _PREFIX = "earmark-"
@@ -74,7 +74,7 @@ class Restored:
 
     snapshot: Snapshot
     held: Contents  # what the snapshot held
-    kept: Path  # the folder that now holds the replaced database file(s)
+    kept: Path  # the folder that now holds the replaced database file(s); absent when it was gone
     salvaged: int  # corrections saved after the snapshot, copied back from the replaced file
     unrestored: int  # corrections of clips the snapshot does not know (written to a JSONL file)
     salvage_problem: str  # why the replaced file could not be read to the end ("" if it could)
@@ -131,8 +131,7 @@ def advice(root: Path | str) -> str:
     root = Path(root)
     good = _newest_sound(snapshots(root))
     if good is None:
-        return ("restore it from a backup of your own, or move it aside and run `earmark init` "
-                f"and `earmark import` again (there is no snapshot in {backup_dir(root)})")
+        return f"{DEFAULT_RECOVERY} (there is no snapshot in {backup_dir(root)})"
     return (f"stop the review app and run `earmark restore {root}`: it puts back the newest "
             f"snapshot, {describe(*good)}, keeps the damaged file, and copies back every "
             "correction saved since that can still be read")
@@ -253,7 +252,14 @@ def _choose(root: Path, name: str | None) -> tuple[Snapshot, Contents]:
     if name is not None:
         for s in found:
             if name in (s.name, s.path.stem):
-                return s, contents(s.path)
+                held = contents(s.path)
+                if not held.readable:  # putting it back would leave the project broken again
+                    sound = [x.name for x in found if x is not s and contents(x.path).readable]
+                    raise CorruptDatabase(
+                        f"{s.path}: this snapshot is damaged ({held.problem}); nothing was changed. "
+                        + (f"Choose a sound one: {', '.join(sound)}" if sound else
+                           "No other snapshot is sound; restore from a backup of your own"))
+                return s, held
         raise EarmarkError(f"{backup_dir(root)}: no snapshot named {name!r}; the snapshots are: "
                            + ", ".join(s.name for s in found))
     good = _newest_sound(found)
@@ -378,6 +384,8 @@ def restore(root: Path | str, name: str | None = None, *, force: bool = False) -
     tmp = db.with_name(f".{db.name}.restoring")
     shutil.copyfile(snap.path, tmp)
     os.replace(tmp, db)
+    if not any(kept.iterdir()):  # the file was gone: nothing to keep
+        kept.rmdir()
     salvaged, unrestored, problem = 0, 0, ""
     replaced = kept / db.name
     if replaced.is_file() and replaced.stat().st_size > 0:  # an emptied file holds nothing

@@ -252,7 +252,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     r = restore(args.project, args.snapshot, force=args.force)
     print(f"restored {describe(r.snapshot, r.held)}")
-    print(f"the replaced database is kept in {r.kept}")
+    if r.kept.is_dir():
+        print(f"the replaced database is kept in {r.kept}")
+    else:
+        print("there was no database file to keep (it was gone)")
     print(f"corrections saved after the snapshot and copied back: {r.salvaged}")
     if r.unrestored:
         print(f"{plural(r.unrestored, 'correction')} of clips imported after the snapshot are in "

@@ -26,8 +26,9 @@ from .errors import BadConfig, CorruptDatabase, SchemaTooNew
 SCHEMA_VERSION = 1
 
 #: what to do about a damaged database when nothing better is known (a project says more)
-DEFAULT_RECOVERY = ("restore it from a backup, or move it aside and run `earmark init` and "
-                    "`earmark import` again")
+DEFAULT_RECOVERY = ("restore it from a backup of your own, or start the project again: move "
+                    "its folder aside, then `earmark init` a new one and `earmark import` the "
+                    "recordings")
 
 # SQLite's primary result codes for a lock and for a damaged file; Python's sqlite3
 # gives them as ``sqlite_errorcode`` (extended codes keep the primary one in the low byte)
