@@ -120,7 +120,7 @@ def test_a_zero_byte_file_and_a_non_audio_file_get_a_reason(tmp_path):
 
 
 def test_a_very_short_file_is_too_short_not_empty(tmp_path):
-    with pytest.raises(UnreadableAudio, match=r"too short \(0.05 s of audio, need at least 0.2 s\)"):
+    with pytest.raises(UnreadableAudio, match=r"too short \(0.05 s of audio, need at least 0.2 s, audio.min_clip_seconds\)"):
         load_audio(write_wav(tmp_path / "blip.wav", tone(0.05)))
 
 

@@ -73,6 +73,48 @@ def test_a_rejected_file_mended_in_place_is_no_longer_listed_as_rejected(project
     assert status(project).rejected == []
 
 
+def test_a_file_another_import_stores_meanwhile_counts_as_known_not_as_a_crash(project, tmp_path, monkeypatch):
+    from earmark import audio as au
+
+    write_wav(tmp_path / "in" / "a.wav", _speechlike(2.0, 1))
+    write_wav(tmp_path / "in" / "b.wav", _speechlike(2.0, 2))
+    real = au.load_audio
+
+    def racing(path, cfg):  # a second `earmark import` of the folder gets to a.wav first
+        if path.name == "a.wav":
+            with project.store.session() as s:
+                s.add(Source(path=str(path), sha256=au.file_sha256(path), status="ok"))
+        return real(path, cfg)
+
+    monkeypatch.setattr(au, "load_audio", racing)
+    report = import_audio(project, tmp_path / "in", progress=False)
+    assert (report.files_added, report.duplicates, report.rejected) == (1, 1, [])
+    with project.store.session() as s:
+        assert len(s.scalars(select(Source)).all()) == 2
+
+
+def test_a_file_rejected_by_a_limit_imports_once_the_limit_is_raised(project, tmp_path):
+    import json as _json
+
+    from earmark.project import open_project
+    from earmark.reports import status
+
+    write_wav(tmp_path / "in" / "quiet.wav", 0.02 * _speechlike(2.0, 1))  # about -40 dBFS
+    cfg_file = project.root / "earmark.json"
+    cfg = _json.loads(cfg_file.read_text())
+    cfg["audio"]["silence_dbfs"] = -30.0
+    cfg_file.write_text(_json.dumps(cfg))
+    strict = open_project(project.root)
+    [(_, why)] = import_audio(strict, tmp_path / "in", progress=False).rejected
+    assert "silent" in why and "audio.silence_dbfs" in why
+    cfg["audio"]["silence_dbfs"] = -60.0
+    cfg_file.write_text(_json.dumps(cfg))
+    lenient = open_project(project.root)
+    report = import_audio(lenient, tmp_path / "in", progress=False)
+    assert (report.files_added, report.duplicates, report.rejected) == (1, 0, [])
+    assert status(lenient).rejected == []
+
+
 def test_reimport_adds_nothing(project, tmp_path):
     write_wav(tmp_path / "in" / "a.wav", _speechlike(2.0))
     (tmp_path / "in" / "bad.wav").write_bytes(b"junk")
@@ -81,7 +123,8 @@ def test_reimport_adds_nothing(project, tmp_path):
     write_wav(tmp_path / "in" / "copy_of_a.wav", _speechlike(2.0))
     again = import_audio(project, tmp_path / "in", progress=False)
     assert first.clips_added == 1
-    assert (again.clips_added, again.duplicates, len(again.rejected)) == (0, 3, 0)
+    # the rejected file is tried again (its reason may be gone), and still fails: one row
+    assert (again.clips_added, again.duplicates, len(again.rejected)) == (0, 2, 1)
     with project.store.session() as s:
         assert len(s.scalars(select(Clip)).all()) == 1
         assert len(s.scalars(select(Source)).all()) == 2
@@ -106,7 +149,8 @@ def test_csv_manifest_and_missing_file(project, tmp_path):
     report = import_audio(project, tmp_path / "m.csv", progress=False)
     assert report.clips_added == 1
     assert len(report.rejected) == 1 and "not found" in report.rejected[0][1]
-    assert import_audio(project, tmp_path / "m.csv", progress=False).duplicates == 2
+    again = import_audio(project, tmp_path / "m.csv", progress=False)
+    assert (again.duplicates, len(again.rejected)) == (1, 1)  # the missing file is looked for again
 
 
 @pytest.mark.parametrize("content,match", [

@@ -92,7 +92,8 @@ def load_audio(path: Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
     if header_seconds is not None and header_seconds > cfg.max_file_hours * 3600:
         raise UnreadableAudio(
             f"{path}: {header_seconds / 3600:.1f} h is longer than the {cfg.max_file_hours:g} h limit; "
-            "cut it into parts or raise AudioConfig.max_file_hours"
+            "cut it into parts, or raise audio.max_file_hours in the project's earmark.json and "
+            "import it again"
         )
     if _size(path) == 0:  # decoders fail on it with an empty message (EOFError: )
         raise UnreadableAudio(f"{path}: empty file (0 bytes); copy or export the file again")
@@ -198,12 +199,12 @@ def check_audio(audio: np.ndarray, name: str, cfg: AudioConfig = AudioConfig()) 
         raise UnreadableAudio(f"{name}: empty (the file holds no audio samples)")
     if seconds < cfg.min_clip_seconds:
         raise UnreadableAudio(f"{name}: too short ({seconds:.2f} s of audio, need at least "
-                              f"{cfg.min_clip_seconds:g} s)")
+                              f"{cfg.min_clip_seconds:g} s, audio.min_clip_seconds)")
     if not np.isfinite(audio).all():
         raise UnreadableAudio(f"{name}: contains NaN or infinite samples; re-export the file")
     if rms_dbfs(audio) < cfg.silence_dbfs:
         raise UnreadableAudio(f"{name}: silent (RMS {rms_dbfs(audio):.0f} dBFS, below "
-                              f"{cfg.silence_dbfs:g} dBFS); nothing to transcribe")
+                              f"{cfg.silence_dbfs:g} dBFS, audio.silence_dbfs); nothing to transcribe")
 
 
 def rms_dbfs(audio: np.ndarray) -> float:
@@ -269,7 +270,8 @@ def write_clip(path: Path, audio: np.ndarray) -> None:
     import soundfile as sf
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part.flac")
+    # one temporary name per process: two imports of the same file write the same clip
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.part.flac")
     sf.write(str(tmp), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="FLAC")
     tmp.replace(path)  # atomic: a killed import never leaves half a clip
 

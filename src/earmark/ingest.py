@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from tqdm.auto import tqdm
 
 from . import audio as au
@@ -283,8 +284,17 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
             stored.setdefault(sha, []).append(clip)
     fills: dict[str, str] = {}  # content hash -> text for known files without one
     speakers: dict[str, str] = {}  # content hash -> speaker for known files without one
+    retried: set[str] = set()  # rejected files tried again in this import
     for row in tqdm(rows, desc="import", unit="file", disable=not progress):
         key = au.file_sha256(row.audio) if row.audio.is_file() else _path_key(row.audio)
+        if key in known and not known[key].ok and key not in retried:
+            # rejected before: tried again, since the reason may be gone (a limit raised in
+            # earmark.json, a file put back); its old rejection is replaced, not repeated
+            retried.add(key)
+            if not _import_one(project, row, key, report, replaces_rejection=True):
+                continue
+            known[key] = _Seen(True, _values(row.text, row.speaker, row.line))
+            continue
         if key in known:
             report.duplicates += 1
             report.text_conflicts += _merge(known[key], row, "text", key, source, fills, report)
@@ -380,8 +390,13 @@ def _fill_known(project: Project, texts: dict[str, str], speakers: dict[str, str
                         clip.speaker = clip.speaker or src.speaker
 
 
-def _import_one(project: Project, row: ManifestRow, key: str, report: ImportReport) -> bool:
-    """Import one file; False when it was rejected (and recorded so)."""
+def _import_one(project: Project, row: ManifestRow, key: str, report: ImportReport, *,
+                replaces_rejection: bool = False) -> bool:
+    """Import one file; False when it was rejected (and recorded so).
+
+    With ``replaces_rejection`` the file's stored rejection (same content) is removed in
+    the same transaction, so that a retry leaves one row: the clips, or the new reason.
+    """
     cfg = project.config.audio
     source = Source(path=str(row.audio), sha256=key, status="ok",
                     reference_text=row.text, speaker=row.speaker)
@@ -409,14 +424,22 @@ def _import_one(project: Project, row: ManifestRow, key: str, report: ImportRepo
         source.status, source.reason = "rejected", str(exc)
         report.rejected.append((str(row.audio), str(exc)))
         clips = []
-    with project.store.session() as s:
-        if clips:  # the file at this path now imports: an earlier rejection of it is out of date
-            s.execute(delete(Source).where(Source.path == source.path, Source.status == "rejected"))
-        s.add(source)
-        s.flush()
-        for clip in clips:
-            clip.source_id = source.id
-            s.add(clip)
+    try:
+        with project.store.session() as s:
+            if replaces_rejection:
+                s.execute(delete(Source).where(Source.sha256 == key, Source.status == "rejected"))
+            if clips:  # the file at this path now imports: an earlier rejection of it is out of date
+                s.execute(delete(Source).where(Source.path == source.path, Source.status == "rejected"))
+            s.add(source)
+            s.flush()
+            for clip in clips:
+                clip.source_id = source.id
+                s.add(clip)
+    except IntegrityError:  # another import of this project stored the same content meanwhile
+        report.duplicates += 1
+        if not clips:
+            report.rejected.pop()
+        return bool(clips)
     if clips:
         report.files_added += 1
         report.clips_added += len(clips)
