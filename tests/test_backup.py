@@ -218,3 +218,29 @@ def test_a_deleted_database_is_restored_without_an_empty_folder_for_it(handmade,
     assert f"restored {snap.name}" in out and "no database file to keep (it was gone)" in out
     assert not list((handmade.root / "backups").glob("replaced-*"))
     assert status(open_project(handmade.root)).clips == 3
+
+
+def test_a_database_whose_header_alone_is_overwritten_gives_back_its_corrections(handmade, capsys):
+    """A few bytes over the file's start make SQLite refuse every page, though all are intact."""
+    save(handmade, 1, "before the snapshot")
+    save(handmade, 2, "typed after the snapshot")
+    save(handmade, 3, "typed last")
+    handmade.store.dispose()
+    db = handmade.root / "earmark.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(db, "r+b") as f:
+        f.write(b"\xff" * 21)  # magic string, page size, format versions
+    with pytest.raises(CorruptDatabase):
+        status(open_project(handmade.root))
+
+    assert main(["restore", str(handmade.root)]) == 0
+    assert "copied back: 2" in capsys.readouterr().out
+    project = open_project(handmade.root)
+    assert {c.clip_id: c.text for c in project.store.latest_corrections()} == {
+        1: "before the snapshot", 2: "typed after the snapshot", 3: "typed last"}
+    (kept,) = (handmade.root / "backups").glob("replaced-*")
+    assert sorted(p.name for p in kept.iterdir() if p.name.startswith(".mended")) == []
+    with open(kept / "earmark.db", "rb") as f:
+        assert f.read(21) == b"\xff" * 21  # the file as it was found
+

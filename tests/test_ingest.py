@@ -44,6 +44,23 @@ def test_folder_import_is_recursive_and_records_every_bad_file(project, tmp_path
     assert stored.keys() == reasons.keys()
 
 
+def test_a_broken_link_and_a_pipe_among_the_recordings_are_named_not_skipped(project, tmp_path):
+    import os
+
+    src = tmp_path / "in"
+    write_wav(src / "a.wav", _speechlike(2.0, 1))
+    (src / "dead.wav").symlink_to(tmp_path / "moved_away.wav")
+    os.mkfifo(src / "pipe.wav")  # opening it to decode would wait forever
+
+    report = import_audio(project, src, progress=False)
+
+    assert report.files_added == 1
+    reasons = {p.split("/")[-1]: r for p, r in report.rejected}
+    assert set(reasons) == {"dead.wav", "pipe.wav"}
+    assert "moved_away.wav, which does not exist" in reasons["dead.wav"]
+    assert "not a regular file" in reasons["pipe.wav"]
+
+
 def test_a_project_among_the_recordings_is_not_imported_as_audio(tmp_path):
     from earmark.errors import BadConfig
     from earmark.project import init_project
@@ -393,3 +410,20 @@ def test_nothing_to_import_says_what_was_searched(project, tmp_path):
     (tmp_path / "m.jsonl").write_text("\n")
     with pytest.raises(BadManifest, match="m.jsonl: the manifest lists no audio"):
         import_audio(project, tmp_path / "m.jsonl", progress=False)
+
+
+def test_a_file_name_holding_terminal_codes_is_printed_escaped(project, tmp_path, capsys):
+    """A name from the disk must not recolour the terminal or split a line of the report."""
+    from earmark.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "bad\x1b[31mred\nline.wav").write_bytes(b"\x00\x01" * 500)
+    write_wav(src / "a.wav", _speechlike(1.5, 1))
+    assert main(["import", str(project.root), str(src), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "bad\\x1b[31mred\\nline.wav: cannot decode" in out
+    assert main(["status", str(project.root)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "bad\\x1b[31mred\\nline.wav" in out

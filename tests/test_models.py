@@ -82,3 +82,23 @@ def test_base_from_the_split_package_transcribes(tmp_path, monkeypatch):
     row = next(r for r in sample_rows() if "weather" in r["text"])
     text = Decoder(model).transcribe([load_audio(row["audio"])])[0].text.lower()
     assert "weather" in text and "park" in text
+
+
+def test_threads_are_capped_at_the_cores(monkeypatch, capsys):
+    """1,000 threads on two cores makes torch crawl; a mistyped count must not look hung."""
+    import torch
+
+    from earmark import cli, models
+
+    monkeypatch.setattr(models, "cpu_cores", lambda: 2)
+    assert models.usable_threads(1000) == 2
+    assert models.usable_threads(1) == 1
+    assert models.usable_threads(0) == 0  # torch's own choice
+    before = torch.get_num_threads()
+    with models.torch_threads(1000):
+        assert torch.get_num_threads() <= 2
+    assert torch.get_num_threads() == before
+    assert cli.thread_count("1000") == 1000  # capped where used, with a note now
+    assert "2 CPU cores; using 2" in capsys.readouterr().err
+    assert cli.thread_count("2") == 2
+    assert capsys.readouterr().err == ""

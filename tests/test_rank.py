@@ -61,6 +61,11 @@ def test_strategy_choice_reorders_the_queue(ranked_project):
         longest = queue(ranked_project, 100)
         assert rnd != [r.clip_id for r in longest]
         assert longest[0].duration == max(r.duration for r in longest)
+        # an order with no score of its own still shows the model's doubt, not zeros
+        assert any(r.score > 0 for r in longest)
+        build_queue(ranked_project, mv.id, SelectionConfig())
+        by_clip = {r.clip_id: r.score for r in queue(ranked_project, 100)}
+        assert all(abs(r.score - by_clip[r.clip_id]) < 1e-9 for r in longest)
     finally:
         build_queue(ranked_project, mv.id, ranked_project.config.selection)
 

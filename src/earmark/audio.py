@@ -31,7 +31,7 @@ class Segment:
 
 
 def find_audio(folder: Path, extensions: tuple[str, ...], skip_marker: str | None = None) -> list[Path]:
-    """Return every audio file below ``folder`` (recursively), sorted by path.
+    """Return every entry with an audio extension below ``folder`` (recursively), sorted.
 
     Links to folders are not followed (a link back up would loop). A folder below
     ``folder`` holding a file named ``skip_marker`` is left out with all it holds: an
@@ -44,8 +44,10 @@ def find_audio(folder: Path, extensions: tuple[str, ...], skip_marker: str | Non
         if skip_marker and skip_marker in files and Path(here) != folder:
             dirs.clear()
             continue
+        # everything but folders, broken links and pipes included: the import names them
+        # as rejected instead of leaving them out unsaid
         found += [Path(here) / f for f in files if Path(f).suffix.lower() in exts]
-    return sorted(p for p in found if p.is_file())
+    return sorted(found)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

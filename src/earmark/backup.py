@@ -269,22 +269,19 @@ def _choose(root: Path, name: str | None) -> tuple[Snapshot, Contents]:
                           "from a backup of your own")
 
 
-def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path) -> tuple[int, int, str]:
-    """Copy the corrections newer than the snapshot from the replaced file into the restored one.
+def _read_newer(db: Path, after_id: int, clips: set[int], *,
+                read_only: bool = True) -> tuple[list[tuple], dict[int, tuple], str]:
+    """Corrections with an id above ``after_id`` in ``db``, as far as it reads.
 
-    Corrections are append-only, so every row with a higher id was saved after the
-    snapshot. Rows of clips the snapshot does not know go to a JSONL file in ``kept``
-    with their audio's source path, so that nobody's text is lost.
+    Returns the rows, the source path and offset of the clips among them that are not in
+    ``clips``, and why the read stopped early ("" if it did not).
     """
-    with closing(sqlite3.connect(restored, timeout=30)) as conn:
-        clips, transcripts, rounds = ({r[0] for r in conn.execute(f"SELECT id FROM {table}")}
-                                      for table in ("clips", "transcripts", "rounds"))
     col = {c: i for i, c in enumerate(_CORRECTION_COLUMNS)}
     rows: list[tuple] = []
     places: dict[int, tuple] = {}
-    problem = ""
+    uri = f"file:{db}?mode=ro" if read_only else f"file:{db}"
     try:
-        with closing(sqlite3.connect(f"file:{damaged}?mode=ro", uri=True, timeout=30)) as conn:
+        with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
             cursor = conn.execute(f"SELECT {', '.join(_CORRECTION_COLUMNS)} FROM corrections "
                                   "WHERE id > ? ORDER BY id", (after_id,))
             for row in cursor:  # row by row: a damaged page ends the read, not what came before
@@ -297,7 +294,64 @@ def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path) -> tuple[
             except sqlite3.Error:
                 pass  # the unrestored rows are written without their source path then
     except sqlite3.Error as exc:
-        problem = str(exc)
+        return rows, places, str(exc)
+    return rows, places, ""
+
+
+# The part of SQLite's 100-byte file header that a database never changes after it is
+# made: the magic string, page size, format versions, reserved bytes and payload fractions.
+_FIXED_HEADER = slice(0, 24)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _read_with_mended_header(damaged: Path, snapshot: Path, after_id: int, clips: set[int],
+                             kept: Path) -> tuple[list[tuple], dict[int, tuple], str] | None:
+    """Read a file whose header alone is overwritten, from a copy given the snapshot's.
+
+    A few bytes written over the start of the file make SQLite refuse all of it ("file
+    is not a database") though every page is intact; the snapshot of the same database
+    holds the same fixed header. The copy is removed afterwards: ``kept`` keeps the file
+    as it was found. None when the header is not what stops the read.
+    """
+    with damaged.open("rb") as f:
+        head = f.read(100)
+    with snapshot.open("rb") as f:
+        good = bytearray(f.read(100))
+    if head[:16] == _SQLITE_MAGIC and head[_FIXED_HEADER] == bytes(good[_FIXED_HEADER]):
+        return None
+    wal = damaged.with_name(damaged.name + "-wal")
+    if wal.is_file():  # the newest corrections may be only there: read it as a WAL database
+        good[18:20] = b"\x02\x02"
+    copy = kept / f".mended-{damaged.name}"
+    try:
+        shutil.copyfile(damaged, copy)
+        if wal.is_file():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        with copy.open("r+b") as f:
+            f.write(bytes(good[_FIXED_HEADER]))
+        return _read_newer(copy, after_id, clips, read_only=False)
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            copy.with_name(copy.name + suffix).unlink(missing_ok=True)
+
+
+def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path,
+             snapshot: Path) -> tuple[int, int, str]:
+    """Copy the corrections newer than the snapshot from the replaced file into the restored one.
+
+    Corrections are append-only, so every row with a higher id was saved after the
+    snapshot. Rows of clips the snapshot does not know go to a JSONL file in ``kept``
+    with their audio's source path, so that nobody's text is lost.
+    """
+    with closing(sqlite3.connect(restored, timeout=30)) as conn:
+        clips, transcripts, rounds = ({r[0] for r in conn.execute(f"SELECT id FROM {table}")}
+                                      for table in ("clips", "transcripts", "rounds"))
+    col = {c: i for i, c in enumerate(_CORRECTION_COLUMNS)}
+    rows, places, problem = _read_newer(damaged, after_id, clips)
+    if problem and not rows:
+        mended = _read_with_mended_header(damaged, snapshot, after_id, clips, kept)
+        if mended is not None and (mended[0] or not mended[2]):
+            rows, places, problem = mended
     known = [r for r in rows if r[col["clip_id"]] in clips]
     unknown = [r for r in rows if r[col["clip_id"]] not in clips]
     with closing(sqlite3.connect(restored, timeout=30)) as conn, conn:
@@ -389,6 +443,7 @@ def restore(root: Path | str, name: str | None = None, *, force: bool = False) -
     salvaged, unrestored, problem = 0, 0, ""
     replaced = kept / db.name
     if replaced.is_file() and replaced.stat().st_size > 0:  # an emptied file holds nothing
-        salvaged, unrestored, problem = _salvage(replaced, db, held.last_correction_id, kept)
+        salvaged, unrestored, problem = _salvage(replaced, db, held.last_correction_id, kept,
+                                                 snap.path)
     return Restored(snapshot=snap, held=held, kept=kept, salvaged=salvaged, unrestored=unrestored,
                     salvage_problem=problem)

@@ -82,6 +82,33 @@ count = number(int, 0)
 positive_float = number(float, 0, strict=True)
 
 
+def shown(text: str, *, keep_lines: bool = False) -> str:
+    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``).
+
+    File names come from the user's disk: one holding a terminal escape sequence or a
+    newline must not recolour the terminal or split a line of the report.
+    ``keep_lines`` leaves newlines and tabs (for messages that are meant to span lines).
+    """
+    return "".join(ch if ch.isprintable() or (keep_lines and ch in "\n\t") else ascii(ch)[1:-1]
+                   for ch in text)
+
+
+def thread_count(text: str) -> int:
+    """An argparse ``type`` for ``--threads``: a count, used up to one thread per core.
+
+    More is not refused (a setting shared between machines may name more cores than this
+    one has) but capped, with a note, since torch slows to a crawl with far more threads
+    than cores and a run would look hung.
+    """
+    from .models import cpu_cores
+
+    value = count(text)
+    if value > cpu_cores():
+        print(f"note: --threads {value} is more than this machine's {cpu_cores()} CPU cores; "
+              f"using {cpu_cores()}", file=sys.stderr)
+    return value
+
+
 def open_for_writing(root: str, command: str):
     """Open the project and snapshot its database before ``command`` writes to it.
 
@@ -125,7 +152,7 @@ def cmd_import(args: argparse.Namespace) -> int:
           f"({report.seconds_added / 60:.1f} min); {report.duplicates} already known; "
           f"{len(report.rejected)} rejected")
     for path, reason in report.rejected:
-        print(f"  rejected {path}: {reason.removeprefix(path + ': ')}")
+        print(f"  rejected {shown(path)}: {shown(reason.removeprefix(path + ': '))}")
     if report.texts_added or report.text_conflicts or report.changed:
         print(f"reference texts added to {plural(report.texts_added, 'known file')}; "
               f"{plural(report.text_conflicts, 'conflicting text')} not taken (the stored one is kept); "
@@ -137,7 +164,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"restored {plural(report.restored, 'stored clip')} of known files that were missing or damaged in "
               "the project's audio folder")
     for warning in report.warnings:
-        print(f"  warning: {warning}")
+        print(f"  warning: {shown(warning)}")
     if report.clips_added:
         print(f"next: earmark rank {args.project}")
     return 0
@@ -170,7 +197,7 @@ def warn_unreadable(unreadable: tuple[tuple[int, str], ...]) -> int:
     print(f"warning: {plural(len(unreadable), 'stored clip')} could not be read, so they are "
           "not transcribed and not in the queue:", file=sys.stderr)
     for clip_id, why in unreadable[:10]:
-        print(f"  clip {clip_id}: {why}", file=sys.stderr)
+        print(f"  clip {clip_id}: {shown(why)}", file=sys.stderr)
     if len(unreadable) > 10:
         print(f"  ... and {len(unreadable) - 10} more", file=sys.stderr)
     return 2
@@ -193,7 +220,7 @@ def cmd_queue(args: argparse.Namespace) -> int:
     for r in rows:
         flags = f"  <{','.join(r.flags)}>" if r.flags else ""
         print(f"{r.rank:>4}  {r.clip_id:>5}  {r.duration:>4.1f}s  {r.score:>6.3f}  "
-              f"{mark_words(r.words, thr, ansi) or '(empty)'}{flags}   [{r.name}]")
+              f"{mark_words(r.words, thr, ansi) or '(empty)'}{flags}   [{shown(r.name)}]")
     return 0
 
 
@@ -208,7 +235,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"clips        {st.clips} ({st.clip_minutes:.1f} min) from {plural(st.files, 'file')}")
     print(f"rejected     {plural(len(st.rejected), 'file')}")
     for path, reason in st.rejected[: args.show_rejected]:
-        print(f"  {path}: {reason.removeprefix(path + ': ')}")
+        print(f"  {shown(path)}: {shown(reason.removeprefix(path + ': '))}")
     if len(st.rejected) > args.show_rejected:
         print(f"  ... {len(st.rejected) - args.show_rejected} more (--show-rejected N)")
     print(f"transcribed  {st.transcribed} of {st.clips} by the active model")
@@ -409,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strategy", choices=sorted(STRATEGIES),
                    help=f"queue order (default {DEFAULT_STRATEGY})")
     s.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    s.add_argument("--threads", type=count, help="torch CPU threads (default 0: torch's choice)")
+    s.add_argument("--threads", type=thread_count, help="torch CPU threads (default 0: torch's choice)")
     s.add_argument("--no-pack", action="store_true",
                    help="one clip per 30 s window (slower; packing is on by default)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -417,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = add_command(sub, "queue", cmd_queue, help="show the head of the review queue",
                     description="Show the clips to review first (those nobody has corrected or "
                                 "flagged yet), with low-confidence words marked. The score is the "
-                                "ranking strategy's: higher means reviewed sooner.",
+                                "one the ranking strategy orders by (higher: reviewed sooner); "
+                                "orders without one (random, longest-first) show the "
+                                "errors-per-second score, to say how doubtful each clip is.",
                     epilog="examples:\n  earmark queue myproj\n  earmark queue myproj --top 50 --plain > queue.txt")
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--top", type=positive_int, default=20, help="how many clips (default 20)")
@@ -494,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=positive_float, help="decoder fine-tuning learning rate")
     s.add_argument("--epochs", type=positive_int, help="passes over the labeled clips per round")
     s.add_argument("--workers", type=positive_int, help="seeds simulated in parallel processes (default 1)")
-    s.add_argument("--threads", type=count, help="torch threads per process")
+    s.add_argument("--threads", type=thread_count, help="torch threads per process")
     s.add_argument("--out", default="simulate", help="output folder (default ./simulate)")
 
     s = add_command(sub, "demo", cmd_demo, help="the whole loop on the shipped samples",
@@ -521,10 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except EarmarkError as exc:
-        print(f"earmark: error: {exc}", file=sys.stderr)
+        print(f"earmark: error: {shown(str(exc), keep_lines=True)}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
-        print(f"earmark: error: {exc}", file=sys.stderr)
+        print(f"earmark: error: {shown(str(exc), keep_lines=True)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `earmark queue P | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .cli import (PROJECT_HELP, add_command, count, number, open_for_writing, plural, positive_float,
-                  positive_int, warn_unreadable, with_overrides)
+                  positive_int, shown, thread_count, warn_unreadable, with_overrides)
 
 
 def finetune_config(args: argparse.Namespace, base):
@@ -125,7 +125,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     thr = project.config.selection.low_confidence
     for row in report.top_clips:
         print(f"{row.rank:>4}  {row.clip_id:>5}  {row.duration:>4.1f}s  {row.score:>6.3f}  "
-              f"{mark_words(row.words, thr, False) or '(empty)'}   [{row.name}]")
+              f"{mark_words(row.words, thr, False) or '(empty)'}   [{shown(row.name)}]")
     return warn_unreadable(report.ranked.unreadable)
 
 
@@ -291,7 +291,7 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
                    help="continue the newest unfinished run (a run with the same corrections and "
                         "settings continues anyway)")
     s.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    s.add_argument("--threads", type=count, help="torch CPU threads")
+    s.add_argument("--threads", type=thread_count, help="torch CPU threads")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -339,7 +339,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "same clips and report the relative WER reduction, with a 95%% interval over "
                         "the speakers (the manifest's 'speaker' column)")
     s.add_argument("--device", help="cpu, cuda or auto")
-    s.add_argument("--threads", type=count, help="torch CPU threads")
+    s.add_argument("--threads", type=thread_count, help="torch CPU threads")
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     s = add_command(

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -405,6 +406,13 @@ def _import_one(project: Project, row: ManifestRow, key: str, report: ImportRepo
         if row.audio.is_dir():
             raise UnreadableAudio(f"{row.audio}: a folder, not an audio file; list its files in the "
                                   "manifest, or import the folder itself")
+        if row.audio.is_symlink() and not row.audio.exists():
+            raise UnreadableAudio(f"{row.audio}: a link to {os.readlink(row.audio)}, which does not "
+                                  "exist; put the recording back or remove the link")
+        if row.audio.exists() and not row.audio.is_file():
+            # a pipe would block the decoder forever; a device is not a recording
+            raise UnreadableAudio(f"{row.audio}: not a regular file (a pipe, socket or device); "
+                                  "copy the recording into a file and import that")
         if not row.audio.is_file():
             raise UnreadableAudio(f"{row.audio}: file not found; check the path in the manifest")
         signal = au.load_audio(row.audio, cfg)

@@ -439,6 +439,23 @@ def check_spec(spec: str) -> None:
         raise _unknown(spec)
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which a container narrows)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def usable_threads(n: int) -> int:
+    """``n`` torch CPU threads, at most one per core (0 stays 0: torch's own choice).
+
+    More threads than cores never helps torch and can make it crawl: OpenMP threads
+    spin at every barrier, so 1,000 threads on two cores turn a 3 s clip into minutes.
+    """
+    return min(n, cpu_cores())
+
+
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run a block with ``n`` torch CPU threads (0: leave the count), then restore it.
@@ -451,7 +468,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
     before = torch.get_num_threads()
     if n:
-        torch.set_num_threads(n)
+        torch.set_num_threads(usable_threads(n))
     try:
         yield
     finally:

@@ -7,7 +7,6 @@ starts after the last committed clip.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -22,7 +21,7 @@ from .errors import ModelWeightsNotFound, UnfinishedModelVersion, UnknownModelVe
 from .packing import WINDOW_SECONDS
 from .project import Project
 from .scoring import hallucination_flags, transcript_scores
-from .selection import Candidate, get_strategy
+from .selection import Candidate, get_strategy, shown_score_name
 from .store import Clip, Correction, ModelVersion, QueueEntry, Transcript as TranscriptRow
 from .transcribe import Decoder, Transcript
 
@@ -114,7 +113,9 @@ def _ranking_threads(cfg: DecodeConfig, device: str) -> tuple[int, bool]:
     """
     if device != "cpu":
         return 0, False
-    threads = cfg.threads or os.cpu_count() or 1
+    from .models import cpu_cores, usable_threads
+
+    threads = usable_threads(cfg.threads) or cpu_cores()
     overlap = threads >= 2
     return (max(1, threads // 2) if overlap else threads), overlap
 
@@ -303,10 +304,11 @@ def build_queue(project: Project, mv_id: int, sel: SelectionConfig) -> int:
     """Replace the queue with the strategy's order over the uncorrected pool."""
     strategy = get_strategy(sel.strategy, seed=sel.seed)
     ordered = strategy.order(candidates(project, mv_id))
+    shown = shown_score_name(strategy.name)
     with project.store.session() as s:
         s.execute(delete(QueueEntry))
         s.add_all(QueueEntry(clip_id=c.clip_id, rank=i + 1, strategy=strategy.name,
-                             score=float(c.scores.get(strategy.score_name or "", 0.0)),
+                             score=float(c.scores.get(shown, 0.0)),
                              model_version_id=mv_id)
                   for i, c in enumerate(ordered))
     return len(ordered)

@@ -43,7 +43,7 @@ from .errors import (
     PoolExhausted,
 )
 from .project import Project
-from .selection import DEFAULT_STRATEGY, get_strategy
+from .selection import shown_score_name
 from .store import (
     Clip,
     Correction,
@@ -231,8 +231,7 @@ def score_name(project: Project) -> str:
     """The score the queue is ordered by (the default strategy's for unscored orders)."""
     with project.store.session() as s:
         strategy = s.scalar(select(QueueEntry.strategy).limit(1))
-    name = get_strategy(strategy or project.config.selection.strategy).score_name
-    return name or get_strategy(DEFAULT_STRATEGY).score_name or ""
+    return shown_score_name(strategy or project.config.selection.strategy)
 
 
 # --- leases -----------------------------------------------------------------------------

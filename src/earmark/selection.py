@@ -186,3 +186,12 @@ def k_center_order(items: Sequence[Candidate]) -> list[Candidate]:
 
 
 DEFAULT_STRATEGY = "errors-per-second"
+
+
+def shown_score_name(name: str) -> str:
+    """The clip score the queue shows beside a clip ordered by strategy ``name``.
+
+    The strategy's own score; for orders that have none (random, longest-first), the
+    default strategy's, so the queue still says how doubtful each clip is.
+    """
+    return get_strategy(name).score_name or get_strategy(DEFAULT_STRATEGY).score_name or ""

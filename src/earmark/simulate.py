@@ -274,10 +274,10 @@ def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_
 def _worker(args: tuple) -> list[RoundResult]:
     import torch
 
-    from .models import load_model
+    from .models import load_model, usable_threads
 
     cfg, decode_cfg, seed, zero_shot, partial = args
-    torch.set_num_threads(cfg.threads or 1)
+    torch.set_num_threads(usable_threads(cfg.threads) or 1)
     base = load_model(cfg.model, "cpu")
     return run_seed(base, _SHARED["study"], cfg, decode_cfg, seed, zero_shot,
                     log=lambda m: print(m, flush=True), partial=partial)
@@ -289,10 +289,10 @@ _SHARED: dict[str, Any] = {}  # what forked workers read without pickling (the s
 def _encode_worker(args: tuple) -> Study:
     import torch
 
-    from .models import load_model
+    from .models import load_model, usable_threads
 
     cfg, rows, width = args
-    torch.set_num_threads(cfg.threads or 1)
+    torch.set_num_threads(usable_threads(cfg.threads) or 1)
     return encode_study(load_model(cfg.model, "cpu"), rows, cfg, width)
 
 
