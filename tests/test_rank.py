@@ -70,6 +70,31 @@ def test_strategy_choice_reorders_the_queue(ranked_project):
         build_queue(ranked_project, mv.id, ranked_project.config.selection)
 
 
+def test_rank_stores_embeddings_so_the_diverse_strategy_spreads_the_queue(ranked_project):
+    """Without the encoder states rank stored, diverse-errors-per-second would be plain
+    errors-per-second: the k-center spread needs an embedding for every shortlisted clip."""
+    from earmark.config import SelectionConfig
+    from earmark.ranking import build_queue, candidates, pack_embedding, unpack_embedding
+
+    mv = ranked_project.store.active_model()
+    assert all(c.embedding is None for c in candidates(ranked_project, mv.id))  # not unless asked
+    pool = candidates(ranked_project, mv.id, embeddings=True)
+    assert all(c.embedding is not None and len(c.embedding) == 384 for c in pool)  # tiny's state
+    assert len({c.embedding for c in pool}) == len(pool)  # each clip its own, packed or not
+    first = np.asarray(pool[0].embedding)
+    assert np.allclose(unpack_embedding(pack_embedding(first)), first, rtol=1e-3, atol=1e-3)
+    assert unpack_embedding(None) is None and unpack_embedding("not base64!") is None
+    try:
+        build_queue(ranked_project, mv.id, SelectionConfig(strategy="errors-per-second"))
+        plain = [r.clip_id for r in queue(ranked_project, 100)]
+        build_queue(ranked_project, mv.id, SelectionConfig(strategy="diverse-errors-per-second"))
+        spread = [r.clip_id for r in queue(ranked_project, 100)]
+        assert spread[0] == plain[0] and sorted(spread) == sorted(plain)
+        assert spread != plain
+    finally:
+        build_queue(ranked_project, mv.id, ranked_project.config.selection)
+
+
 def _earmark(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "earmark.cli", *args], capture_output=True,
                           text=True, cwd=REPO, timeout=600, **kw)

@@ -33,6 +33,8 @@ class Strategy:
     name: ClassVar[str] = ""
     #: the score a strategy ranks by, shown in the queue
     score_name: ClassVar[str | None] = None
+    #: whether :meth:`order` reads :attr:`Candidate.embedding` (loading them costs memory)
+    uses_embeddings: ClassVar[bool] = False
 
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -159,6 +161,7 @@ class DiverseErrorsPerSecond(_ByScore, score="errors_per_second"):
     """
 
     shortlist = 0.3  # share of the pool, by score, that the spread is chosen from
+    uses_embeddings = True
 
     def order(self, pool: Sequence[Candidate]) -> list[Candidate]:
         base = super().order(pool)

@@ -84,6 +84,9 @@ class Transcript:
     no_speech_prob: float
     compression_ratio: float
     stop_reason: str  # "eot" | "max_tokens" | "repetition"
+    #: mean encoder state over the clip's own frames (what diversity strategies compare);
+    #: empty where the decoder was given encoder outputs computed elsewhere
+    embedding: tuple[float, ...] = ()
 
 
 @dataclass
@@ -197,8 +200,8 @@ class Decoder:
                    for b in range(0, len(groups), bs))
         suspects: list[int] = []
         for windows, features in self._encoded(batches):
-            for window, decoded in zip(windows, self._decode(windows, features)):
-                for index, transcript, lost in self._split(window, decoded):
+            for j, (window, decoded) in enumerate(zip(windows, self._decode(windows, features))):
+                for index, transcript, lost in self._split(window, decoded, features[j]):
                     results[index] = transcript
                     if lost:
                         suspects.append(index)
@@ -547,11 +550,14 @@ class Decoder:
         return [WordScore(t.word, t.start, t.end, t.probability, len(t.tokens))
                 for t in timings if t.word]
 
-    def _split(self, window: Window, d: _Decoded) -> Iterable[tuple[int, Transcript, bool]]:
+    def _split(self, window: Window, d: _Decoded,
+               frames: "torch.Tensor | None" = None) -> Iterable[tuple[int, Transcript, bool]]:
         """Give each clip of the window its words and tokens, in clip-relative times.
 
         Yields (clip index, transcript, suspect): ``suspect`` marks a clip of a packed
-        window whose words look lost (see :func:`earmark.packing.suspect`).
+        window whose words look lost (see :func:`earmark.packing.suspect`). With the
+        window's encoder output ``frames`` (positions, state), each clip also gets the
+        mean state over its own positions as its embedding.
         """
         words = self._align(window, d)
         token_scores = [TokenScore(t, self.tokenizer.decode([t]), p, lp, e)
@@ -574,11 +580,17 @@ class Decoder:
             text = ("".join(w.word for w in clip_words).strip() if packed
                     else self.tokenizer.decode(d.tokens).strip())
             lost = packed and suspect(place, [words[i] for i in mine], self.cfg)
+            embedding: tuple[float, ...] = ()
+            if frames is not None:
+                first = min(int(place.start * POSITIONS_PER_SECOND), frames.shape[0] - 1)
+                last = min(frames.shape[0], max(first + 1, int((place.start + place.duration)
+                                                               * POSITIONS_PER_SECOND)))
+                embedding = tuple(frames[first:last].mean(dim=0).tolist())
             yield place.index, Transcript(
                 text=text, tokens=tuple(toks), words=clip_words, duration=place.duration,
                 avg_logprob=float(np.mean([t.logprob for t in toks])) if toks else 0.0,
                 no_speech_prob=d.no_speech_prob, compression_ratio=compression_ratio(text),
-                stop_reason=d.stop_reason), lost
+                stop_reason=d.stop_reason, embedding=embedding), lost
 
 
 def transcribe_clips(model: "whisper.Whisper", audios: Sequence[np.ndarray],
