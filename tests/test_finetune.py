@@ -213,6 +213,7 @@ def test_finetune_saves_a_whisper_checkpoint_with_its_record(tmp_path):
     assert not (r.checkpoint.parent / STATE_FILE).exists()
     ev = evaluate(project, model=r.version)  # the dev split by default
     assert ev.clips == 2 and ev.wer == pytest.approx(r.dev_wer_after)
+    assert "dev split holds only" not in r.message  # 2 is the dev_min_clips asked for
 
 
 @pytest.mark.slow
@@ -221,7 +222,10 @@ def test_gate_keeps_a_worse_model_without_activating_it(tmp_path):
 
     project = make_project(tmp_path / "proj")
     # a huge learning rate wrecks the weights: the new version must not go live
-    r = finetune(project, replace(SMALL, lr=0.05), progress=False)
+    # (and dev_min_clips above what 8 corrections allow: training keeps half of them)
+    r = finetune(project, replace(SMALL, lr=0.05, dev_min_clips=5), progress=False)
+    assert r.dev_clips == 4
+    assert "the dev split holds only 4 of the 5 clips it should" in r.message
     assert not r.activated
     assert r.dev_wer_after > r.dev_wer_before
     assert "NOT activated" in r.message and "tiny.en stays active" in r.message

@@ -83,8 +83,8 @@ def print_finetune(r, project_arg: str) -> None:
     if r.not_kept_why:
         print(f"(the weights after step {r.steps} were not kept: {r.not_kept_why})")
     if r.best_step != r.kept_step:  # the progress bar showed a lower "best": say why it was not kept
-        print(f"(step {r.best_step} had the lowest dev WER, {_fmt(r.best_dev_wer)}, but on {r.dev_clips} "
-              f"dev clips not clearly below step {r.kept_step}'s, so the newer weights of step "
+        print(f"(step {r.best_step} had the lowest dev WER, {_fmt(r.best_dev_wer)}, but on "
+              f"{plural(r.dev_clips, 'dev clip')} not clearly below step {r.kept_step}'s, so the newer weights of step "
               f"{r.kept_step} were kept: see --dev-confidence)")
     print(r.message)
     print(f"checkpoint {r.checkpoint}")

@@ -296,6 +296,10 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
                                    len(run.split.dev), cfg.gate_margin, drift, cfg.max_drift)
     if trainer.discarded_state:
         message = f"note: {trainer.discarded_state}. {message}"
+    if len(run.split.dev) < cfg.dev_min_clips:  # training keeps at least half the corrections
+        message += (f"; note: the dev split holds only {len(run.split.dev)} of the "
+                    f"{cfg.dev_min_clips} clips it should (dev_min_clips), since there are few "
+                    "corrections yet, so this verdict rests on little; correct more clips")
     if after["speed"] and before.get("speed") and after["speed"] < before["speed"] / 2:
         message += (f"; warning: dev decoding is {before['speed'] / after['speed']:.1f}x slower than "
                     "before, a sign of looping output")

@@ -113,7 +113,8 @@ def check_config(cfg: FinetuneConfig) -> None:
     if not 0 < cfg.interpolate <= 1:
         problems.append(f"interpolate must be above 0 and at most 1 (got {cfg.interpolate})")
     if problems:
-        raise BadConfig("fine-tuning config: " + "; ".join(problems))
+        raise BadConfig("fine-tuning settings (a name_like_this is the flag --name-like-this, or "
+                        "finetune.name_like_this in earmark.json): " + "; ".join(problems))
     from .models import check_device
 
     check_device(cfg.device, "finetune.device")
