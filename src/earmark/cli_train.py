@@ -257,7 +257,7 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--mode", choices=("full", "decoder", "lora"),
                    help="full (default): all weights; decoder: encoder frozen, outputs cached "
                         "(faster); lora: adapters merged into the checkpoint")
-    s.add_argument("--epochs", type=int, help="passes over the corrections (default 10; early stopping may end sooner)")
+    s.add_argument("--epochs", type=count, help="passes over the corrections (default 10; early stopping may end sooner)")
     s.add_argument("--max-steps", type=count, help="stop after this many optimizer steps")
     s.add_argument("--lr", type=positive_float, help="peak learning rate (default 5e-5; LoRA wants ~10x)")
     s.add_argument("--encoder-lr-scale", type=positive_float, metavar="X",
@@ -273,17 +273,17 @@ def _training_flags(s: argparse.ArgumentParser) -> None:
                    help="forgetting check: the new version decodes the N uncorrected clips the model "
                         "was surest of (after any replayed ones) and reports the share of its words it "
                         "changes (default 100; needs `rank` first; 0: off)")
-    s.add_argument("--max-drift", type=float, metavar="SHARE",
+    s.add_argument("--max-drift", type=number(float, 0, maximum=1), metavar="SHARE",
                    help="the gate also refuses a version that changes more than this share of those "
                         "clips' words, e.g. 0.1 (default 1: reported only)")
-    s.add_argument("--interpolate", type=float, metavar="SHARE",
+    s.add_argument("--interpolate", type=number(float, 0, strict=True, maximum=1), metavar="SHARE",
                    help="share of the trained change the saved weights keep, the rest staying at the "
                         "parent's (default 0.7, which generalised better to new speakers than 1.0; "
                         "1: the trained weights as they are)")
-    s.add_argument("--seed", type=int, help="data order and augmentation (default 0)")
+    s.add_argument("--seed", type=count, help="data order and augmentation (default 0)")
     s.add_argument("--patience", type=count,
                    help="dev evaluations in a row clearly worse than the best before stopping (default 3)")
-    s.add_argument("--dev-confidence", type=float, metavar="P",
+    s.add_argument("--dev-confidence", type=number(float, 0, maximum=0.999), metavar="P",
                    help="keep the newest weights unless an earlier evaluation beats them on the dev "
                         "clips with this confidence (paired bootstrap; default 0.95; 0: keep the lowest "
                         "dev WER)")
