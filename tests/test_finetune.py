@@ -74,6 +74,9 @@ def test_gate_message_says_why():
     assert ok and "now the active model" in msg and "0.300 -> 0.200" in msg
     ok, msg = gate_message("ft-002", "ft-001", before=0.30, after=0.30, n_dev=12, margin=0.0)
     assert not ok and "NOT activated" in msg and "ft-001 stays active" in msg
+    assert "--mode decoder" in msg
+    ok, msg = gate_message("ft-002", "ft-001", before=0.30, after=0.30, n_dev=12, margin=0.0, mode="decoder")
+    assert "lower --lr" in msg and "--mode decoder" not in msg  # not the mode that just failed
     ok, msg = gate_message("ft-002", "ft-001", before=0.0, after=0.0, n_dev=1, margin=0.0)
     assert not ok and "already makes no errors on the 1 held-out clip of" in msg and "lower --lr" not in msg
 

@@ -89,6 +89,16 @@ class TestBestStrategy:
         assert s["even"]["label_saving"] == pytest.approx(0.0)
         assert best_strategy(s) == "even"  # "worse" has a larger area than random
 
+    def test_no_saving_is_claimed_when_random_never_improved(self):
+        # fine-tuning left random worse than zero-shot: every curve "reaches" its final
+        # WER at 0 minutes, which would read as a 100 % saving for all, random included
+        s = summarize(curve("random", 0, [(0, 0.50), (1, 0.52)])
+                      + curve("smart", 0, [(0, 0.50), (1, 0.48)]))
+        assert s["random"]["label_saving"] is None and s["smart"]["label_saving"] is None
+        assert "ended no lower than its round-0 WER" in s["smart"]["label_saving_note"]
+        assert best_strategy(s) == "smart"  # by the smaller curve area
+        assert "100%" not in verdict(s)
+
     def test_random_alone(self):
         s = summarize(curve("random", 0, [(0, 0.5), (2, 0.4)]))
         assert best_strategy(s) is None

@@ -172,3 +172,22 @@ def test_a_project_config_value_of_the_wrong_type_or_range_is_named(tmp_path, se
     good["audio"]["max_clip_seconds"] = 20  # a whole number where the default is 20.0: fine
     cfg.write_text(json.dumps(good))
     assert open_project(tmp_path / "p").config.audio.max_clip_seconds == 20.0
+
+
+def test_a_misspelt_setting_in_earmark_json_is_named_not_silently_ignored(tmp_path, capsys):
+    import json
+
+    from earmark.cli import main
+    from earmark.config import ProjectConfig, unknown_keys
+    from earmark.project import init_project
+
+    init_project(tmp_path / "p", ProjectConfig())
+    cfg = tmp_path / "p" / "earmark.json"
+    data = json.loads(cfg.read_text())
+    assert unknown_keys(ProjectConfig, data) == []  # what init writes is all known
+    data["selection"]["low_confidnce"] = 0.3
+    cfg.write_text(json.dumps(data))
+    assert unknown_keys(ProjectConfig, data) == ["selection.low_confidnce"]
+    assert main(["status", str(tmp_path / "p")]) == 0
+    err = capsys.readouterr().err
+    assert "earmark: warning:" in err and "selection.low_confidnce is not a setting" in err

@@ -265,8 +265,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
           "the database is unchanged since the newest snapshot; none taken" if project.config.backup.keep
           else "backup.keep is 0 in earmark.json: no snapshot taken")
     found = snapshots(project.root)
+    keep = project.config.backup.keep
     print(f"{plural(len(found), 'snapshot')} in {backup_dir(project.root)}, newest first "
-          f"(the newest {project.config.backup.keep} are kept):")
+          + (f"(the newest {keep} are kept):" if keep else "(taken before; none are removed while "
+             "snapshots are off):"))
     for snap in found:
         print(f"  {describe(snap)}")
     if found:
@@ -415,7 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 "and mp3; a manifest (JSONL or CSV) has an 'audio' column and optional "
                                 "'text' (reference) and 'speaker'. Files over 30 s are split at "
                                 "silences. Unreadable, empty or silent files are recorded as rejected. "
-                                "Importing again adds only new files.",
+                                "Importing again adds only new files (the same bytes under another "
+                                "name count as known), tries the rejected ones again (after a limit "
+                                "in earmark.json was raised, say) and writes back stored clips "
+                                "that went missing or were damaged.",
                     epilog="examples:\n  earmark import myproj recordings/\n"
                            "  earmark import myproj clips.jsonl     # {\"audio\": \"a.wav\", \"text\": ..., \"speaker\": ...}\n"
                            "  earmark import myproj clips.csv       # header: audio,text,speaker")
@@ -541,7 +546,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_config_warnings() -> None:
+    """Print earmark's own warnings as one plain line each (not Python's file:line form)."""
+    import warnings
+
+    from .errors import ConfigWarning
+
+    shown_before = warnings.showwarning
+    if getattr(shown_before, "earmark", False):  # main() called again in one process
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ConfigWarning):
+            print(f"earmark: warning: {shown(str(message))}", file=sys.stderr)
+        else:
+            shown_before(message, category, filename, lineno, file, line)
+
+    show.earmark = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
+    _show_config_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -254,6 +254,22 @@ def project_config_problems(cfg: ProjectConfig) -> list[str]:
     return [f"{name} {rule} (got {json.dumps(value)})" for name, value, ok, rule in checks if not ok]
 
 
+def unknown_keys(cls: type, data: dict[str, Any], where: str = "") -> list[str]:
+    """Dotted names of the keys in ``data`` that no field of ``cls`` has (a misspelling,
+    or a setting of a newer earmark), nested configs included."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = []
+    for key, value in data.items():
+        f = fields.get(key)
+        if f is None:
+            out.append(f"{where}{key}")
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            out += unknown_keys(type(default), value, f"{where}{key}.")
+    return out
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """Return a JSON-ready dict of a config dataclass (nested ones included)."""
     return dataclasses.asdict(cfg)

@@ -99,3 +99,7 @@ class CorrectedMeanwhile(EarmarkError):
     def __init__(self, message: str, newest_id: int) -> None:
         super().__init__(message)
         self.newest_id = newest_id
+
+
+class ConfigWarning(UserWarning):
+    """A setting that is ignored (an unknown key in ``earmark.json``); the command goes on."""

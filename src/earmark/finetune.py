@@ -236,7 +236,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def gate_message(name: str, parent: str, before: float, after: float, n_dev: int, margin: float,
-                 drift: dict[str, Any] | None = None, max_drift: float = 1.0) -> tuple[bool, str]:
+                 drift: dict[str, Any] | None = None, max_drift: float = 1.0,
+                 mode: str = "full") -> tuple[bool, str]:
     """Whether the new version passes the gate, and sentences saying why.
 
     It must beat the active one on dev WER by more than ``margin``; where the forgetting
@@ -257,7 +258,8 @@ def gate_message(name: str, parent: str, before: float, after: float, n_dev: int
         message = (f"{name} was kept but NOT activated: its dev WER {after:.3f} does not beat the "
                    f"active {parent}'s {before:.3f} on the same {clips}"
                    f"{f' by more than {margin:g}' if margin else ''}; {parent} stays active. "
-                   "Try more corrections, a lower --lr, or --mode decoder")
+                   "Try more corrections, a lower --lr"
+                   f"{', or --mode decoder' if mode != 'decoder' else ''}")
     if drift is None:
         return passed, message
     n = drift["clips"]
@@ -293,7 +295,7 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         after = trainer.dev_score()
     before = st.before or {}
     passed, message = gate_message(run.name, run.parent["name"], before["wer"], after["wer"],
-                                   len(run.split.dev), cfg.gate_margin, drift, cfg.max_drift)
+                                   len(run.split.dev), cfg.gate_margin, drift, cfg.max_drift, cfg.mode)
     if trainer.discarded_state:
         message = f"note: {trainer.discarded_state}. {message}"
     if len(run.split.dev) < cfg.dev_min_clips:  # training keeps at least half the corrections

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from .config import ProjectConfig, from_dict, project_config_problems, to_json
-from .errors import BadConfig, CorruptDatabase, EarmarkError, ProjectExists, ProjectNotFound
+from .config import ProjectConfig, from_dict, project_config_problems, to_json, unknown_keys
+from .errors import BadConfig, ConfigWarning, CorruptDatabase, EarmarkError, ProjectExists, ProjectNotFound
 from .store import DEFAULT_RECOVERY, Store, sqlite_url
 
 CONFIG_FILE = "earmark.json"
@@ -125,6 +126,11 @@ def load_config(root: Path | str) -> ProjectConfig:
     problems = project_config_problems(config)
     if problems:
         raise BadConfig(f"{cfg_file}: {'; '.join(problems)}; fix it there")
+    unknown = unknown_keys(ProjectConfig, data)
+    if unknown:  # a misspelt key would otherwise leave its setting at the default unsaid
+        warnings.warn(f"{cfg_file}: {', '.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'} "
+                      "of this earmark and ignored; check the spelling (`earmark init` writes "
+                      "every setting with its default)", ConfigWarning, stacklevel=2)
     return config
 
 

@@ -407,10 +407,15 @@ def summarize(results: Sequence[RoundResult], baseline: str = "random") -> dict[
     if baseline not in curves:
         raise BadConfig(f"the summary compares with {baseline!r}: add it to the strategies")
     target, full = curves[baseline]["wer"][-1], curves[baseline]["minutes"][-1]
+    start = curves[baseline]["wer"][0]
+    # a baseline that ended no better than it began sets a target every curve meets at
+    # 0 minutes: a "100 % saving" there would say nothing about the strategies
+    flat = (f"{baseline} ended no lower than its round-0 WER ({start:.4f}), so there is no "
+            "labeling to save; run more rounds or a larger --budget" if target >= start else None)
     out = {}
     for name, c in curves.items():
         reach = minutes_to_reach(c["minutes"], c["wer"], target)
-        note = (f"never reached {baseline}'s final WER" if reach is None
+        note = (flat if flat else f"never reached {baseline}'s final WER" if reach is None
                 else f"{baseline} labeled no audio" if not full else None)
         out[name] = {"final_test_wer": c["wer"][-1], "final_dev_wer": c["dev_wer"][-1],
                      "final_minutes": c["minutes"][-1], "changed_minutes": c["changed"][-1],

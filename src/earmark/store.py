@@ -275,7 +275,8 @@ class Store:
             self.engine = create_engine(url, **kwargs)
         except (ArgumentError, ImportError) as exc:
             raise BadConfig(f"database URL {_shown(url)}: {exc}. Use sqlite:///PATH, or "
-                            "postgresql+psycopg://USER@HOST/DB with psycopg installed") from exc
+                            "postgresql+psycopg://USER@HOST/DB with psycopg installed (pip install "
+                            "'earmark[postgres]', or pip install 'psycopg[binary]')") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
