@@ -346,6 +346,7 @@ def test_a_version_is_not_activated_over_one_that_became_active_while_it_trained
     assert "ft-other became the active model while it trained" in r.message
     assert project.store.active_model().name == "ft-other"
     assert version(project, run.name).record["gate"]["passed"] is False
+    assert version(project, run.name).status == "ready"  # not refused on its merits
     assert not list(run.folder.glob("*.tmp")) and not list(run.folder.parent.glob(".*.lock"))
 
 

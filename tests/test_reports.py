@@ -130,7 +130,7 @@ def test_models_lists_every_version_newest_first_with_its_dev_wer(project, capsy
     _three_versions(project)
     assert main(["models", str(project.root)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[:2] for line in lines[1:4]] == [["ft-002", "training"], ["ft-001", "rejected"],
+    assert [line.split()[:2] for line in lines[1:4]] == [["ft-002", "unfinished"], ["ft-001", "rejected"],
                                                         ["tiny.en", "active"]]
     assert "0.400 -> 0.450" in lines[2] and "3.1%" in lines[2] and "2026-12-01 10:05" in lines[2]
     assert "--show NAME" in lines[4]
@@ -150,7 +150,9 @@ def test_models_show_gives_the_gates_verdict_or_says_what_a_version_is(project, 
     out = capsys.readouterr().out
     assert "ft-001 (rejected)" in out and verdict in out and "3 training clips, 2 dev clips, 9 steps" in out
     assert main(["models", str(project.root), "--show", "ft-002"]) == 0
-    assert "--resume" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--resume" in out and "unfinished" in out
+    assert "model.pt" not in out  # not written yet: no path to a file that is not there
     assert main(["models", str(project.root), "--show", "tiny.en"]) == 0
     assert "a base model" in capsys.readouterr().out
     assert main(["models", str(project.root), "--show", "ft-009"]) == 2

@@ -202,7 +202,10 @@ def _show_version(project, name: str) -> None:
     from .reports import minute, version_details
 
     v = version_details(project, name)
-    print(f"{v.name} ({v.status}): {v.spec}")
+    if v.status == "training":  # its checkpoint is written when the run ends
+        print(f"{v.name} (unfinished: being trained now, or stopped before the end)")
+    else:
+        print(f"{v.name} ({v.status}): {v.spec}")
     if v.verdict is not None:
         # written when the run ended; the status above is today's
         print(f"when it finished, the gate said: {v.verdict}")
@@ -229,12 +232,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not listed:
         print(f"no model versions yet: `earmark rank {args.project}` adds the configured model")
         return 0
-    print(f"{'version':<12} {'status':<9} {'parent':<12} {'clips':>5}  {'dev WER':<15} {'forgetting':>10}  finished")
+    print(f"{'version':<12} {'status':<10} {'parent':<12} {'clips':>5}  {'dev WER':<15} {'forgetting':>10}  finished")
     for v in listed:
         dev = "" if math.isnan(v.dev_wer_after) else f"{_wer(v.dev_wer_before)} -> {_wer(v.dev_wer_after)}"
         forget = "" if math.isnan(v.forgetting) else f"{v.forgetting:.1%}"
         clips = str(v.train_clips) if v.train_clips else ""
-        print(f"{v.name:<12} {v.status:<9} {v.parent or '':<12} {clips:>5}  {dev:<15} {forget:>10}  "
+        shown_status = "unfinished" if v.status == "training" else v.status  # running, or killed
+        print(f"{v.name:<12} {shown_status:<10} {v.parent or '':<12} {clips:>5}  {dev:<15} {forget:>10}  "
               f"{minute(v.finished_at)}")
     print(f"`earmark models {args.project} --show NAME`: why a version is or is not active; "
           f"`earmark rank {args.project} --model NAME`: make one active and re-rank with it")

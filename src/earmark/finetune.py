@@ -326,11 +326,14 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
             ModelVersion.active.is_(True), ModelVersion.id != run.parent["id"])).first()
         # the gate compared with the parent; a version that became active since (another
         # run finished first) was never compared with this one, so it stays active
-        if passed and other is not None:
+        superseded = passed and other is not None
+        if superseded:
             passed, message = False, _superseded(project, run, other)
         record["gate"] = {"passed": passed, "message": message}
         _write_json(run.folder / RECORD_FILE, record)  # before the commit: a kill leaves it unfinished
-        mv.status, mv.record = ("ready" if passed else "rejected"), record
+        # one that beat its parent but was not compared with the newer active one is not
+        # refused on its merits: it stays "ready", to be compared and made active by hand
+        mv.status, mv.record = ("ready" if passed or superseded else "rejected"), record
         if passed:
             s.execute(ModelVersion.__table__.update().values(active=False))
             mv.active = True
