@@ -102,3 +102,14 @@ def test_threads_are_capped_at_the_cores(monkeypatch, capsys):
     assert "2 CPU cores; using 2" in capsys.readouterr().err
     assert cli.thread_count("2") == 2
     assert capsys.readouterr().err == ""
+
+
+def test_a_mistyped_flag_is_told_in_one_line(capsys):
+    from earmark.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["finetune", "p", "--epochs", "x"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["earmark finetune: error: argument --epochs: 'x' is not a whole number "
+                   "(`earmark finetune --help` lists the options)"]

@@ -93,6 +93,13 @@ def shown(text: str, *, keep_lines: bool = False) -> str:
                    for ch in text)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a mistyped flag told in one line, not after the whole usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def thread_count(text: str) -> int:
     """An argparse ``type`` for ``--threads``: a count, used up to one thread per core.
 
@@ -392,7 +399,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from .selection import DEFAULT_STRATEGY, STRATEGIES
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="earmark", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Active learning for speech transcription: Whisper scores every token it "
                     "writes, the least sure clips go first to human review, and the corrections "
