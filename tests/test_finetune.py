@@ -93,6 +93,28 @@ def test_the_gate_can_refuse_a_version_that_forgets():
     assert not ok and "does not beat" in msg  # the dev WER reason comes first
 
 
+def test_a_new_run_never_takes_the_name_of_a_folder_left_on_disk(project):
+    """After a restored snapshot the database may not know ft-001, whose checkpoint is
+    still in models/ft-001: a new run must not write over it."""
+    from earmark.finetune import _next_name
+
+    (project.root / "models" / "ft-001").mkdir(parents=True)
+    with project.store.session() as s:
+        assert _next_name(s, project.root / "models") == "ft-002"
+
+
+def test_a_copied_project_loads_its_own_checkpoints(project, tmp_path):
+    from earmark.ranking import version_spec
+    from earmark.store import ModelVersion
+
+    # the spec was written in the folder the project was copied from
+    mv = ModelVersion(name="ft-001", spec="/elsewhere/proj/models/ft-001/model.pt",
+                      record={"checkpoint": "models/ft-001/model.pt"})
+    assert version_spec(project, mv) == str(project.root / "models/ft-001/model.pt")
+    outside = ModelVersion(name="mine", spec="/data/my_model.pt", record=None)  # `rank --model PATH`
+    assert version_spec(project, outside) == "/data/my_model.pt"
+
+
 def test_no_corrections_is_an_actionable_error(project):
     from earmark.errors import NoCorrections, NothingToResume
     from earmark.finetune import finetune
@@ -235,6 +257,21 @@ def test_gate_keeps_a_worse_model_without_activating_it(tmp_path):
     assert project.store.active_model().name == "tiny.en"
     assert version(project, r.version).status == "rejected"
     assert r.checkpoint.is_file()  # kept
+
+
+@pytest.mark.slow
+def test_a_diverged_run_is_never_activated_and_cannot_be_made_active(tmp_path, capsys):
+    from earmark.cli import main
+    from earmark.finetune import finetune
+
+    project = make_project(tmp_path / "proj")
+    r = finetune(project, replace(SMALL, mode="decoder", lr=1e9, max_steps=1), progress=False)
+    assert not r.activated and "training diverged" in r.message and "lower --lr" in r.message
+    assert project.store.active_model().name == "tiny.en"
+    capsys.readouterr()
+    assert main(["rank", str(project.root), "--model", r.version, "-q"]) == 2
+    assert "not finite numbers" in capsys.readouterr().err
+    assert project.store.active_model().name == "tiny.en"  # left as it was
 
 
 @pytest.mark.slow

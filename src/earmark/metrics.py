@@ -64,8 +64,34 @@ def _normalizer():
 
 
 def normalize(text: str) -> str:
-    """Whisper's English normalization: lower case, no punctuation, numbers as digits."""
-    return " ".join(_normalizer()(text or "").split())
+    """Whisper's English normalization (lower case, no punctuation, numbers as digits),
+    with a run of single digits joined into one number as spelled digits already are.
+
+    Whisper's normalizer turns "TWO FIVE NINE NINE" into "2599" but leaves a model's
+    "2, 5, 9, 9" as four tokens (and "1 0" as "one 0"), so a right transcript of a read
+    digit string would count one substitution and three insertions.
+    """
+    return " ".join(_join_digit_runs(_normalizer()(text or "").split()))
+
+
+def _is_digits(token: str) -> bool:
+    return token.isascii() and token.isdigit()
+
+
+def _join_digit_runs(tokens: list[str]) -> list[str]:
+    """Adjacent all-digit tokens as one; "one" beside a digit token is the digit 1 (the
+    normalizer writes a lone "1" as "one")."""
+    digit = [_is_digits(t) for t in tokens]
+    digit = [d or (t == "one" and ((i > 0 and digit[i - 1]) or (i + 1 < len(tokens) and digit[i + 1])))
+             for i, (t, d) in enumerate(zip(tokens, digit))]
+    out: list[str] = []
+    for i, t in enumerate(tokens):
+        t = "1" if t == "one" and digit[i] else t
+        if digit[i] and i > 0 and digit[i - 1]:
+            out[-1] += t
+        else:
+            out.append(t)
+    return out
 
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> ErrorRates:

@@ -257,6 +257,18 @@ def save_checkpoint_dict(dest: Path, dims: dict[str, int], state: dict[str, Any]
             os.unlink(tmp)
 
 
+def non_finite_weights(state: dict[str, Any], dtype: Any = None) -> int:
+    """How many values of a state dict are NaN or infinite (once cast to ``dtype``, if
+    given: a weight above 65,504 becomes infinite in float16, as a checkpoint stores it)."""
+    import torch
+
+    bad = 0
+    for v in state.values():
+        if isinstance(v, torch.Tensor) and v.is_floating_point():
+            bad += int((~torch.isfinite(v.to(dtype) if dtype is not None else v)).sum())
+    return bad
+
+
 def save_checkpoint(model: "whisper.Whisper", dest: Path, meta: dict[str, Any] | None = None) -> Path:
     """Save a (fine-tuned) model in openai-whisper's format, in float16 like its releases."""
     state = {k: v.detach().to("cpu").half() for k, v in model.state_dict().items()}
@@ -310,6 +322,10 @@ def _build(path: Path, remedy: str) -> "whisper.Whisper":
         model.load_state_dict(ckpt["model_state_dict"])
     except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # wrong dims, missing weights
         raise _corrupt(path, _why(exc), remedy) from exc
+    bad = non_finite_weights(ckpt["model_state_dict"])
+    if bad:  # it would decode NaN probabilities into every transcript
+        raise _corrupt(path, f"{bad:,} of its weights are not finite numbers (a fine-tuning run "
+                             "that diverged, with too high a learning rate)", remedy)
     heads = (ckpt.get("earmark") or {}).get("alignment_heads")
     if heads:
         model.set_alignment_heads(

@@ -185,6 +185,17 @@ def _other_models_hint(project: Project, mv: ModelVersion) -> str:
             f"--model NAME`, NAME being {versions}a Whisper name such as tiny.en")
 
 
+def version_spec(project: Project, mv: ModelVersion) -> str:
+    """What loads a version: a fine-tuned one's checkpoint inside *this* project folder.
+
+    Its record holds the path relative to the project, so a project copied or moved
+    elsewhere loads its own checkpoints, not the ones of the folder it came from (the
+    absolute path stored as its spec); other versions load from their spec.
+    """
+    relative = (mv.record or {}).get("checkpoint")
+    return str(project.root / relative) if relative else mv.spec
+
+
 def load_version(project: Project, mv: ModelVersion, device: str) -> "whisper.Whisper":
     """Load the model of a project's version.
 
@@ -201,15 +212,16 @@ def load_version(project: Project, mv: ModelVersion, device: str) -> "whisper.Wh
     from .models import load_checkpoint, load_model, looks_like_path
 
     check_ready(project, mv)
-    path = Path(mv.spec).expanduser()
+    spec = version_spec(project, mv)
+    path = Path(spec).expanduser()
     if path.is_file():
         return load_checkpoint(path, device, remedy=f"It is the checkpoint of model version {mv.name}. "
                                                     + _other_models_hint(project, mv))
-    if looks_like_path(mv.spec):
+    if looks_like_path(spec):
         raise ModelWeightsNotFound(
             f"model version {mv.name!r} of {project.root}: its checkpoint {path} is gone (moved or "
             f"deleted); put it back. {_other_models_hint(project, mv)}")
-    return load_model(mv.spec, device)  # a Whisper name: its own messages say what to install
+    return load_model(spec, device)  # a Whisper name: its own messages say what to install
 
 
 def switch_model(project: Project, model: str, device: str) -> tuple[ModelVersion, "whisper.Whisper | None"]:

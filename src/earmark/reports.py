@@ -140,10 +140,11 @@ def minute(timestamp: str | None) -> str:
 
 def _details(project: Project, mv: ModelVersion) -> VersionDetails:
     from .finetune import RECORD_FILE
+    from .ranking import version_spec
 
     record, config = mv.record or {}, mv.config or {}
     return VersionDetails(
-        name=mv.name, spec=mv.spec, status="active" if mv.active else (mv.status or ""),
+        name=mv.name, spec=version_spec(project, mv), status="active" if mv.active else (mv.status or ""),
         verdict=(record.get("gate") or {}).get("message"),
         parent=(record.get("parent") or {}).get("name"), mode=config.get("mode"),
         train_clips=len(record.get("train_clips") or ()), dev_clips=len(record.get("dev_clips") or ()),
