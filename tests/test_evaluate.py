@@ -308,3 +308,29 @@ def test_evaluate_against_a_baseline_gives_the_reduction_over_speakers(tmp_path,
     assert out["against"] == "tiny.en" and out["against_wer"] == out["wer"]
     assert out["relative_wer_reduction"] == out["relative_wer_reduction_low"] == 0.0
     assert out["interval_by"] == "speaker" and out["interval_groups"] == len({r["speaker"] for r in rows})
+
+
+def test_a_held_out_manifest_is_checked_row_by_row(tmp_path):
+    import warnings
+
+    from earmark.errors import BadManifest, EarmarkWarning, UnreadableAudio
+    from _support import sample_rows
+    from earmark.evaluate import manifest_clips
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(BadManifest, match="lists no clips"):
+        manifest_clips(empty)
+    rows = [r for r in sample_rows() if r.get("text")][:2]
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"audio": "gone.wav", "text": "x"}) + "\n")
+    with pytest.raises(UnreadableAudio, match=r"missing.jsonl:2: .*gone.wav: file not found"):
+        manifest_clips(missing)
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"audio": rows[1]["audio"]}) + "\n")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        held = manifest_clips(partial)
+    assert len(held.audios) == 1
+    assert any(issubclass(w.category, EarmarkWarning) and "1 of 2 rows have no 'text'" in str(w.message)
+               for w in said)

@@ -191,3 +191,11 @@ def test_a_misspelt_setting_in_earmark_json_is_named_not_silently_ignored(tmp_pa
     assert main(["status", str(tmp_path / "p")]) == 0
     err = capsys.readouterr().err
     assert "earmark: warning:" in err and "selection.low_confidnce is not a setting" in err
+
+
+def test_a_mistyped_version_name_lists_the_projects_versions(project):
+    from earmark.ranking import switch_model
+
+    with pytest.raises(ModelWeightsNotFound, match=r"nor is it a version of this project \(its versions: "
+                                                    r"tiny.en; see `earmark models`\)"):
+        switch_model(project, "ft-099", "cpu")

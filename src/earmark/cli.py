@@ -557,14 +557,14 @@ def _show_config_warnings() -> None:
     """Print earmark's own warnings as one plain line each (not Python's file:line form)."""
     import warnings
 
-    from .errors import ConfigWarning
+    from .errors import EarmarkWarning
 
     shown_before = warnings.showwarning
     if getattr(shown_before, "earmark", False):  # main() called again in one process
         return
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, ConfigWarning):
+        if issubclass(category, EarmarkWarning):
             print(f"earmark: warning: {shown(str(message))}", file=sys.stderr)
         else:
             shown_before(message, category, filename, lineno, file, line)

@@ -101,5 +101,6 @@ class CorrectedMeanwhile(EarmarkError):
         self.newest_id = newest_id
 
 
-class ConfigWarning(UserWarning):
-    """A setting that is ignored (an unknown key in ``earmark.json``); the command goes on."""
+class EarmarkWarning(UserWarning):
+    """Something left out that the user should hear of (an unknown key in ``earmark.json``,
+    manifest rows without a text); the command goes on. The CLI prints it as one line."""

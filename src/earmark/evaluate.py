@@ -10,6 +10,7 @@ reduction between them with an interval over the speakers.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import DecodeConfig
-from .errors import NoCorrections, UnfinishedModelVersion, UnknownModelVersion
+from .errors import (BadManifest, EarmarkWarning, NoCorrections, UnfinishedModelVersion, UnknownModelVersion,
+                     UnreadableAudio)
 from .metrics import (ConfidenceQuality, ErrorRates, Reduction, confidence_quality, error_rates,
                       relative_reduction, scored_groups)
 
@@ -130,10 +132,26 @@ def manifest_clips(path: Path | str) -> HeldOut:
     from . import audio as au
     from .ingest import read_manifest
 
-    rows = [r for r in read_manifest(Path(path)) if r.text]
+    listed = read_manifest(Path(path))
+    if not listed:
+        raise BadManifest(f"{path}: the manifest lists no clips; give one row per clip with "
+                          "'audio' and 'text' (and 'speaker', for an interval over speakers)")
+    rows = [r for r in listed if r.text]
     if not rows:
         raise NoCorrections(f"{path}: no row has a 'text' reference; evaluation needs references")
-    return HeldOut(audios=[au.load_audio(r.audio) for r in rows], references=[r.text or "" for r in rows],
+    if len(rows) < len(listed):  # said, since a figure over fewer clips than listed misleads
+        warnings.warn(f"{path}: {len(listed) - len(rows)} of {len(listed)} rows have no 'text' and "
+                      "are not scored", EarmarkWarning, stacklevel=2)
+    audios = []
+    for r in rows:
+        if not r.audio.is_file():
+            raise UnreadableAudio(f"{path}:{r.line}: {r.audio}: file not found; check the path "
+                                  "(relative paths are read from the manifest's folder)")
+        try:
+            audios.append(au.load_audio(r.audio))
+        except UnreadableAudio as exc:
+            raise UnreadableAudio(f"{path}:{r.line}: {exc}") from exc
+    return HeldOut(audios=audios, references=[r.text or "" for r in rows],
                    groups=[f"speaker:{r.speaker}" if r.speaker else f"clip:{i}" for i, r in enumerate(rows)],
                    source=str(path))
 

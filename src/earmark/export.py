@@ -144,9 +144,13 @@ def export(project: Project, fmt: str = "jsonl", out: Path | str | None = None) 
     out = Path(out).resolve() if out else project.root.resolve() / "exports" / fmt
     check_target(project, out)
     rows = _rows(project)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(out)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(out)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    except OSError as exc:  # the export is written beside ``out`` first, then moved into place
+        raise BadConfig(f"{out}: cannot write there ({exc.strerror or exc}); choose a folder you "
+                        "can write to with --out") from exc
     old = None
     try:
         (tmp / MARKER).write_text(fmt + "\n")  # first, so a killed export's leftover is known as ours

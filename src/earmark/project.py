@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from .config import ProjectConfig, from_dict, project_config_problems, to_json, unknown_keys
-from .errors import BadConfig, ConfigWarning, CorruptDatabase, EarmarkError, ProjectExists, ProjectNotFound
+from .errors import BadConfig, EarmarkWarning, CorruptDatabase, EarmarkError, ProjectExists, ProjectNotFound
 from .store import DEFAULT_RECOVERY, Store, sqlite_url
 
 CONFIG_FILE = "earmark.json"
@@ -130,7 +130,7 @@ def load_config(root: Path | str) -> ProjectConfig:
     if unknown:  # a misspelt key would otherwise leave its setting at the default unsaid
         warnings.warn(f"{cfg_file}: {', '.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'} "
                       "of this earmark and ignored; check the spelling (`earmark init` writes "
-                      "every setting with its default)", ConfigWarning, stacklevel=2)
+                      "every setting with its default)", EarmarkWarning, stacklevel=2)
     return config
 
 

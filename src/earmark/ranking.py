@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from . import audio as au
 from .config import DecodeConfig, SelectionConfig
-from .errors import ModelWeightsNotFound, UnfinishedModelVersion, UnknownModelVersion, UnreadableAudio
+from .errors import (CorruptCheckpoint, ModelWeightsNotFound, UnfinishedModelVersion, UnknownModelVersion,
+                     UnreadableAudio)
 from .packing import WINDOW_SECONDS
 from .project import Project
 from .scoring import hallucination_flags, transcript_scores
@@ -233,7 +234,7 @@ def switch_model(project: Project, model: str, device: str) -> tuple[ModelVersio
     checkpoint's absolute path), so the project works from any folder. The model comes
     back unloaded (None) when ``model`` is already the active version.
     """
-    from .models import load_model, normalize_spec
+    from .models import load_model, looks_like_path, normalize_spec
 
     mv = lookup_version(project, model)
     active = project.store.active_model()
@@ -242,7 +243,16 @@ def switch_model(project: Project, model: str, device: str) -> tuple[ModelVersio
     if mv is not None:
         loaded = load_version(project, mv, device)
     else:
-        loaded = load_model(model, device)  # its errors show the path as it was given
+        try:
+            loaded = load_model(model, device)  # its errors show the path as it was given
+        except ModelWeightsNotFound as exc:
+            if looks_like_path(model) or isinstance(exc, CorruptCheckpoint):
+                raise
+            # a mistyped version name ("ft-09") is more likely here than a Whisper name
+            with project.store.session() as s:
+                names = ", ".join(s.scalars(select(ModelVersion.name).order_by(ModelVersion.id)))
+            raise ModelWeightsNotFound(f"{exc}; nor is it a version of this project (its versions: "
+                                       f"{names or 'none yet'}; see `earmark models`)") from exc
         mv = project.store.ensure_model_version(normalize_spec(model))
     project.store.set_active(mv.id)
     return mv, loaded
