@@ -244,3 +244,14 @@ def test_a_database_whose_header_alone_is_overwritten_gives_back_its_corrections
     with open(kept / "earmark.db", "rb") as f:
         assert f.read(21) == b"\xff" * 21  # the file as it was found
 
+
+
+def test_a_snapshot_counts_corrected_and_flagged_clips_as_status_does(handmade):
+    save(handmade, 1, "a text")
+    review.flag(handmade, review.open_clip(handmade, 2), "no speech", annotator="ada", seconds_spent=1.0)
+    save(handmade, 3, "typed, then flagged")
+    review.flag(handmade, review.open_clip(handmade, 3), "wrong language", annotator="ada", seconds_spent=1.0)
+    taken = backup.take(handmade, "backup")
+    held = backup.contents(taken.path)
+    assert (held.corrected, held.flagged) == (status(handmade).corrected, status(handmade).flagged) == (1, 2)
+    assert "3 clips, 1 corrected, 2 flagged" in backup.describe(taken)

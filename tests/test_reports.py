@@ -133,7 +133,10 @@ def test_models_lists_every_version_newest_first_with_its_dev_wer(project, capsy
     assert [line.split()[:2] for line in lines[1:4]] == [["ft-002", "unfinished"], ["ft-001", "rejected"],
                                                         ["tiny.en", "active"]]
     assert "0.400 -> 0.450" in lines[2] and "3.1%" in lines[2] and "2026-12-01 10:05" in lines[2]
-    assert "--show NAME" in lines[4]
+    # no model.pt was ever written for ft-001 here: the list says so (not for the unfinished one)
+    assert lines[2].endswith("CHECKPOINT MISSING") and "MISSING" not in lines[1]
+    assert any(line.startswith("missing: the checkpoint file of ft-001 is gone") for line in lines)
+    assert "--show NAME" in lines[-1]
 
 
 def test_models_show_gives_the_gates_verdict_or_says_what_a_version_is(project, capsys):

@@ -60,7 +60,8 @@ class Contents:
 
     problem: str  # why it cannot be used ("" when it passes SQLite's check)
     clips: int = 0
-    corrected: int = 0  # clips with a saved correction or flag
+    corrected: int = 0  # clips whose newest saved row is a text (as `earmark status` counts)
+    flagged: int = 0  # clips whose newest saved row is a flag
     last_correction_id: int = 0
 
     @property
@@ -110,18 +111,21 @@ def contents(db: Path) -> Contents:
             if problem:
                 return Contents(problem=problem)
             clips = conn.execute("SELECT count(*) FROM clips").fetchone()[0]
-            corrected, last = conn.execute(
-                "SELECT count(DISTINCT clip_id), coalesce(max(id), 0) FROM corrections").fetchone()
+            corrected, flagged = conn.execute(
+                "SELECT coalesce(sum(flag IS NULL), 0), coalesce(sum(flag IS NOT NULL), 0) FROM corrections "
+                "WHERE id IN (SELECT max(id) FROM corrections GROUP BY clip_id)").fetchone()
+            last = conn.execute("SELECT coalesce(max(id), 0) FROM corrections").fetchone()[0]
     except sqlite3.Error as exc:
         return Contents(problem=str(exc))
-    return Contents(problem="", clips=clips, corrected=corrected, last_correction_id=last)
+    return Contents(problem="", clips=clips, corrected=corrected, flagged=flagged, last_correction_id=last)
 
 
 def describe(snapshot: Snapshot, held: Contents | None = None) -> str:
     """``earmark-…db (before rank, 2026-12-06 22:30 UTC: 1,250 clips, 148 corrected)``;
     ``held``: its :func:`contents`, when already read."""
     c = held or contents(snapshot.path)
-    held = (f"{c.clips:,} clips, {c.corrected:,} corrected" if c.readable
+    held = (f"{c.clips:,} clips, {c.corrected:,} corrected"
+            + (f", {c.flagged:,} flagged" if c.flagged else "") if c.readable
             else f"damaged: {c.problem}")
     return f"{snapshot.name} (before {snapshot.reason}, {snapshot.taken_at:%Y-%m-%d %H:%M} UTC: {held})"
 

@@ -221,6 +221,9 @@ def _show_version(project, name: str) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .models import looks_like_path
     from .project import open_project
     from .reports import minute, versions
 
@@ -232,14 +235,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not listed:
         print(f"no model versions yet: `earmark rank {args.project}` adds the configured model")
         return 0
+    missing: list[str] = []
     print(f"{'version':<12} {'status':<10} {'parent':<12} {'clips':>5}  {'dev WER':<15} {'forgetting':>10}  finished")
     for v in listed:
         dev = "" if math.isnan(v.dev_wer_after) else f"{_wer(v.dev_wer_before)} -> {_wer(v.dev_wer_after)}"
         forget = "" if math.isnan(v.forgetting) else f"{v.forgetting:.1%}"
         clips = str(v.train_clips) if v.train_clips else ""
         shown_status = "unfinished" if v.status == "training" else v.status  # running, or killed
+        gone = v.status != "training" and looks_like_path(v.spec) and not Path(v.spec).is_file()
+        if gone:
+            missing.append(v.name)
         print(f"{v.name:<12} {shown_status:<10} {v.parent or '':<12} {clips:>5}  {dev:<15} {forget:>10}  "
-              f"{minute(v.finished_at)}")
+              f"{minute(v.finished_at)}" + ("  CHECKPOINT MISSING" if gone else ""))
+    if missing:
+        print(f"missing: the checkpoint file of {', '.join(missing)} is gone (moved or deleted); put it "
+              "back to use the version again")
     print(f"`earmark models {args.project} --show NAME`: why a version is or is not active; "
           f"`earmark rank {args.project} --model NAME`: make one active and re-rank with it")
     return 0
