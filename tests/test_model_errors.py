@@ -159,12 +159,14 @@ def test_a_versions_damaged_checkpoint_says_how_to_go_on(tmp_path, project):
     path = _damaged_files(tmp_path)["truncated"]
     with project.store.session() as s:
         s.add(ModelVersion(name="ft-001", spec=str(path), status="ready"))
+        s.add(ModelVersion(name="ft-000", spec=str(tmp_path / "gone" / "model.pt"), status="ready"))
     with pytest.raises(CorruptCheckpoint) as caught:  # activating it
         rank(project, model="ft-001", progress=False)
     assert project.store.active_model().name == "tiny.en"
     message = str(caught.value)
     assert str(path) in message and "model version ft-001" in message
     assert f"earmark rank {project.root} --model NAME" in message and "tiny.en" in message
+    assert "ft-000" not in message  # its checkpoint is gone too: no way to go on
     from earmark.ranking import lookup_version
 
     project.store.set_active(lookup_version(project, "ft-001").id)

@@ -178,9 +178,16 @@ def check_ready(project: Project, mv: ModelVersion) -> None:
 
 def _other_models_hint(project: Project, mv: ModelVersion) -> str:
     """How to go on with another model when ``mv`` cannot load."""
+    from pathlib import Path
+
+    from .models import looks_like_path
+
     with project.store.session() as s:
-        names = list(s.scalars(select(ModelVersion.name).where(
+        others = list(s.scalars(select(ModelVersion).where(
             ModelVersion.id != mv.id, ModelVersion.status != "training").order_by(ModelVersion.id)))
+    # only versions that can load: not one whose checkpoint is gone too
+    names = [o.name for o in others
+             if not looks_like_path(spec := version_spec(project, o)) or Path(spec).is_file()]
     versions = f"a version ({', '.join(names)}) or " if names else ""
     return (f"To go on with another model, make it active with `earmark rank {project.root} "
             f"--model NAME`, NAME being {versions}a Whisper name such as tiny.en")
