@@ -37,12 +37,13 @@ def write_result(name: str, figures: dict) -> Path:
 
 
 def clip_wer(reference: str, hypothesis: str) -> float:
-    """WER of one clip after Whisper's English normalizer (1.0 for an empty hypothesis)."""
+    """WER of one clip after earmark's normalization (Whisper's English normalizer, digit
+    runs joined: :func:`earmark.metrics.normalize`); 1.0 for an empty hypothesis."""
     import jiwer
-    from whisper.normalizers import EnglishTextNormalizer
 
-    norm = EnglishTextNormalizer()
-    ref, hyp = norm(reference or ""), norm(hypothesis or "")
+    from earmark.metrics import normalize
+
+    ref, hyp = normalize(reference or ""), normalize(hypothesis or "")
     if not ref.strip():
         return 0.0 if not hyp.strip() else 1.0
     return float(jiwer.wer(ref, hyp)) if hyp.strip() else 1.0

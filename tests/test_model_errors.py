@@ -23,10 +23,16 @@ def _small_checkpoint(path: Path) -> Path:
 
     from earmark.models import save_checkpoint
 
+    import torch
+
     dims = whisper.ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=8, n_audio_head=2,
                                    n_audio_layer=1, n_vocab=51864, n_text_ctx=448, n_text_state=8,
                                    n_text_head=2, n_text_layer=1)
-    return save_checkpoint(whisper.Whisper(dims), path)
+    model = whisper.Whisper(dims)
+    with torch.no_grad():  # some weights start as torch.empty: whatever was in that memory,
+        for p in model.parameters():  # NaN included, which a checkpoint may not hold
+            p.normal_(0.0, 0.02)
+    return save_checkpoint(model, path)
 
 
 def _versions(project) -> list[tuple[str, str, bool, str]]:
