@@ -106,12 +106,9 @@ def test_export_to_a_folder_that_cannot_be_written_names_it(corrected, tmp_path)
     from earmark.errors import BadConfig
     from earmark.export import export
 
-    project, _ = corrected
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    (locked / "f").write_text("")
+    (tmp_path / "f").write_text("")  # below a file no folder can be made
     with pytest.raises(BadConfig, match=r"out/x: cannot write there .*--out"):
-        export(project, "jsonl", locked / "f" / "out" / "x")  # below a file: no folder can be made
+        export(corrected[0], "jsonl", tmp_path / "f" / "out" / "x")
 
 
 def test_export_command(corrected, tmp_path, capsys):
