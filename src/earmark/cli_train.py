@@ -335,9 +335,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         sub, "evaluate", cmd_evaluate,
         help="WER, CER and confidence quality of a model version",
         description="Transcribe a held-out manifest (or the dev split of the corrections) and report "
-                    "WER and CER after Whisper's English normalizer, and how well word confidence "
-                    "finds word errors (AUC-ROC, expected calibration error). With --against, a "
-                    "baseline is decoded on the same clips and the relative WER reduction is given "
+                    "WER and CER after Whisper's English normalizer (a read digit string counts as "
+                    "one number however it is written), and how well word confidence finds word "
+                    "errors (AUC-ROC, expected calibration error). With --against, a baseline "
+                    "is decoded on the same clips and the relative WER reduction is given "
                     "with an interval over the speakers, so a gain on a few speakers is not taken "
                     "for more than it is.",
         epilog="examples:\n  earmark evaluate myproj                       # active model, dev split\n"
