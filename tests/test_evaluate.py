@@ -172,6 +172,26 @@ def test_evaluate_a_manifest_with_the_real_model(tmp_path, project):
 
 
 @pytest.mark.slow
+def test_a_held_out_recording_longer_than_whispers_window_is_scored_whole(tiny_model):
+    """The shipped 48 s dictation: read as one 30 s window, everything after 30 s would
+    count as deleted; cut at silences as import cuts it, the end is transcribed too."""
+    from pathlib import Path
+
+    from _support import sample_rows
+
+    from earmark.audio import load_audio
+    from earmark.evaluate import evaluate_audio
+
+    row = next(r for r in sample_rows() if "long" in r["audio"])
+    audio = load_audio(Path(row["audio"]))
+    assert audio.size / 16_000 > 40
+    r = evaluate_audio(tiny_model, [audio], [row["text"]])
+    assert r.clips == 1
+    assert r.rates.deletions < 10  # read as one window: 33 of 97 words deleted
+    assert r.wer < 0.4
+
+
+@pytest.mark.slow
 def test_evaluate_command_prints_the_figures_as_json(tmp_path, project, capsys):
     from _support import sample_rows
 

@@ -180,17 +180,41 @@ def evaluate_audio(model_obj, audios: Sequence[np.ndarray], references: Sequence
 
     from .transcribe import Decoder
 
+    pieces, owner = _windows(audios)
     start = time.perf_counter()
-    with tqdm(total=len(audios), unit="clip", desc=f"evaluate {name}", disable=not progress,
+    with tqdm(total=len(pieces), unit="clip", desc=f"evaluate {name}", disable=not progress,
               dynamic_ncols=True) as bar:
-        outs = Decoder(model_obj, decode).transcribe(list(audios), on_batch=bar.update)
+        outs = Decoder(model_obj, decode).transcribe(pieces, on_batch=bar.update)
     seconds = time.perf_counter() - start
+    texts: list[list[str]] = [[] for _ in audios]
+    words: list[list[tuple[str, float]]] = [[] for _ in audios]
+    for i, o in zip(owner, outs):
+        texts[i].append(o.text.strip())
+        words[i].extend((w.word, w.p) for w in o.words)
     return EvalResult(
         model=name, source=source, clips=len(audios),
         audio_seconds=float(sum(a.size for a in audios) / 16_000),
-        rates=error_rates(references, [o.text for o in outs]),
-        confidence=confidence_quality(references, [[(w.word, w.p) for w in o.words] for o in outs]),
+        rates=error_rates(references, [" ".join(t for t in ts if t) for ts in texts]),
+        confidence=confidence_quality(references, words),
         decode_seconds=seconds)
+
+
+def _windows(audios: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """The clips cut to what Whisper can read, and the clip each piece came from.
+
+    The decoder reads at most one 30 s window per clip, so a longer held-out recording
+    would be scored on its first 30 s with the rest counted as deletions; it is cut at
+    silences as ``import`` cuts a long file, and its pieces' transcripts are joined.
+    """
+    from . import audio as au
+
+    pieces: list[np.ndarray] = []
+    owner: list[int] = []
+    for i, a in enumerate(audios):
+        segments = au.split_points(a) or [au.Segment(0.0, a.size / au.SAMPLE_RATE)]
+        pieces.extend(au.slice_audio(a, seg) for seg in segments)
+        owner.extend([i] * len(segments))
+    return pieces, owner
 
 
 def evaluate(project: "Project", model: str | None = None, manifest: Path | str | None = None,
