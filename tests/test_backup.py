@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from contextlib import closing
 from dataclasses import replace
 
 import pytest
@@ -75,6 +76,27 @@ def test_a_damaged_stored_json_value_is_a_corrupt_database_error(handmade):
         conn.execute("UPDATE transcripts SET words = '[{\"word\": \x01' WHERE clip_id = 1")
     with pytest.raises(CorruptDatabase, match="a stored JSON value cannot be read.*earmark restore"):
         review.open_clip(handmade, 1)
+
+
+def test_a_stored_text_that_is_not_utf8_is_damage_and_no_snapshot_copies_it(handmade, capsys):
+    """SQLite's own check passes a changed byte inside a text; every read of that row
+    then fails in Python's sqlite3, so earmark looks at the bytes itself."""
+    save(handmade, 1, "before the damage")
+    (good,) = backup.snapshots(handmade.root)
+    handmade.store.dispose()
+    with closing(sqlite3.connect(handmade.root / "earmark.db")) as conn, conn:
+        conn.execute("UPDATE clips SET speaker = CAST(X'ff616461' AS TEXT) WHERE id = 2")
+        assert conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    project = open_project(handmade.root)
+    with pytest.raises(CorruptDatabase, match=r"a stored speaker is not UTF-8 text.*earmark restore"):
+        review.open_clip(project, 2)
+    with pytest.raises(CorruptDatabase, match="row 2 of table clips holds a speaker that is not UTF-8"):
+        backup.take(project, "rank")
+    assert backup.snapshots(handmade.root) == [good]  # the damage was not kept as the newest
+    project.store.dispose()
+    assert main(["restore", str(handmade.root)]) == 0  # no --force: it is seen as damaged
+    assert f"restored {good.name}" in capsys.readouterr().out
+    assert status(open_project(handmade.root)).corrected == 1
 
 
 def test_a_command_that_writes_stops_on_a_damaged_database_and_keeps_the_good_snapshot(handmade, capsys):

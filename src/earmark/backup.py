@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .errors import BadConfig, CorruptDatabase, EarmarkError
 from .project import Project, database_file, load_config
-from .store import DEFAULT_RECOVERY, damage_error, is_damage, quick_check
+from .store import DEFAULT_RECOVERY, damage_error, damage_found, is_damage, quick_check
 
 BACKUP_DIR = "backups"
 _PREFIX = "earmark-"
@@ -226,7 +226,7 @@ def take(project: Project, reason: str) -> Snapshot | None:
         os.replace(tmp, path)
     except (sqlite3.Error, OSError) as exc:
         if is_damage(exc):
-            raise damaged(exc) from exc
+            raise damaged(damage_found(exc)) from exc
         raise EarmarkError(f"{folder}: cannot take a snapshot of {db} ({exc}); free some disk space "
                            "if it is full, or set backup.keep to 0 in earmark.json to take "
                            "none") from exc
