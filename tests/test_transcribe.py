@@ -234,3 +234,18 @@ def test_a_packed_clip_without_words_is_decoded_again(tiny_model):
     assert dec.retried >= 1 and all(r is not None for r in results)
     assert len(results[1].words) <= 2
     assert all(results[i].words for i in (0, 2, 3))  # the speech around the silence kept its words
+
+
+@pytest.mark.slow
+def test_the_clip_a_packed_window_loops_in_is_decoded_again(tiny_model):
+    """Four copies of one recording (imported as four formats) fill a window; the model
+    loops over them. Each clip the loop ended in is decoded again until none loops."""
+    from pathlib import Path
+
+    from earmark.audio import load_audio
+    from earmark.transcribe import Decoder
+
+    speech = load_audio(Path(next(r["audio"] for r in sample_rows() if r["audio"].endswith("s18.wav"))))
+    results = Decoder(tiny_model, DecodeConfig(pack=True)).transcribe([speech] * 4)
+    assert [r.stop_reason for r in results] == ["eot"] * 4
+    assert all("claims" in r.text.lower() for r in results)

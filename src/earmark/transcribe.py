@@ -579,7 +579,13 @@ class Decoder:
                           words[i].p, words[i].n_tokens) for i in mine)
             text = ("".join(w.word for w in clip_words).strip() if packed
                     else self.tokenizer.decode(d.tokens).strip())
-            lost = packed and suspect(place, [words[i] for i in mine], self.cfg)
+            # a loop cut to its first pass may have swallowed the words of the clip it
+            # ended in (near-identical clips side by side copy one into another), so that
+            # clip is decoded again with other neighbours, then alone. Only that one: the
+            # window's earlier clips were read before the loop, and decoding them again
+            # as well cost 4 % more windows for no lower WER (benchmarks/RESULTS.md)
+            looped = d.stop_reason == "repetition" and bool(mine) and mine[-1] == len(words) - 1
+            lost = packed and (looped or suspect(place, [words[i] for i in mine], self.cfg))
             embedding: tuple[float, ...] = ()
             if frames is not None:
                 first = min(int(place.start * POSITIONS_PER_SECOND), frames.shape[0] - 1)
