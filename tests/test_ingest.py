@@ -11,6 +11,7 @@ from sqlalchemy import select
 from _support import SR, tone, write_wav
 from earmark.errors import BadManifest
 from earmark.ingest import import_audio, read_manifest
+from earmark.reports import status
 from earmark.store import Clip, Correction, Source
 
 
@@ -72,8 +73,12 @@ def test_a_project_among_the_recordings_is_not_imported_as_audio(tmp_path):
     write_wav(rec / "b.wav", _speechlike(2.0, 2))
     again = import_audio(inner, rec, progress=False)
     assert (again.clips_added, again.duplicates, again.rejected) == (1, 1, [])  # not its own FLAC clips
-    with pytest.raises(BadConfig, match="proj/audio: inside the project folder"):
+    with pytest.raises(BadConfig, match="proj/audio: inside the project folder.*move them"):
         import_audio(inner, rec / "proj" / "audio", progress=False)
+    (rec / "notes.tsv").write_text("audio\ttext\na.wav\thello\n")
+    with pytest.raises(BadManifest, match=r"notes.tsv: neither an audio file .* nor a manifest \(.jsonl, .csv\)"):
+        import_audio(inner, rec / "notes.tsv", progress=False)
+    assert status(inner).rejected == []  # refused as a whole, not stored as a rejected recording
     other = init_project(tmp_path / "other")
     with pytest.raises(BadConfig, match="proj: an earmark project folder, not recordings"):
         import_audio(other, rec / "proj", progress=False)

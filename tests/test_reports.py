@@ -104,6 +104,24 @@ def test_review_refuses_a_port_in_use_before_printing_its_address(project, capsy
     assert "http://" not in out.out
 
 
+def test_review_with_a_host_that_is_not_this_machine_says_so(project, capsys):
+    from earmark.cli import main
+
+    for host in ("999.1.1.1", "192.0.2.1"):  # not an address at all; one of no interface here
+        assert main(["review", str(project.root), "--host", host, "--port", "8799"]) == 2
+        err = capsys.readouterr().err
+        assert f"{host} is not an address of this machine" in err and "--host 127.0.0.1" in err
+
+
+def test_rank_and_queue_on_a_project_without_clips_say_to_import(project, capsys):
+    from earmark.cli import main
+
+    assert main(["rank", str(project.root)]) == 0
+    assert f"no clips yet: import audio first, e.g. `earmark import {project.root}" in capsys.readouterr().out
+    assert main(["queue", str(project.root)]) == 0
+    assert f"`earmark import {project.root} recordings/` adds them" in capsys.readouterr().out
+
+
 def _three_versions(project):
     """tiny.en (active), ft-001 refused by the gate, ft-002 a run that was killed."""
     from earmark.store import ModelVersion

@@ -189,12 +189,22 @@ def cmd_rank(args: argparse.Namespace) -> int:
     if report.transcribed:
         print(f"transcribed {plural(report.transcribed, 'clip')} ({report.audio_seconds / 60:.1f} min of audio) "
               f"in {report.wall_seconds:.1f} s: {report.audio_seconds_per_second:.1f} audio s/s")
+    elif not report.queued and not _clip_count(project):
+        print(f"the project has no clips yet: import audio first, e.g. `earmark import "
+              f"{args.project} recordings/`, then rank again")
+        return 0
     else:
         print(f"nothing new to transcribe for {report.model_version}")
     print(f"queue: {plural(report.queued, 'clip')} ordered by {report.strategy}")
     if report.queued:
         print(f"next: earmark queue {args.project} --top 10")
     return warn_unreadable(report.unreadable)
+
+
+def _clip_count(project) -> int:
+    from .reports import status
+
+    return status(project).clips
 
 
 def warn_unreadable(unreadable: tuple[tuple[int, str], ...]) -> int:
@@ -217,7 +227,9 @@ def cmd_queue(args: argparse.Namespace) -> int:
     project = open_project(args.project)
     rows = queue(project, args.top)
     if not rows:
-        print(f"the queue is empty; run `earmark rank {args.project}` first "
+        print(f"the project has no clips yet; `earmark import {args.project} recordings/` adds them"
+              if not _clip_count(project) else
+              f"the queue is empty; run `earmark rank {args.project}` first "
               "(or every clip is already corrected)")
         return 0
     ansi = sys.stdout.isatty() and not args.plain
@@ -328,6 +340,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def _check_port_free(host: str, port: int) -> None:
+    import errno
     import socket
 
     with socket.socket() as sock:
@@ -335,6 +348,14 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                raise EarmarkError(f"cannot listen on {host}:{port} ({exc.strerror}): {host} is not "
+                                   "an address of this machine; pass --host 127.0.0.1 (this machine "
+                                   "only) or --host 0.0.0.0 (every network it is on)") from None
+            if exc.errno == errno.EACCES:
+                raise EarmarkError(f"cannot listen on {host}:{port} ({exc.strerror}): ports below "
+                                   "1024 need administrator rights; pass --port N with N of 1024 "
+                                   "or more") from None
             raise EarmarkError(f"cannot listen on {host}:{port} ({exc.strerror}): another program, "
                                "perhaps another `earmark review`, is using it; pass --port N with "
                                "a free port") from None

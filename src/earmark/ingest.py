@@ -214,6 +214,10 @@ def rows_from_source(source: Path, extensions: tuple[str, ...]) -> list[Manifest
             raise BadManifest(f"{source}: the manifest lists no audio; add one row per file "
                               "with an 'audio' path (and 'text', 'speaker' if known)")
         return rows
+    if source.suffix.lower() not in extensions:  # as a folder's files are chosen
+        raise BadManifest(f"{source}: neither an audio file ({', '.join(extensions)}) nor a manifest "
+                          "(.jsonl, .csv); give one of those, or, if it is audio in another "
+                          "format, add its ending to audio.extensions in the project's earmark.json")
     return [ManifestRow(source)]
 
 
@@ -270,8 +274,10 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
     cfg = project.config.audio
     source = Path(source).resolve()
     if source.is_relative_to(project.root.resolve()):
-        raise BadConfig(f"{source}: inside the project folder {project.root}, whose audio earmark "
-                        "wrote itself; import the original recordings")
+        raise BadConfig(f"{source}: inside the project folder {project.root}, where earmark keeps "
+                        "its own copies of the clips; keep recordings outside the project: move "
+                        "them to another folder (or `earmark init` the project elsewhere) and "
+                        "import from there")
     rows = rows_from_source(source, cfg.extensions)
     report = ImportReport()
     with project.store.session() as s:

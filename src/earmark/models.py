@@ -165,7 +165,8 @@ def check_decode_config(cfg: "DecodeConfig") -> None:
     """
     problems = decode_config_problems(cfg)
     if problems:
-        raise BadConfig("decoding config: " + "; ".join(problems))
+        raise BadConfig("decoding config (`decode` in the project's earmark.json, or the command's "
+                        "options): " + "; ".join(problems))
 
 
 def offline_names() -> list[str]:

@@ -102,7 +102,8 @@ def split_speakers(speakers: Sequence[str], seed: int, n_test: int,
     names = sorted(set(speakers))
     if n_test + n_dev >= len(names):
         raise BadConfig(f"{len(names)} speakers cannot give {n_test} test and {n_dev} dev "
-                        "speakers and still leave a pool")
+                        "speakers and still leave a pool; pass smaller --test-speakers and "
+                        "--dev-speakers, or a manifest with more speakers")
     random.Random(seed).shuffle(names)
     return set(names[n_test + n_dev :]), set(names[n_test : n_test + n_dev]), set(names[:n_test])
 
