@@ -90,8 +90,6 @@ def undecodable_text(conn: Any) -> str:
     conn.text_factory = bytes  # read a text's bytes as stored, to find the bad one
     try:
         for table, columns in tables.items():
-            if not columns:
-                continue
             # only values stored as text: a blob is bytes by design
             picked = ", ".join(f'CASE WHEN typeof("{c}") = \'text\' THEN "{c}" END' for c in columns)
             for row in conn.execute(f'SELECT rowid, {picked} FROM "{table}"'):
