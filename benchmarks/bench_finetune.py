@@ -8,7 +8,7 @@ Whisper's normalizer, so case does not count). Then:
 
 1. zero-shot test WER of tiny.en;
 2. for each mode (full = the default, decoder, lora): fine-tune from tiny.en with
-   ``earmark.finetune`` and measure the test WER of the new version and the wall time
+   ``earmark.train.finetune`` and measure the test WER of the new version and the wall time
    of the whole ``finetune`` call (dev evaluations and saving included).
 
 ``--tune`` runs configurations (``--config "lr=1e-4,epochs=3"``, repeatable) and
@@ -20,7 +20,7 @@ tuning set: the clips of pool speakers held out, like the test speakers, before 
 Writes ``benchmarks/results/finetune.json`` (flat keys) unless ``--tune`` or ``--out -``;
 the machine is shared, so CPU seconds and the load average are recorded beside wall time.
 Each relative reduction comes with a 95 % interval over test speakers drawn again
-(``*_low``, ``*_high``; ``earmark.metrics.relative_reduction``): 25 speakers are few,
+(``*_low``, ``*_high``; ``earmark.evaluate.metrics.relative_reduction``): 25 speakers are few,
 and the figure moves with who they are.
 
 ``--openai-transcribe`` also decodes the test set with openai-whisper's ``transcribe()``
@@ -101,8 +101,8 @@ def sentence_case(text: str) -> str:
 def make_project(root: Path, rows: list[dict]):
     """A project holding ``rows`` with their references saved as corrections."""
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.store import Clip, Correction
+    from earmark.store.project import init_project
+    from earmark.store.db import Clip, Correction
 
     project = init_project(root)
     import_audio(project, write_manifest(rows, root.parent / "train.jsonl"), progress=False)
@@ -118,9 +118,9 @@ def make_queue_project(root: Path, pool: list[dict], minutes: float):
     ``minutes`` of audio, corrected with the references (what earmark's loop would have
     people correct first). Returns the project and the corrected rows."""
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.ranking import rank
-    from earmark.store import Clip, Correction, QueueEntry
+    from earmark.store.project import init_project
+    from earmark.ranking.rank import rank
+    from earmark.store.db import Clip, Correction, QueueEntry
 
     project = init_project(root)
     import_audio(project, write_manifest(pool, root.parent / "pool.jsonl"), progress=False)
@@ -146,9 +146,9 @@ def openai_transcribe_wer(spec: str, manifest: Path) -> dict:
     removes part of the zero-shot model's errors (context from the neighbouring clips,
     re-decoding suspect output) and so leaves fine-tuning less to fix.
     """
-    from earmark.evaluate import manifest_clips
-    from earmark.metrics import error_rates
-    from earmark.models import load_model
+    from earmark.evaluate.heldout import manifest_clips
+    from earmark.evaluate.metrics import error_rates
+    from earmark.models.loading import load_model
 
     import torch
 
@@ -168,7 +168,7 @@ def openai_transcribe_wer(spec: str, manifest: Path) -> dict:
 def scored_speakers(rows: list[dict]) -> list[str]:
     """The speaker of each clip WER scores, in manifest order (rows without a text are
     not evaluated): the groups of :func:`reduction_interval`."""
-    from earmark.metrics import scored_groups
+    from earmark.evaluate.metrics import scored_groups
 
     rows = [r for r in rows if r.get("text")]
     return scored_groups([r["text"] for r in rows], [r["speaker"] for r in rows])
@@ -177,7 +177,7 @@ def scored_speakers(rows: list[dict]) -> list[str]:
 def reduction_interval(name: str, before, after, speakers: list[str]) -> dict:
     """``NAME_low`` and ``NAME_high``: the 95 % interval of the relative WER reduction when
     the test speakers are drawn again (whole speakers, with replacement)."""
-    from earmark.metrics import relative_reduction
+    from earmark.evaluate.metrics import relative_reduction
 
     r = relative_reduction(before, after, speakers)
     return {f"{name}_low": round(r.low, 4), f"{name}_high": round(r.high, 4)}
@@ -189,15 +189,15 @@ class Curve:
     since it also costs time)."""
 
     def __init__(self, manifest: Path):
-        from earmark.evaluate import manifest_clips
+        from earmark.evaluate.heldout import manifest_clips
 
         clips = manifest_clips(manifest)
         self.audios, self.refs = clips.audios, clips.references
         self.points: list[dict] = []
 
     def __enter__(self) -> "Curve":
-        from earmark.evaluate import evaluate_audio
-        from earmark.trainer import Trainer
+        from earmark.evaluate.heldout import evaluate_audio
+        from earmark.train.trainer import Trainer
 
         self.original, curve = Trainer.dev_score, self
 
@@ -214,7 +214,7 @@ class Curve:
         return self
 
     def __exit__(self, *exc) -> None:
-        from earmark.trainer import Trainer
+        from earmark.train.trainer import Trainer
 
         Trainer.dev_score = self.original
 
@@ -228,8 +228,8 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: 
     """
     import contextlib
 
-    from earmark.evaluate import evaluate
-    from earmark.finetune import finetune
+    from earmark.evaluate.heldout import evaluate
+    from earmark.train.finetune import finetune
 
     errors = {} if errors is None else errors
 
@@ -258,7 +258,7 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: 
                    test_error_auc=round(ev.confidence.auc, 4), test_ece=round(ev.confidence.ece, 4),
                    test_decode_seconds=round(ev.decode_seconds, 1))
         if reference:
-            from earmark.evaluate import find_version
+            from earmark.evaluate.heldout import find_version
 
             ow = openai_transcribe_wer(find_version(project, res.version).spec, test_manifest)
             errors["openai_transcribe"] = ow["clip_errors"]
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from earmark.config import FinetuneConfig
-    from earmark.evaluate import evaluate
+    from earmark.evaluate.heldout import evaluate
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 """Benchmark: WER of a fine-tuned model moved part of the way back to its parent.
 
 For each share ``a`` the model's weights become ``parent + a * (trained - parent)``
-(``earmark.trainable.interpolate``, what ``FinetuneConfig.interpolate`` does when a run
+(``earmark.train.trainable.interpolate``, what ``FinetuneConfig.interpolate`` does when a run
 saves its weights) and a manifest is decoded with earmark's decoder. ``a`` 0 is the
 parent, 1 the trained checkpoint as saved with ``interpolate`` 1.
 
@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from earmark.config import DecodeConfig
-    from earmark.evaluate import evaluate_audio, manifest_clips
-    from earmark.models import load_model, torch_threads
-    from earmark.trainable import interpolate, trainable_state
+    from earmark.evaluate.heldout import evaluate_audio, manifest_clips
+    from earmark.models.loading import load_model, torch_threads
+    from earmark.train.trainable import interpolate, trainable_state
 
     clips = manifest_clips(args.manifest)
     audios, refs = clips.audios, clips.references

@@ -93,7 +93,7 @@ class Sampler:
 
 def phase_import(work: Path) -> dict:
     from earmark.ingest import import_audio
-    from earmark.project import init_project
+    from earmark.store.project import init_project
 
     project = init_project(work / "proj")
     with Sampler() as s:
@@ -110,9 +110,9 @@ def phase_rank(work: Path, limit: int, threads: int) -> dict:
 
     from sqlalchemy import func, select
 
-    from earmark.project import open_project
-    from earmark.ranking import rank
-    from earmark.store import Transcript
+    from earmark.store.project import open_project
+    from earmark.ranking.rank import rank
+    from earmark.store.db import Transcript
 
     project = open_project(work / "proj")
 
@@ -134,10 +134,10 @@ def phase_queue(work: Path) -> dict:
     from sqlalchemy import select
 
     from earmark.config import SelectionConfig
-    from earmark.project import open_project
-    from earmark.ranking import build_queue
-    from earmark.reports import queue, status
-    from earmark.store import Clip, Transcript
+    from earmark.store.project import open_project
+    from earmark.ranking.rank import build_queue
+    from earmark.review.reports import queue, status
+    from earmark.store.db import Clip, Transcript
 
     project = open_project(work / "proj")
     mv = project.store.active_model()

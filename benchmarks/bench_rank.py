@@ -63,9 +63,9 @@ def run_earmark(rows: list[dict], threads: int) -> dict:
 
     from earmark.config import DecodeConfig, ProjectConfig
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.ranking import rank
-    from earmark.store import Clip, Source, Transcript
+    from earmark.store.project import init_project
+    from earmark.ranking.rank import rank
+    from earmark.store.db import Clip, Source, Transcript
 
     # the libraries are imported before the clock starts, as for the other tools; the
     # model load, decoding, database writes and queue build are all timed
@@ -123,7 +123,7 @@ def run_faster_whisper(rows: list[dict], threads: int, compute_type: str, beam_s
 
 
 def run_openai(rows: list[dict], threads: int) -> dict:
-    from earmark.models import load_model
+    from earmark.models.loading import load_model
 
     audios = load_audios(rows)
     model = load_model("tiny.en", "cpu")
@@ -137,7 +137,7 @@ def run_openai_decode(rows: list[dict], threads: int, batch: int = 16) -> dict:
     import torch
     import whisper
 
-    from earmark.models import load_model
+    from earmark.models.loading import load_model
 
     audios = load_audios(rows)
     model = load_model("tiny.en", "cpu")
@@ -197,7 +197,7 @@ def main() -> None:
     if args.child:
         return child(args.child, args.clip_file, args.threads, args.out)
 
-    from earmark.metrics import error_rates  # corpus WER after Whisper's normalizer
+    from earmark.evaluate.metrics import error_rates  # corpus WER after Whisper's normalizer
 
     rows = pick_clips(args.clips)
     audio_s = sum(r["duration"] for r in rows)

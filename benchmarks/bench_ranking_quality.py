@@ -19,10 +19,10 @@ from sqlalchemy import select
 
 from common import clip_wer, peak_rss_gb, read_manifest, write_result
 from earmark.ingest import import_audio
-from earmark.project import init_project
-from earmark.ranking import rank
-from earmark.selection import DEFAULT_STRATEGY, STRATEGIES, get_strategy
-from earmark.store import Clip, Transcript
+from earmark.store.project import init_project
+from earmark.ranking.rank import rank
+from earmark.ranking.strategies import DEFAULT_STRATEGY, STRATEGIES, get_strategy
+from earmark.store.db import Clip, Transcript
 
 
 def main() -> None:

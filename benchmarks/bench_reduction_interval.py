@@ -3,7 +3,7 @@
 ``bench_finetune.py`` reports one relative WER reduction on 25 held-out speakers. This
 script decodes the test set of one of its work folders (``--workdir``) again with the
 zero-shot model and the fine-tuned versions named, and gives each reduction a 95 %
-bootstrap interval over whole test speakers (``earmark.metrics.relative_reduction``):
+bootstrap interval over whole test speakers (``earmark.evaluate.metrics.relative_reduction``):
 the range the figure would take with another 25 speakers like these. It also says how
 many resamples reach a target (``--target``, the issue's 40 %).
 
@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_finetune import openai_transcribe_wer, scored_speakers
     from common import write_result
-    from earmark.evaluate import evaluate, find_version
-    from earmark.metrics import relative_reduction
-    from earmark.models import torch_threads
-    from earmark.project import open_project
+    from earmark.evaluate.heldout import evaluate, find_version
+    from earmark.evaluate.metrics import relative_reduction
+    from earmark.models.loading import torch_threads
+    from earmark.store.project import open_project
 
     manifest = args.workdir / "test.jsonl"
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]

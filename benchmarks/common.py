@@ -38,10 +38,10 @@ def write_result(name: str, figures: dict) -> Path:
 
 def clip_wer(reference: str, hypothesis: str) -> float:
     """WER of one clip after earmark's normalization (Whisper's English normalizer, digit
-    runs joined: :func:`earmark.metrics.normalize`); 1.0 for an empty hypothesis."""
+    runs joined: :func:`earmark.evaluate.metrics.normalize`); 1.0 for an empty hypothesis."""
     import jiwer
 
-    from earmark.metrics import normalize
+    from earmark.evaluate.metrics import normalize
 
     ref, hyp = normalize(reference or ""), normalize(hypothesis or "")
     if not ref.strip():
@@ -61,11 +61,11 @@ def machine() -> str:
 def decoding_arithmetic() -> str:
     """The arithmetic earmark decodes with here by default (``DecodeConfig.quantize`` "auto").
 
-    It follows the CPU's bfloat16 instructions (``earmark.precision``); decoding speed,
+    It follows the CPU's bfloat16 instructions (``earmark.decode.precision``); decoding speed,
     and with it the review queue's order and which clips a benchmark corrects, differ
     between the two, so figures name it.
     """
-    from earmark.precision import resolve_precision
+    from earmark.decode.precision import resolve_precision
 
     return f" (decoding in {resolve_precision('auto', 'cpu')})"
 

@@ -1,6 +1,6 @@
 """Score a finished ``bench_finetune.py`` run again: its test clips decoded by tiny.en and by
 each fine-tuned version, WER under Whisper's English normalizer alone and under earmark's
-(:func:`earmark.metrics.normalize`, which also joins a run of digit tokens into one number).
+(:func:`earmark.evaluate.metrics.normalize`, which also joins a run of digit tokens into one number).
 
 For figures measured before a change of the metric: decoding is deterministic (and
 ``transcribe()`` is seeded as in the benchmark), so the first column reproduces them.
@@ -16,10 +16,10 @@ from pathlib import Path
 
 from common import write_result
 from earmark.config import DecodeConfig
-from earmark.evaluate import manifest_clips
-from earmark.metrics import error_rates
-from earmark.models import load_model
-from earmark.transcribe import Decoder
+from earmark.evaluate.heldout import manifest_clips
+from earmark.evaluate.metrics import error_rates
+from earmark.models.loading import load_model
+from earmark.decode.decoder import Decoder
 
 
 def whisper_only_wer(references: list[str], hypotheses: list[str]) -> float:

@@ -13,7 +13,7 @@ from _support import SAMPLES, write_manifest
 @pytest.fixture(scope="session")
 def tiny_model():
     """The real tiny.en model (converted from the offline weight package once)."""
-    from earmark.models import load_model
+    from earmark.models.loading import load_model
 
     return load_model("tiny.en", "cpu")
 
@@ -22,8 +22,8 @@ def tiny_model():
 def ranked_project(tmp_path_factory):
     """A project with every shipped sample imported and ranked by tiny.en."""
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.ranking import rank
+    from earmark.store.project import init_project
+    from earmark.ranking.rank import rank
 
     root = tmp_path_factory.mktemp("ranked") / "proj"
     project = init_project(root)
@@ -35,7 +35,7 @@ def ranked_project(tmp_path_factory):
 @pytest.fixture
 def project(tmp_path):
     """An empty project."""
-    from earmark.project import init_project
+    from earmark.store.project import init_project
 
     return init_project(tmp_path / "proj")
 
@@ -62,8 +62,8 @@ def handmade(tmp_path):
     from sqlalchemy import select
 
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.store import Clip, QueueEntry, Transcript
+    from earmark.store.project import init_project
+    from earmark.store.db import Clip, QueueEntry, Transcript
 
     project = init_project(tmp_path / "handmade")
     import_audio(project, write_manifest(tmp_path, ("s06", "s09", "s17")), progress=False)

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from earmark.augment import add_white_noise, augment_wave, spec_augment, speed_perturb  # noqa: E402
+from earmark.train.augment import add_white_noise, augment_wave, spec_augment, speed_perturb  # noqa: E402
 from earmark.config import AugmentConfig  # noqa: E402
 
 

@@ -14,12 +14,14 @@ from dataclasses import replace
 
 import pytest
 
-from earmark import backup, review
-from earmark.cli import main
+from earmark.store import backup
+
+from earmark.review import workflow as review
+from earmark.cli.main import main
 from earmark.config import BackupConfig
 from earmark.errors import CorruptDatabase, EarmarkError
-from earmark.project import open_project
-from earmark.reports import status
+from earmark.store.project import open_project
+from earmark.review.reports import status
 
 from _support import damage
 

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from earmark import ct2
+from earmark.models import ct2
 
 
 def _string(s: str) -> bytes:
@@ -64,7 +64,7 @@ def test_converted_tiny_en_matches_the_package_bit_for_bit(tmp_path):
     """Every tensor of the converted checkpoint equals its source bytes exactly."""
     import torch
 
-    from earmark.models import BUNDLED, _package_dir, convert_bundled
+    from earmark.models.loading import BUNDLED, _package_dir, convert_bundled
 
     pkg = BUNDLED["tiny.en"]
     src = ct2.read_model_bin([_package_dir(pkg.packages[0]) / pkg.files[0]]).variables
@@ -114,7 +114,7 @@ def test_converted_tiny_en_matches_the_package_bit_for_bit(tmp_path):
 def test_whisper_load_model_reads_the_converted_file(tmp_path):
     import whisper
 
-    from earmark.models import convert_bundled
+    from earmark.models.loading import convert_bundled
 
     model = whisper.load_model(str(convert_bundled("tiny.en", tmp_path / "t.pt")), device="cpu")
     assert model.dims.n_audio_layer == 4 and not model.is_multilingual

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from earmark.config import DecodeConfig
-from earmark.dataset import Example, pack_epoch, split_dev
+from earmark.train.dataset import Example, pack_epoch, split_dev
 from earmark.errors import NoCorrections
 
 
@@ -86,10 +86,10 @@ def test_replay_takes_the_surest_uncorrected_clips_with_the_models_text(tmp_path
     from sqlalchemy import select
 
     from _support import sample_rows
-    from earmark.dataset import replay_examples
+    from earmark.train.dataset import replay_examples
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.store import Clip, Correction, Transcript
+    from earmark.store.project import init_project
+    from earmark.store.db import Clip, Correction, Transcript
 
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in sample_rows()[:5]))

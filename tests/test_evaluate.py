@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from earmark.metrics import (confidence_quality, error_rates, expected_calibration_error,
+from earmark.evaluate.metrics import (confidence_quality, error_rates, expected_calibration_error,
                               normalize, prob_fewer_errors, relative_reduction, roc_auc,
                               scored_groups, word_error_labels)
 
@@ -155,7 +155,7 @@ def test_confidence_quality_on_a_good_detector():
 def test_evaluate_a_manifest_with_the_real_model(tmp_path, project):
     from _support import sample_rows
 
-    from earmark.evaluate import evaluate
+    from earmark.evaluate.heldout import evaluate
 
     rows = sample_rows()[:6]
     manifest = tmp_path / "heldout.jsonl"
@@ -180,7 +180,7 @@ def test_a_held_out_recording_longer_than_whispers_window_is_scored_whole(tiny_m
     from _support import sample_rows
 
     from earmark.audio import load_audio
-    from earmark.evaluate import evaluate_audio
+    from earmark.evaluate.heldout import evaluate_audio
 
     row = next(r for r in sample_rows() if "long" in r["audio"])
     audio = load_audio(Path(row["audio"]))
@@ -195,7 +195,7 @@ def test_a_held_out_recording_longer_than_whispers_window_is_scored_whole(tiny_m
 def test_evaluate_command_prints_the_figures_as_json(tmp_path, project, capsys):
     from _support import sample_rows
 
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     manifest = tmp_path / "heldout.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in sample_rows()[:3]))
@@ -207,7 +207,7 @@ def test_evaluate_command_prints_the_figures_as_json(tmp_path, project, capsys):
 
 
 def test_figures_print_as_strict_json():
-    from earmark.cli_train import json_figures
+    from earmark.cli.train import json_figures
 
     text = json_figures({"wer": 0.25, "confidence_auc": math.nan, "clips": 3})
     assert "NaN" not in text and json.loads(text) == {"wer": 0.25, "confidence_auc": None, "clips": 3}
@@ -215,7 +215,7 @@ def test_figures_print_as_strict_json():
 
 def test_evaluate_without_corrections_or_manifest_says_what_to_do(project):
     from earmark.errors import NoCorrections
-    from earmark.evaluate import evaluate
+    from earmark.evaluate.heldout import evaluate
 
     with pytest.raises(NoCorrections, match="--manifest"):
         evaluate(project)
@@ -224,7 +224,7 @@ def test_evaluate_without_corrections_or_manifest_says_what_to_do(project):
 def _version_rows(project):
     from sqlalchemy import select
 
-    from earmark.store import ModelVersion
+    from earmark.store.db import ModelVersion
 
     with project.store.session() as s:
         return s.execute(select(ModelVersion.name, ModelVersion.spec, ModelVersion.active)
@@ -232,7 +232,7 @@ def _version_rows(project):
 
 
 def test_evaluate_takes_a_version_a_checkpoint_path_or_a_whisper_name(project, tmp_path, monkeypatch):
-    from earmark.evaluate import model_to_evaluate
+    from earmark.evaluate.heldout import model_to_evaluate
 
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "good.pt").write_bytes(b"not read here")
@@ -248,7 +248,7 @@ def test_evaluate_takes_a_version_a_checkpoint_path_or_a_whisper_name(project, t
 
 def test_evaluate_an_unknown_model_lists_versions_and_what_else_it_takes(project):
     from earmark.errors import UnknownModelVersion
-    from earmark.evaluate import evaluate
+    from earmark.evaluate.heldout import evaluate
 
     with pytest.raises(UnknownModelVersion, match="known versions: tiny.en.*checkpoint path or a Whisper name"):
         evaluate(project, model="tiny-ultra", manifest="never-read.jsonl")
@@ -256,8 +256,8 @@ def test_evaluate_an_unknown_model_lists_versions_and_what_else_it_takes(project
 
 def test_evaluate_an_unfinished_run_says_resume_it(project):
     from earmark.errors import UnfinishedModelVersion
-    from earmark.evaluate import evaluate
-    from earmark.store import ModelVersion
+    from earmark.evaluate.heldout import evaluate
+    from earmark.store.db import ModelVersion
 
     with project.store.session() as s:
         s.add(ModelVersion(name="ft-003", spec=str(project.root / "models" / "ft-003" / "model.pt"),
@@ -271,8 +271,8 @@ def test_evaluate_an_unfinished_run_says_resume_it(project):
 def test_evaluate_a_checkpoint_path_that_is_no_version(tmp_path, project, tiny_model, monkeypatch):
     from _support import sample_rows
 
-    from earmark.evaluate import evaluate
-    from earmark.models import save_checkpoint
+    from earmark.evaluate.heldout import evaluate
+    from earmark.models.loading import save_checkpoint
 
     save_checkpoint(tiny_model, tmp_path / "ck" / "good.pt")
     manifest = tmp_path / "heldout.jsonl"
@@ -292,9 +292,9 @@ def test_evaluate_against_a_baseline_gives_the_reduction_over_speakers(tmp_path,
     import torch
     from _support import sample_rows
 
-    from earmark.cli import main
-    from earmark.evaluate import compare
-    from earmark.models import save_checkpoint
+    from earmark.cli.main import main
+    from earmark.evaluate.heldout import compare
+    from earmark.models.loading import save_checkpoint
 
     # a real, worse baseline: tiny.en with noise in its decoder's weights
     worse = copy.deepcopy(tiny_model)
@@ -335,7 +335,7 @@ def test_a_held_out_manifest_is_checked_row_by_row(tmp_path):
 
     from earmark.errors import BadManifest, EarmarkWarning, UnreadableAudio
     from _support import sample_rows
-    from earmark.evaluate import manifest_clips
+    from earmark.evaluate.heldout import manifest_clips
 
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")

@@ -18,8 +18,8 @@ CLIPS = ["s06", "s09", "s13", "s16", "s19", "s23"]
 def corrected(tmp_path):
     """A project with 6 clips: 4 corrected (one twice), 1 flagged, 1 untouched."""
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.store import Clip, Correction
+    from earmark.store.project import init_project
+    from earmark.store.db import Clip, Correction
 
     manifest = tmp_path / "in.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in sample_rows() if Path(r["audio"]).stem in CLIPS))
@@ -112,7 +112,7 @@ def test_export_to_a_folder_that_cannot_be_written_names_it(corrected, tmp_path)
 
 
 def test_export_command(corrected, tmp_path, capsys):
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     project, _ = corrected
     assert main(["export", str(project.root), "--format", "nemo", "--out", str(tmp_path / "n")]) == 0
@@ -219,7 +219,7 @@ def test_a_killed_export_leaves_the_earlier_one_whole(corrected, tmp_path, monke
 def test_export_names_corrected_clips_whose_audio_is_gone(corrected, tmp_path):
     from earmark.errors import UnreadableAudio
     from earmark.export import export
-    from earmark.store import Clip
+    from earmark.store.db import Clip
 
     project, _ = corrected
     with project.store.session() as s:

@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from _support import REPO, sample_rows
 from earmark.config import FinetuneConfig, ProjectConfig
-from earmark.finetune import gate_message
-from earmark.trainer import STATE_FILE, lr_factor, window_text
+from earmark.train.finetune import gate_message
+from earmark.train.trainer import STATE_FILE, lr_factor, window_text
 
 CLIPS = ["s06", "s09", "s13", "s16", "s19", "s23", "s26", "s30"]  # the easy clip of each voice
 # without augmentation the 6 training clips fill one 30 s window (with it, two: clips
@@ -34,8 +34,8 @@ SMALL = FinetuneConfig(epochs=1, batch_size=2, dev_fraction=0.01, dev_min_clips=
 def make_project(root: Path, cfg: FinetuneConfig = SMALL, names: list[str] = CLIPS):
     """A project with the clips ``names`` imported and their texts saved as corrections."""
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.store import Clip, Correction
+    from earmark.store.project import init_project
+    from earmark.store.db import Clip, Correction
 
     rows = [r for r in sample_rows() if Path(r["audio"]).stem in names]
     manifest = root.parent / f"{root.name}.jsonl"
@@ -49,7 +49,7 @@ def make_project(root: Path, cfg: FinetuneConfig = SMALL, names: list[str] = CLI
 
 
 def version(project, name: str):
-    from earmark.store import ModelVersion
+    from earmark.store.db import ModelVersion
 
     with project.store.session() as s:
         return s.scalars(select(ModelVersion).where(ModelVersion.name == name)).one()
@@ -96,7 +96,7 @@ def test_the_gate_can_refuse_a_version_that_forgets():
 def test_a_new_run_never_takes_the_name_of_a_folder_left_on_disk(project):
     """After a restored snapshot the database may not know ft-001, whose checkpoint is
     still in models/ft-001: a new run must not write over it."""
-    from earmark.finetune import _next_name
+    from earmark.train.finetune import _next_name
 
     (project.root / "models" / "ft-001").mkdir(parents=True)
     with project.store.session() as s:
@@ -104,8 +104,8 @@ def test_a_new_run_never_takes_the_name_of_a_folder_left_on_disk(project):
 
 
 def test_a_copied_project_loads_its_own_checkpoints(project, tmp_path):
-    from earmark.ranking import version_spec
-    from earmark.store import ModelVersion
+    from earmark.ranking.rank import version_spec
+    from earmark.store.db import ModelVersion
 
     # the spec was written in the folder the project was copied from
     mv = ModelVersion(name="ft-001", spec="/elsewhere/proj/models/ft-001/model.pt",
@@ -117,7 +117,7 @@ def test_a_copied_project_loads_its_own_checkpoints(project, tmp_path):
 
 def test_no_corrections_is_an_actionable_error(project):
     from earmark.errors import NoCorrections, NothingToResume
-    from earmark.finetune import finetune
+    from earmark.train.finetune import finetune
 
     with pytest.raises(NoCorrections, match="earmark review"):
         finetune(project, SMALL, progress=False)
@@ -127,7 +127,7 @@ def test_no_corrections_is_an_actionable_error(project):
 
 def test_bad_config_is_refused(project):
     from earmark.errors import BadConfig
-    from earmark.finetune import finetune
+    from earmark.train.finetune import finetune
 
     with pytest.raises(BadConfig, match="mode"):
         finetune(project, replace(SMALL, mode="everything"), progress=False)
@@ -149,8 +149,8 @@ def test_bad_config_is_refused(project):
 def test_the_encoder_learns_at_its_own_rate(mode):
     import torch
 
-    from earmark.trainable import prepare_model
-    from earmark.trainer import optimizer
+    from earmark.train.trainable import prepare_model
+    from earmark.train.trainer import optimizer
 
     class Toy(torch.nn.Module):  # named like Whisper's two halves
         def __init__(self):
@@ -173,7 +173,7 @@ def test_the_encoder_learns_at_its_own_rate(mode):
 def test_interpolation_keeps_a_share_of_the_trained_change():
     import torch
 
-    from earmark.trainable import interpolate, parent_weights
+    from earmark.train.trainable import interpolate, parent_weights
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
     model[1].requires_grad_(False)  # frozen, as the encoder in decoder mode
@@ -195,7 +195,7 @@ def test_lora_interpolation_scales_the_merged_change():
     import torch
     from peft import LoraConfig, inject_adapter_in_model
 
-    from earmark.trainable import interpolate, merge_lora, parent_weights
+    from earmark.train.trainable import interpolate, merge_lora, parent_weights
 
     torch.manual_seed(0)
     model = torch.nn.Sequential()
@@ -219,8 +219,8 @@ def test_lora_interpolation_scales_the_merged_change():
 def test_finetune_saves_a_whisper_checkpoint_with_its_record(tmp_path):
     import whisper
 
-    from earmark.evaluate import evaluate
-    from earmark.finetune import finetune
+    from earmark.evaluate.heldout import evaluate
+    from earmark.train.finetune import finetune
 
     project = make_project(tmp_path / "proj")
     r = finetune(project, replace(SMALL, augment=True), progress=False)  # the whole data path
@@ -243,7 +243,7 @@ def test_finetune_saves_a_whisper_checkpoint_with_its_record(tmp_path):
 
 @pytest.mark.slow
 def test_gate_keeps_a_worse_model_without_activating_it(tmp_path):
-    from earmark.finetune import finetune
+    from earmark.train.finetune import finetune
 
     project = make_project(tmp_path / "proj")
     # a huge learning rate wrecks the weights: the new version must not go live
@@ -261,8 +261,8 @@ def test_gate_keeps_a_worse_model_without_activating_it(tmp_path):
 
 @pytest.mark.slow
 def test_a_diverged_run_is_never_activated_and_cannot_be_made_active(tmp_path, capsys):
-    from earmark.cli import main
-    from earmark.finetune import finetune
+    from earmark.cli.main import main
+    from earmark.train.finetune import finetune
 
     project = make_project(tmp_path / "proj")
     r = finetune(project, replace(SMALL, mode="decoder", lr=1e9, max_steps=1), progress=False)
@@ -279,8 +279,8 @@ def test_a_diverged_run_is_never_activated_and_cannot_be_made_active(tmp_path, c
 def test_other_modes_save_plain_whisper_weights(tmp_path, mode):
     import torch
 
-    from earmark.finetune import finetune
-    from earmark.models import load_model
+    from earmark.train.finetune import finetune
+    from earmark.models.loading import load_model
 
     project = make_project(tmp_path / "proj")
     r = finetune(project, replace(SMALL, mode=mode, max_steps=1,
@@ -299,8 +299,8 @@ def test_other_modes_save_plain_whisper_weights(tmp_path, mode):
 def test_saved_weights_keep_the_configured_share_of_the_change(tmp_path):
     import torch
 
-    from earmark.finetune import finetune
-    from earmark.models import load_model
+    from earmark.train.finetune import finetune
+    from earmark.models.loading import load_model
 
     # decoder mode without augmentation: one step trains the same weights in both runs
     # (an Adam step moves each weight by about lr: well above float16's rounding)
@@ -321,7 +321,7 @@ def test_saved_weights_keep_the_configured_share_of_the_change(tmp_path):
 
 
 def test_a_run_continues_under_other_threads_or_device(tmp_path):
-    from earmark.finetune import open_run
+    from earmark.train.finetune import open_run
 
     project = make_project(tmp_path / "proj")
     run = open_run(project, SMALL, False)
@@ -330,8 +330,8 @@ def test_a_run_continues_under_other_threads_or_device(tmp_path):
 
 
 def test_a_run_that_cannot_load_its_parent_leaves_nothing_unfinished(tmp_path):
-    from earmark.finetune import finetune
-    from earmark.store import ModelVersion
+    from earmark.train.finetune import finetune
+    from earmark.store.db import ModelVersion
 
     project = make_project(tmp_path / "proj")
     junk = tmp_path / "junk.pt"
@@ -348,7 +348,7 @@ def test_a_run_that_cannot_load_its_parent_leaves_nothing_unfinished(tmp_path):
 
 def test_a_run_another_process_is_training_is_refused(tmp_path):
     from earmark.errors import RunInProgress
-    from earmark.finetune import _exclusive, finetune, open_run
+    from earmark.train.finetune import _exclusive, finetune, open_run
 
     project = make_project(tmp_path / "proj")
     run = open_run(project, SMALL, False)
@@ -356,9 +356,9 @@ def test_a_run_another_process_is_training_is_refused(tmp_path):
         with pytest.raises(RunInProgress, match=f"{run.name} of .* is being trained by another process"):
             finetune(project, SMALL, progress=False)
     assert version(project, run.name).status == "training"  # still there to continue
-    from earmark.cli import build_parser
-    from earmark.cli_train import unfinished_notice
-    from earmark.reports import status
+    from earmark.cli.main import build_parser
+    from earmark.cli.train import unfinished_notice
+    from earmark.review.reports import status
 
     assert status(project).unfinished == (run.name,)
     said = unfinished_notice(project, build_parser().parse_args(["finetune", "p", "--lr", "1e-6"]))
@@ -368,8 +368,8 @@ def test_a_run_another_process_is_training_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_a_version_is_not_activated_over_one_that_became_active_while_it_trained(tmp_path):
-    from earmark.finetune import finetune, open_run
-    from earmark.store import ModelVersion
+    from earmark.train.finetune import finetune, open_run
+    from earmark.store.db import ModelVersion
 
     project = make_project(tmp_path / "proj")
     cfg = replace(SMALL, max_steps=1, gate_margin=-1.0)  # the gate would pass anything
@@ -389,14 +389,14 @@ def test_a_version_is_not_activated_over_one_that_became_active_while_it_trained
 
 @pytest.mark.slow
 def test_killed_run_leaves_the_active_model_and_resumes(tmp_path):
-    from earmark.finetune import finetune
-    from earmark.project import open_project
+    from earmark.train.finetune import finetune
+    from earmark.store.project import open_project
 
     # 2 epochs of 1 step; a state is saved after every step
     make_project(tmp_path / "proj", replace(SMALL, epochs=2, eval_every=100))
     state = tmp_path / "proj" / "models" / "ft-001" / STATE_FILE
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "earmark.cli", "finetune", str(tmp_path / "proj"), "-q"],
+    proc = subprocess.Popen([sys.executable, "-m", "earmark.cli.main", "finetune", str(tmp_path / "proj"), "-q"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 300
     while not state.exists():
@@ -423,7 +423,7 @@ def test_killed_run_leaves_the_active_model_and_resumes(tmp_path):
 def test_a_training_state_that_cannot_be_used_is_reported_and_the_run_starts_over(tmp_path, kind):
     import torch
 
-    from earmark.finetune import finetune, open_run
+    from earmark.train.finetune import finetune, open_run
 
     project = make_project(tmp_path / "proj")
     run = open_run(project, SMALL, False)  # a run that was interrupted before its first step ended
@@ -446,7 +446,7 @@ def test_a_training_state_that_cannot_be_used_is_reported_and_the_run_starts_ove
 @pytest.mark.slow
 def test_round_reranks_with_the_new_version(tmp_path):
     from earmark.ingest import import_audio
-    from earmark.ranking import rank
+    from earmark.ranking.rank import rank
     from earmark.rounds import run_round
 
     project = make_project(tmp_path / "proj", names=CLIPS[:5])  # 3 to train on, 2 to check
@@ -466,9 +466,9 @@ def test_round_reranks_with_the_new_version(tmp_path):
 
 @pytest.mark.slow
 def test_the_forgetting_check_compares_with_the_parent_on_its_surest_clips(tmp_path):
-    from earmark.finetune import finetune
+    from earmark.train.finetune import finetune
     from earmark.ingest import import_audio
-    from earmark.ranking import rank
+    from earmark.ranking.rank import rank
 
     project = make_project(tmp_path / "proj", names=CLIPS[:5])
     extra = tmp_path / "extra.jsonl"  # three uncorrected clips, ranked: the check takes the surest two
@@ -493,8 +493,8 @@ def test_the_forgetting_check_compares_with_the_parent_on_its_surest_clips(tmp_p
 
 
 def test_resume_says_which_flags_it_leaves_unused():
-    from earmark.cli import build_parser
-    from earmark.cli_train import resume_notice
+    from earmark.cli.main import build_parser
+    from earmark.cli.train import resume_notice
 
     parse = build_parser().parse_args
     said = resume_notice(parse(["finetune", "p", "--resume", "--max-steps", "1", "--no-augment", "--threads", "2"]))
@@ -504,8 +504,8 @@ def test_resume_says_which_flags_it_leaves_unused():
 
 
 def test_cli_flags_become_a_finetune_config():
-    from earmark.cli import build_parser
-    from earmark.cli_train import finetune_config
+    from earmark.cli.main import build_parser
+    from earmark.cli.train import finetune_config
 
     args = build_parser().parse_args(["finetune", "p", "--mode", "lora", "--epochs", "2", "--lr", "3e-4",
                                       "--no-augment", "--replay", "0.5", "--seed", "7", "--resume",
@@ -521,7 +521,7 @@ def test_cli_flags_become_a_finetune_config():
 
 
 def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
-    from earmark.trainer import improves
+    from earmark.train.trainer import improves
 
     best = {"wer": 0.30, "cer": 0.15}
     assert improves({"wer": 0.29, "cer": 0.20}, best)
@@ -532,7 +532,7 @@ def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
 
 
 def test_newer_weights_are_kept_unless_the_best_is_clearly_better():
-    from earmark.trainer import clearly_worse
+    from earmark.train.trainer import clearly_worse
 
     best = {"wer": 0.40, "clip_errors": [2, 1, 3, 0, 2, 1, 2, 3, 1, 2] * 3}
     noise = {"wer": 0.42, "clip_errors": [2, 2, 3, 0, 1, 1, 2, 3, 2, 2] * 3}  # +1 here, -1 there
@@ -546,7 +546,7 @@ def test_newer_weights_are_kept_unless_the_best_is_clearly_better():
 
 
 def test_weights_that_pass_the_gate_are_not_swapped_for_tied_ones_that_fail_it():
-    from earmark.trainer import beats_parent, held_back
+    from earmark.train.trainer import beats_parent, held_back
 
     parent = {"wer": 0.355}
     passing, failing = {"wer": 0.290}, {"wer": 0.371}
@@ -568,7 +568,7 @@ def test_a_run_keeps_the_evaluation_the_gate_accepts_over_a_newer_tie():
 
     import torch
 
-    from earmark.trainer import Trainer, _State
+    from earmark.train.trainer import Trainer, _State
 
     scores = iter([(0.290, [1, 0, 1, 0, 1, 0, 1, 1]), (0.371, [1, 1, 1, 0, 1, 1, 1, 1]),
                    (0.250, [0, 0, 1, 0, 0, 0, 1, 0]), (0.600, [2, 2, 3, 2, 2, 2, 3, 2])])
@@ -595,8 +595,8 @@ def test_a_run_keeps_the_evaluation_the_gate_accepts_over_a_newer_tie():
 
 
 def test_the_summary_says_which_weights_were_kept(capsys):
-    from earmark.cli_train import print_finetune
-    from earmark.finetune import FinetuneResult
+    from earmark.cli.train import print_finetune
+    from earmark.train.finetune import FinetuneResult
 
     r = FinetuneResult(version="ft-002", version_id=3, parent="ft-001", activated=True, message="",
                        dev_wer_before=0.5, dev_wer_after=0.4, dev_cer_before=0.3, dev_cer_after=0.2,

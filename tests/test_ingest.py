@@ -11,8 +11,8 @@ from sqlalchemy import select
 from _support import SR, tone, write_wav
 from earmark.errors import BadManifest
 from earmark.ingest import import_audio, read_manifest
-from earmark.reports import status
-from earmark.store import Clip, Correction, Source
+from earmark.review.reports import status
+from earmark.store.db import Clip, Correction, Source
 
 
 def _speechlike(seconds: float, seed: int = 0) -> np.ndarray:
@@ -64,7 +64,7 @@ def test_a_broken_link_and_a_pipe_among_the_recordings_are_named_not_skipped(pro
 
 def test_a_project_among_the_recordings_is_not_imported_as_audio(tmp_path):
     from earmark.errors import BadConfig
-    from earmark.project import init_project
+    from earmark.store.project import init_project
 
     rec = tmp_path / "rec"
     write_wav(rec / "a.wav", _speechlike(2.0, 1))
@@ -85,7 +85,7 @@ def test_a_project_among_the_recordings_is_not_imported_as_audio(tmp_path):
 
 
 def test_a_rejected_file_mended_in_place_is_no_longer_listed_as_rejected(project, tmp_path):
-    from earmark.reports import status
+    from earmark.review.reports import status
 
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.wav").write_bytes(b"junk")
@@ -118,8 +118,8 @@ def test_a_file_another_import_stores_meanwhile_counts_as_known_not_as_a_crash(p
 def test_a_file_rejected_by_a_limit_imports_once_the_limit_is_raised(project, tmp_path):
     import json as _json
 
-    from earmark.project import open_project
-    from earmark.reports import status
+    from earmark.store.project import open_project
+    from earmark.review.reports import status
 
     write_wav(tmp_path / "in" / "quiet.wav", 0.02 * _speechlike(2.0, 1))  # about -40 dBFS
     cfg_file = project.root / "earmark.json"
@@ -310,7 +310,7 @@ def test_a_manifest_gives_known_clips_their_missing_speakers_and_keeps_stored_on
 
 
 def test_import_command_counts_filled_and_refused_texts_and_speakers_in_english(project, tmp_path, capsys):
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     write_wav(tmp_path / "a.wav", _speechlike(1.5, 1))
     write_wav(tmp_path / "b.wav", _speechlike(1.5, 2))
@@ -419,7 +419,7 @@ def test_nothing_to_import_says_what_was_searched(project, tmp_path):
 
 def test_a_file_name_holding_terminal_codes_is_printed_escaped(project, tmp_path, capsys):
     """A name from the disk must not recolour the terminal or split a line of the report."""
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     src = tmp_path / "in"
     src.mkdir()

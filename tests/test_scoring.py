@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from earmark import scoring as sc
+from earmark.ranking import scoring as sc
 
 
 def test_least_confidence():
@@ -64,7 +64,7 @@ def test_hallucination_flags():
 
 
 def test_clip_scores_has_every_strategy_score():
-    from earmark.selection import STRATEGIES
+    from earmark.ranking.strategies import STRATEGIES
 
     scores = sc.clip_scores(token_logprobs=[-0.1], token_entropies=[0.3], word_probs=[0.9], duration=1.0)
     needed = {cls.score_name for cls in STRATEGIES.values() if cls.score_name}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from earmark.errors import UnknownStrategy
-from earmark.selection import STRATEGIES, Candidate, get_strategy
+from earmark.ranking.strategies import STRATEGIES, Candidate, get_strategy
 
 
 def pool(n: int = 20) -> list[Candidate]:

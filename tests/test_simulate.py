@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
-import earmark.models
+import earmark.models.loading
 import earmark.simulate as sim
-import earmark.transcribe
+import earmark.decode.decoder
 from earmark.config import SimulateConfig
 from earmark.errors import BadConfig
-from earmark.selection import Candidate, get_strategy
+from earmark.ranking.strategies import Candidate, get_strategy
 from earmark.simulate import (RoundResult, Study, as_typed, best_strategy, curve_area, mean_curves,
                               minutes_to_reach, split_speakers, summarize, verdict, write_outputs)
 
@@ -112,7 +112,7 @@ class TestBestStrategy:
         assert "| n/a |" in saved["table"]
 
     def test_command_line_prints_the_verdict(self, tmp_path, monkeypatch, capsys):
-        from earmark.cli import main
+        from earmark.cli.main import main
 
         record = write_outputs(LOST, {}, SimulateConfig(), tmp_path, 1.0, 10)
         monkeypatch.setattr(sim, "simulate", lambda *a, **k: record)
@@ -134,7 +134,7 @@ def test_too_few_speakers_fail_before_the_model_loads(tmp_path, monkeypatch):
     def no_model(*a, **k):
         raise AssertionError("the model loaded before the speaker check")
 
-    monkeypatch.setattr(earmark.models, "load_model", no_model)
+    monkeypatch.setattr(earmark.models.loading, "load_model", no_model)
     cfg = SimulateConfig(strategies=("random",), test_speakers=2, dev_speakers=1)
     with pytest.raises(BadConfig, match="3 speakers cannot give 2 test and 1 dev.*--test-speakers"):
         sim.simulate(manifest_of(tmp_path, 3), cfg, tmp_path / "out", log=lambda m: None)
@@ -180,8 +180,8 @@ class TestPartialRounds:
                          features=np.zeros((n, 1, 1), np.float16), frames=np.ones(n, int),
                          embeddings=np.zeros((n, 1), np.float32))
 
-        monkeypatch.setattr(earmark.models, "load_model", lambda *a, **k: object())
-        monkeypatch.setattr(earmark.transcribe, "Decoder", lambda *a, **k: object())
+        monkeypatch.setattr(earmark.models.loading, "load_model", lambda *a, **k: object())
+        monkeypatch.setattr(earmark.decode.decoder, "Decoder", lambda *a, **k: object())
         monkeypatch.setattr(sim, "encode_study", study)
         monkeypatch.setattr(sim, "decode", lambda decoder, study, idx, batch=16: {i: None for i in idx})
         monkeypatch.setattr(sim, "error_detection", lambda *a: {})

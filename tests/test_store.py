@@ -7,8 +7,8 @@ from sqlalchemy import select, text
 
 from earmark.config import DecodeConfig, ProjectConfig
 from earmark.errors import BadConfig, CorruptDatabase, ModelWeightsNotFound, ProjectExists, ProjectNotFound, SchemaTooNew
-from earmark.project import init_project, open_project
-from earmark.store import (SCHEMA_VERSION, Clip, Correction, Meta, ModelVersion, Source, Store,
+from earmark.store.project import init_project, open_project
+from earmark.store.db import (SCHEMA_VERSION, Clip, Correction, Meta, ModelVersion, Source, Store,
                            schema_version, sqlite_url)
 
 
@@ -177,9 +177,9 @@ def test_a_project_config_value_of_the_wrong_type_or_range_is_named(tmp_path, se
 def test_a_misspelt_setting_in_earmark_json_is_named_not_silently_ignored(tmp_path, capsys):
     import json
 
-    from earmark.cli import main
+    from earmark.cli.main import main
     from earmark.config import ProjectConfig, unknown_keys
-    from earmark.project import init_project
+    from earmark.store.project import init_project
 
     init_project(tmp_path / "p", ProjectConfig())
     cfg = tmp_path / "p" / "earmark.json"
@@ -194,7 +194,7 @@ def test_a_misspelt_setting_in_earmark_json_is_named_not_silently_ignored(tmp_pa
 
 
 def test_a_mistyped_version_name_lists_the_projects_versions(project):
-    from earmark.ranking import switch_model
+    from earmark.ranking.rank import switch_model
 
     with pytest.raises(ModelWeightsNotFound, match=r"nor is it a version of this project \(its versions: "
                                                     r"tiny.en; see `earmark models`\)"):

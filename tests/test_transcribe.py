@@ -7,8 +7,8 @@ import pytest
 
 from _support import SR, sample_rows, wer
 from earmark.config import DecodeConfig
-from earmark.packing import pack_windows
-from earmark.repetition import compression_ratio
+from earmark.decode.packing import pack_windows
+from earmark.decode.repetition import compression_ratio
 
 
 def loops(tokens: list[int], min_tokens: int, max_period: int = 8) -> bool:
@@ -28,7 +28,7 @@ def batch_loops(tokens: list[int], min_tokens: int, max_period: int = 8) -> bool
     """earmark's detector on one sequence: its last token as the next one."""
     import torch
 
-    from earmark.repetition import loops_batch
+    from earmark.decode.repetition import loops_batch
 
     history = torch.tensor([tokens[:-1]], dtype=torch.long)
     return bool(loops_batch(history, torch.tensor([tokens[-1]]), min_tokens, max_period)[0])
@@ -49,7 +49,7 @@ def test_loop_detector_spares_short_repeats_and_stops_loops():
 def test_a_loop_keeps_its_first_pass_only():
     import torch
 
-    from earmark.repetition import first_pass, loops_batch
+    from earmark.decode.repetition import first_pass, loops_batch
 
     phrase = list(range(100, 110))  # 10 tokens
     said = [1, 2, 3]
@@ -84,7 +84,7 @@ def _easy_and_hard():
 @pytest.mark.slow
 @pytest.mark.parametrize("pack", [False, True])
 def test_tokens_words_and_times_are_consistent(tiny_model, pack):
-    from earmark.transcribe import Decoder
+    from earmark.decode.decoder import Decoder
 
     rows, audios = _easy_and_hard()
     results = Decoder(tiny_model, DecodeConfig(pack=pack)).transcribe(audios)
@@ -107,7 +107,7 @@ def test_tokens_words_and_times_are_consistent(tiny_model, pack):
 @pytest.mark.slow
 def test_low_confidence_words_are_the_wrong_ones(tiny_model):
     """Words the model is unsure of are wrong more often than the sure ones."""
-    from earmark.transcribe import Decoder
+    from earmark.decode.decoder import Decoder
     from whisper.normalizers import EnglishTextNormalizer
 
     norm = EnglishTextNormalizer()
@@ -126,7 +126,7 @@ def test_low_confidence_words_are_the_wrong_ones(tiny_model):
 
 @pytest.mark.slow
 def test_silence_and_tone_do_not_loop(tiny_model):
-    from earmark.transcribe import Decoder
+    from earmark.decode.decoder import Decoder
 
     rng = np.random.default_rng(0)
     noise = (0.01 * rng.standard_normal(5 * SR)).astype(np.float32)
@@ -139,7 +139,7 @@ def test_numpy_dtw_follows_whisper_path():
     import torch
     from whisper.timing import dtw
 
-    from earmark.dtw import dtw_jumps
+    from earmark.decode.dtw import dtw_jumps
 
     rng = np.random.default_rng(0)
     for _ in range(12):
@@ -152,7 +152,7 @@ def test_numpy_dtw_follows_whisper_path():
 def test_batched_loop_detector_matches_the_scalar_one():
     import torch
 
-    from earmark.repetition import loops_batch
+    from earmark.decode.repetition import loops_batch
 
     rng = np.random.default_rng(1)
     for steps in (0, 5, 11, 20, 40):
@@ -168,8 +168,8 @@ def test_batched_loop_detector_matches_the_scalar_one():
 
 
 def test_packed_clips_with_too_few_or_too_many_words_are_suspect():
-    from earmark.packing import Placement, suspect
-    from earmark.transcribe import WordScore
+    from earmark.decode.packing import Placement, suspect
+    from earmark.decode.decoder import WordScore
 
     place = Placement(index=0, start=5.0, duration=3.0)
     spill = [WordScore(" over", 4.2, 5.4, 0.9, 1), WordScore(" edge", 7.9, 8.8, 0.9, 1)]
@@ -191,8 +191,8 @@ def test_packed_clips_with_too_few_or_too_many_words_are_suspect():
 def test_reduced_precision_leaves_the_model_alone_and_transcribes_alike(tiny_model):
     import torch
 
-    from earmark.precision import native_bf16, resolve_precision
-    from earmark.transcribe import Decoder
+    from earmark.decode.precision import native_bf16, resolve_precision
+    from earmark.decode.decoder import Decoder
 
     rows, audios = _easy_and_hard()
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
@@ -224,7 +224,7 @@ def test_reduced_precision_leaves_the_model_alone_and_transcribes_alike(tiny_mod
 
 @pytest.mark.slow
 def test_a_packed_clip_without_words_is_decoded_again(tiny_model):
-    from earmark.transcribe import Decoder
+    from earmark.decode.decoder import Decoder
 
     rows, audios = _easy_and_hard()
     silence = np.zeros(2 * SR, dtype=np.float32)  # no words: always suspect when packed
@@ -246,7 +246,7 @@ def test_the_clip_a_packed_window_loops_in_is_decoded_again(tiny_model):
     from pathlib import Path
 
     from earmark.audio import load_audio
-    from earmark.transcribe import Decoder
+    from earmark.decode.decoder import Decoder
 
     class Recorder(Decoder):
         """The real decoder, recording each pass and each packed window's loop."""

@@ -16,15 +16,15 @@ __version__ = "0.1.0"
 
 # public name -> "module:attribute"
 _LAZY = {
-    "Project": "earmark.project:Project",
-    "init_project": "earmark.project:init_project",
-    "open_project": "earmark.project:open_project",
+    "Project": "earmark.store.project:Project",
+    "init_project": "earmark.store.project:init_project",
+    "open_project": "earmark.store.project:open_project",
     "import_audio": "earmark.ingest:import_audio",
-    "rank": "earmark.ranking:rank",
-    "load_model": "earmark.models:load_model",
-    "transcribe_clips": "earmark.transcribe:transcribe_clips",
-    "get_strategy": "earmark.selection:get_strategy",
-    "STRATEGIES": "earmark.selection:STRATEGIES",
+    "rank": "earmark.ranking.rank:rank",
+    "load_model": "earmark.models.loading:load_model",
+    "transcribe_clips": "earmark.decode.decoder:transcribe_clips",
+    "get_strategy": "earmark.ranking.strategies:get_strategy",
+    "STRATEGIES": "earmark.ranking.strategies:STRATEGIES",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SAMPLE_RATE, AudioConfig
-from .errors import UnreadableAudio
+from earmark.config import SAMPLE_RATE, AudioConfig
+from earmark.errors import UnreadableAudio
 
 # a WAV decoding to less than this share of the length its header declares was cut short
 # (a writer a few bytes off stays well above it)

@@ -79,7 +79,7 @@ class DecodeConfig:
 class SelectionConfig:
     """How the queue is ordered."""
 
-    strategy: str = "errors-per-second"  # a name from earmark.selection.STRATEGIES
+    strategy: str = "errors-per-second"  # a name from earmark.ranking.strategies.STRATEGIES
     seed: int = 0  # used by strategies with randomness
     low_confidence: float = 0.5  # words below this probability are marked for review
 

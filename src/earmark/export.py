@@ -29,9 +29,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import Example, correction_examples, current_split
-from .errors import BadConfig, NoCorrections, UnreadableAudio
-from .project import Project
+from earmark.train.dataset import Example, correction_examples, current_split
+from earmark.errors import BadConfig, NoCorrections, UnreadableAudio
+from earmark.store.project import Project
 
 FORMATS = ("jsonl", "nemo", "hf")
 MARKER = ".earmark-export"  # in every export folder; holds the format

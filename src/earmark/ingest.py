@@ -23,10 +23,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from tqdm.auto import tqdm
 
-from . import audio as au
-from .errors import BadConfig, BadManifest, UnreadableAudio
-from .project import CONFIG_FILE, Project
-from .store import Clip, Source
+from earmark import audio as au
+from earmark.errors import BadConfig, BadManifest, UnreadableAudio
+from earmark.store.project import CONFIG_FILE, Project
+from earmark.store.db import Clip, Source
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from .config import FinetuneConfig
-from .finetune import FinetuneResult, finetune
-from .project import Project
-from .ranking import RankReport, rank
-from .store import QueueEntry, Round, utcnow, waiting_for_review
+from earmark.config import FinetuneConfig
+from earmark.train.finetune import FinetuneResult, finetune
+from earmark.store.project import Project
+from earmark.ranking.rank import RankReport, rank
+from earmark.store.db import QueueEntry, Round, utcnow, waiting_for_review
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class RoundReport:
     finetune: FinetuneResult
     ranked: RankReport | None  # None when the gate refused the new version
     queue: QueueChange | None
-    top_clips: list = field(default_factory=list)  # earmark.reports.QueueRow, new head of the queue
+    top_clips: list = field(default_factory=list)  # earmark.review.reports.QueueRow, new head of the queue
 
 
 def queue_snapshot(project: Project) -> dict[int, int]:
@@ -108,7 +108,7 @@ def run_round(project: Project, cfg: FinetuneConfig | None = None, *, resume: bo
     top
         Size of the queue head compared and returned.
     """
-    from .reports import queue
+    from earmark.review.reports import queue
 
     cfg = cfg or project.config.finetune
     result = finetune(project, cfg, resume=resume, progress=progress)

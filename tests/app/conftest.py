@@ -14,7 +14,7 @@ import pytest
 
 from _support import REPO, write_manifest
 
-APP = REPO / "app"
+APP = REPO / "src" / "earmark" / "app"
 # hard clips and easy ones, so the queue has a clear order
 CLIPS = ("s01", "s06", "s07", "s09", "s12", "s17")
 
@@ -29,8 +29,8 @@ def _app_on_path(monkeypatch):
 def ranked_template(tmp_path_factory):
     """A project with six shipped clips imported and ranked by the real tiny.en."""
     from earmark.ingest import import_audio
-    from earmark.project import init_project
-    from earmark.ranking import rank
+    from earmark.store.project import init_project
+    from earmark.ranking.rank import rank
 
     base = tmp_path_factory.mktemp("ranked")
     project = init_project(base / "proj")
@@ -43,7 +43,7 @@ def ranked_template(tmp_path_factory):
 @pytest.fixture
 def ranked(ranked_template, tmp_path):
     """A private copy of the ranked project."""
-    from earmark.project import open_project
+    from earmark.store.project import open_project
 
     root = tmp_path / "proj"
     shutil.copytree(ranked_template, root)
@@ -56,7 +56,7 @@ def ranked(ranked_template, tmp_path):
 def unranked(tmp_path):
     """A project with clips imported but not ranked."""
     from earmark.ingest import import_audio
-    from earmark.project import init_project
+    from earmark.store.project import init_project
 
     project = init_project(tmp_path / "unranked")
     import_audio(project, write_manifest(tmp_path, CLIPS[:2]), progress=False)
@@ -69,7 +69,7 @@ def app_for(monkeypatch):
     """``app_for(project_or_path)``: an AppTest of the review app over that project."""
     from streamlit.testing.v1 import AppTest
 
-    from earmark.review import PROJECT_ENV
+    from earmark.review.workflow import PROJECT_ENV
 
     def make(target):
         root = getattr(target, "root", target)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from earmark import dashboard, review
-from earmark.reports import queue
-from earmark.store import Correction
+from earmark.review import dashboard
+
+from earmark.review import workflow as review
+from earmark.review.reports import queue
+from earmark.store.db import Correction
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +113,7 @@ def test_a_correction_saved_meanwhile_is_replaced_only_on_purpose(ranked, app_fo
 
 
 def test_browse_with_no_clips(tmp_path, app_for):
-    from earmark.project import init_project
+    from earmark.store.project import init_project
 
     project = init_project(tmp_path / "empty")
     at = browse(app_for, project)

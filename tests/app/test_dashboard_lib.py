@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from earmark import dashboard, review
+from earmark.review import dashboard
+
+from earmark.review import workflow as review
 
 
 def test_search_filters_by_text_status_score_and_speaker(handmade):
@@ -56,7 +58,7 @@ def test_dashboard_figures(handmade):
 
 
 def test_model_wer_compares_parent_and_child_on_the_child_dev_set(handmade):
-    from earmark.store import ModelVersion
+    from earmark.store.db import ModelVersion
 
     assert dashboard.model_wer(handmade).empty
     with handmade.store.session() as s:
@@ -69,7 +71,7 @@ def test_model_wer_compares_parent_and_child_on_the_child_dev_set(handmade):
 
 
 def test_model_versions_list_each_fine_tune_with_its_record(handmade):
-    from earmark.store import ModelVersion
+    from earmark.store.db import ModelVersion
 
     with handmade.store.session() as s:
         s.add(ModelVersion(name="ft-001", spec="x.pt", status="rejected", record={

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from earmark import review
-from earmark.reports import queue
-from earmark.store import ModelVersion
+from earmark.review import workflow as review
+from earmark.review.reports import queue
+from earmark.store.db import ModelVersion
 
 pytestmark = pytest.mark.slow
 

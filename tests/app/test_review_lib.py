@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
-from earmark import review
+from earmark.review import workflow as review
 from earmark.errors import (
     CorrectedMeanwhile,
     DatabaseBusy,
@@ -23,8 +23,8 @@ from earmark.errors import (
     NothingRanked,
     PoolExhausted,
 )
-from earmark.project import open_project
-from earmark.store import Correction, Lease, Round, utcnow
+from earmark.store.project import open_project
+from earmark.store.db import Correction, Lease, Round, utcnow
 
 
 def expire_leases(project) -> None:
@@ -340,7 +340,7 @@ def test_the_lease_is_one_conditional_statement_on_postgresql_too():
 
 
 def test_player_marks_low_words_by_two_cues_and_plays_word_spans():
-    from earmark.player import SPEEDS, player_html
+    from earmark.review.player import SPEEDS, player_html
 
     words = [review.Word(" Take", 0.1, 0.4, 0.91), review.Word(" <b>&", 0.4, 0.9, 0.23),
              review.Word("-ish", 0.9, 1.2, 0.6)]
@@ -358,7 +358,7 @@ def test_player_marks_low_words_by_two_cues_and_plays_word_spans():
 
 
 def test_player_keeps_drafts_under_the_given_key_and_tag_only():
-    from earmark.player import Draft, player_html
+    from earmark.review.player import Draft, player_html
 
     page = player_html(b"", [], threshold=0.5,
                        draft=Draft(key="earmark-draft:/p</script>:ada", tag="7:3", box="Transcript"))
@@ -369,14 +369,14 @@ def test_player_keeps_drafts_under_the_given_key_and_tag_only():
 
 
 def test_review_command_refuses_a_missing_project(tmp_path, capsys):
-    from earmark.cli import main
+    from earmark.cli.main import main
 
     assert main(["review", str(tmp_path / "nowhere")]) == 2
     assert "no earmark project here" in capsys.readouterr().err
 
 
 def test_a_doubtful_hypothesis_comes_with_what_its_flags_mean(handmade):
-    from earmark.store import Transcript
+    from earmark.store.db import Transcript
 
     first = review.next_clip(handmade, "ann#1")
     assert first.flags == () and first.warnings == []

@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from earmark import backup, review
-from earmark.reports import queue
-from earmark.store import Correction, Lease, utcnow
+from earmark.store import backup
+
+from earmark.review import workflow as review
+from earmark.review.reports import queue
+from earmark.store.db import Correction, Lease, utcnow
 
 from _support import damage
 
@@ -282,7 +284,7 @@ def test_change_name_releases_the_clip(ranked, app_for, sign_in):
 
 
 def test_a_looped_hypothesis_is_shown_with_a_warning(ranked, app_for, sign_in):
-    from earmark.store import Transcript
+    from earmark.store.db import Transcript
 
     head = queue(ranked, top=1)[0]
     at = sign_in(app_for(ranked))

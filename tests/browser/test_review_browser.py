@@ -101,8 +101,8 @@ def start_reviewing(pw, app_url: str, name: str):
 def test_type_a_correction_and_save_it_from_the_keyboard(app_url, project_root):
     from playwright.sync_api import expect, sync_playwright
 
-    from earmark.project import open_project
-    from earmark.reports import queue
+    from earmark.store.project import open_project
+    from earmark.review.reports import queue
 
     first = queue(open_project(project_root), top=1)[0]
     with sync_playwright() as pw:
@@ -144,8 +144,8 @@ def test_a_reload_keeps_the_name_and_hands_back_the_same_clip(app_url, project_r
     from playwright.sync_api import expect, sync_playwright
     from sqlalchemy import select
 
-    from earmark.project import open_project
-    from earmark.store import Lease
+    from earmark.store.project import open_project
+    from earmark.store.db import Lease
 
     def held_by_bob() -> list[int]:
         project = open_project(project_root)
@@ -174,7 +174,7 @@ def test_a_reload_keeps_the_name_and_hands_back_the_same_clip(app_url, project_r
 def test_text_typed_but_not_saved_survives_a_reload_and_is_what_gets_saved(app_url, project_root):
     from playwright.sync_api import expect, sync_playwright
 
-    from earmark.project import open_project
+    from earmark.store.project import open_project
 
     typed = "Half of a correction, typed and not yet saved"
     with sync_playwright() as pw:

@@ -1,0 +1,453 @@
+"""Snapshots of a project's SQLite database, and putting one back.
+
+The corrections in the database are hours of people's work and exist nowhere else.
+Before every command that writes much (``import``, ``rank``, ``finetune``, ``round``), at
+the start of ``review`` and every few minutes while annotators save, a copy is taken with
+SQLite's online backup, which reads one consistent state while others go on writing.
+The copy is checked before it is kept, so a damaged file is found before a command adds
+to it and never pushes a good snapshot out. The newest few are kept in
+``PROJECT/backups``; an unchanged database adds none.
+
+:func:`restore` puts a snapshot back. The file it replaces is kept, and the corrections
+saved after the snapshot are copied over from it wherever they can still be read, so a
+damaged database loses at most what its damaged pages held.
+
+A project on a database server (PostgreSQL) is backed up with the server's own tools;
+every function here leaves such a project alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from earmark.errors import BadConfig, CorruptDatabase, EarmarkError
+from earmark.store.project import Project, database_file, load_config
+from earmark.store.db import DEFAULT_RECOVERY, damage_error, damage_found, is_damage, quick_check
+
+BACKUP_DIR = "backups"
+_PREFIX = "earmark-"
+_STAMP = "%Y%m%d-%H%M%S"  # UTC; a snapshot's name adds milliseconds, so names sort by time
+#: where a replaced database is kept, and what could not be copied back from it
+UNRESTORED_FILE = "unrestored_corrections.jsonl"
+_CORRECTION_COLUMNS = ("id", "clip_id", "text", "flag", "note", "annotator", "seconds_spent",
+                       "transcript_id", "hypothesis", "round_id", "created_at")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One kept copy of the database."""
+
+    path: Path
+    taken_at: datetime  # UTC, to the millisecond
+    reason: str  # what it was taken before: import, rank, finetune, round, review, backup
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What a database file holds, as far as it can be read."""
+
+    problem: str  # why it cannot be used ("" when it passes SQLite's check)
+    clips: int = 0
+    corrected: int = 0  # clips whose newest saved row is a text (as `earmark status` counts)
+    flagged: int = 0  # clips whose newest saved row is a flag
+    last_correction_id: int = 0
+
+    @property
+    def readable(self) -> bool:
+        return not self.problem
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What :func:`restore` did."""
+
+    snapshot: Snapshot
+    held: Contents  # what the snapshot held
+    kept: Path  # the folder that now holds the replaced database file(s); absent when it was gone
+    salvaged: int  # corrections saved after the snapshot, copied back from the replaced file
+    unrestored: int  # corrections of clips the snapshot does not know (written to a JSONL file)
+    salvage_problem: str  # why the replaced file could not be read to the end ("" if it could)
+
+
+def backup_dir(root: Path | str) -> Path:
+    """``PROJECT/backups``."""
+    return Path(root) / BACKUP_DIR
+
+
+def snapshots(root: Path | str) -> list[Snapshot]:
+    """The project's snapshots, newest first (files of other names in the folder are ignored)."""
+    found = []
+    for path in backup_dir(root).glob(f"{_PREFIX}*.db"):
+        stamp, _, rest = path.stem.removeprefix(_PREFIX).partition("_")
+        try:
+            taken = datetime.strptime(stamp, f"{_STAMP}.%f").replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+        found.append(Snapshot(path=path, taken_at=taken, reason=rest.split(".")[0] or "?"))
+    return sorted(found, key=lambda s: (s.taken_at, s.path.name), reverse=True)
+
+
+def contents(db: Path) -> Contents:
+    """Check a database file and count its clips and corrections; never raises."""
+    if not db.is_file():
+        return Contents(problem="the file is missing")
+    if db.stat().st_size == 0:
+        return Contents(problem="the file is empty (0 bytes)")
+    try:
+        with closing(sqlite3.connect(db, timeout=30)) as conn:
+            problem = quick_check(conn)
+            if problem:
+                return Contents(problem=problem)
+            clips = conn.execute("SELECT count(*) FROM clips").fetchone()[0]
+            corrected, flagged = conn.execute(
+                "SELECT coalesce(sum(flag IS NULL), 0), coalesce(sum(flag IS NOT NULL), 0) FROM corrections "
+                "WHERE id IN (SELECT max(id) FROM corrections GROUP BY clip_id)").fetchone()
+            last = conn.execute("SELECT coalesce(max(id), 0) FROM corrections").fetchone()[0]
+    except sqlite3.Error as exc:
+        return Contents(problem=str(exc))
+    return Contents(problem="", clips=clips, corrected=corrected, flagged=flagged, last_correction_id=last)
+
+
+def describe(snapshot: Snapshot, held: Contents | None = None) -> str:
+    """``earmark-…db (before rank, 2026-12-06 22:30 UTC: 1,250 clips, 148 corrected)``;
+    ``held``: its :func:`contents`, when already read."""
+    c = held or contents(snapshot.path)
+    held = (f"{c.clips:,} clips, {c.corrected:,} corrected"
+            + (f", {c.flagged:,} flagged" if c.flagged else "") if c.readable
+            else f"damaged: {c.problem}")
+    return f"{snapshot.name} (before {snapshot.reason}, {snapshot.taken_at:%Y-%m-%d %H:%M} UTC: {held})"
+
+
+def advice(root: Path | str) -> str:
+    """What to do about a damaged database: restore the newest snapshot, if there is one."""
+    root = Path(root)
+    good = _newest_sound(snapshots(root))
+    if good is None:
+        return f"{DEFAULT_RECOVERY} (there is no snapshot in {backup_dir(root)})"
+    return (f"stop the review app and run `earmark restore {root}`: it puts back the newest "
+            f"snapshot, {describe(*good)}, keeps the damaged file, and copies back every "
+            "correction saved since that can still be read")
+
+
+def _newest_sound(found: list[Snapshot]) -> tuple[Snapshot, Contents] | None:
+    """The newest of ``found`` that passes SQLite's check, with its contents (the older
+    ones are not read)."""
+    for snap in found:
+        held = contents(snap.path)
+        if held.readable:
+            return snap, held
+    return None
+
+
+def _unique_path(folder: Path, reason: str, now: datetime) -> Path:
+    base = f"{_PREFIX}{now:{_STAMP}}.{now.microsecond // 1000:03d}_{reason}"
+    path, n = folder / f"{base}.db", 1
+    while path.exists():  # two snapshots in one millisecond (two annotators saving at once)
+        n += 1
+        path = folder / f"{base}.{n}.db"
+    return path
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            chunk = fa.read(1 << 20)
+            if chunk != fb.read(1 << 20):
+                return False
+            if not chunk:
+                return True
+
+
+def _remove_stale(folder: Path, hours: float = 1.0) -> None:
+    """Delete the half-written copies of a process killed while it took a snapshot (old
+    enough that no running one is still writing them)."""
+    cutoff = datetime.now(timezone.utc).timestamp() - hours * 3600
+    for part in folder.glob(".taking-*.db*"):
+        if part.stat().st_mtime < cutoff:
+            part.unlink(missing_ok=True)
+
+
+def take(project: Project, reason: str) -> Snapshot | None:
+    """Copy the database into ``PROJECT/backups`` and drop the oldest beyond ``backup.keep``.
+
+    Returns
+    -------
+    Snapshot or None
+        None when there is nothing to do: a database server, ``keep`` 0, or a database
+        unchanged since the newest snapshot.
+
+    Raises
+    ------
+    CorruptDatabase
+        The database fails SQLite's check. Nothing is kept then, so every good snapshot
+        stays; the message says how to restore one.
+    EarmarkError
+        The copy cannot be written (a full disk, a read-only folder).
+    """
+    keep = project.config.backup.keep
+    db = database_file(project.root, project.config)
+    if db is None or keep <= 0 or not db.is_file():
+        return None
+    folder = backup_dir(project.root)
+    tmp = folder / f".taking-{uuid.uuid4().hex}.db"
+
+    def damaged(problem: object) -> CorruptDatabase:
+        return damage_error(db, problem, f"nothing was changed; {advice(project.root)}")
+
+    try:
+        folder.mkdir(exist_ok=True)
+        _remove_stale(folder)
+        with closing(sqlite3.connect(db, timeout=30)) as src, closing(sqlite3.connect(tmp)) as dst:
+            src.backup(dst)
+            # a snapshot in rollback-journal mode opens without -wal/-shm files beside it
+            dst.execute("PRAGMA journal_mode=DELETE")
+            problem = quick_check(dst)
+        if problem:
+            raise damaged(problem)
+        newest = snapshots(project.root)
+        if newest and _same_bytes(newest[0].path, tmp):
+            return None
+        now = datetime.now(timezone.utc)
+        path = _unique_path(folder, reason, now)
+        os.replace(tmp, path)
+    except (sqlite3.Error, OSError) as exc:
+        if is_damage(exc):
+            raise damaged(damage_found(exc)) from exc
+        raise EarmarkError(f"{folder}: cannot take a snapshot of {db} ({exc}); free some disk space "
+                           "if it is full, or set backup.keep to 0 in earmark.json to take "
+                           "none") from exc
+    finally:
+        if folder.is_dir():
+            tmp.unlink(missing_ok=True)
+    for old in snapshots(project.root)[keep:]:
+        old.path.unlink(missing_ok=True)
+    return Snapshot(path=path, taken_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
+                    reason=reason)
+
+
+def take_if_due(project: Project, reason: str) -> Snapshot | None:
+    """:func:`take`, when the newest snapshot is older than ``backup.review_minutes``."""
+    newest = snapshots(project.root)
+    due = datetime.now(timezone.utc) - timedelta(minutes=project.config.backup.review_minutes)
+    if newest and newest[0].taken_at > due:
+        return None
+    return take(project, reason)
+
+
+def _choose(root: Path, name: str | None) -> tuple[Snapshot, Contents]:
+    found = snapshots(root)
+    if not found:
+        raise EarmarkError(f"{backup_dir(root)}: no snapshot to restore; earmark takes one before "
+                           "import, rank, finetune, round and review, and `earmark backup` takes one now")
+    if name is not None:
+        for s in found:
+            if name in (s.name, s.path.stem):
+                held = contents(s.path)
+                if not held.readable:  # putting it back would leave the project broken again
+                    sound = [x.name for x in found if x is not s and contents(x.path).readable]
+                    raise CorruptDatabase(
+                        f"{s.path}: this snapshot is damaged ({held.problem}); nothing was changed. "
+                        + (f"Choose a sound one: {', '.join(sound)}" if sound else
+                           "No other snapshot is sound; restore from a backup of your own"))
+                return s, held
+        raise EarmarkError(f"{backup_dir(root)}: no snapshot named {name!r}; the snapshots are: "
+                           + ", ".join(s.name for s in found))
+    good = _newest_sound(found)
+    if good is not None:
+        return good
+    raise CorruptDatabase(f"{backup_dir(root)}: every snapshot is damaged; restore the database "
+                          "from a backup of your own")
+
+
+def _read_newer(db: Path, after_id: int, clips: set[int], *,
+                read_only: bool = True) -> tuple[list[tuple], dict[int, tuple], str]:
+    """Corrections with an id above ``after_id`` in ``db``, as far as it reads.
+
+    Returns the rows, the source path and offset of the clips among them that are not in
+    ``clips``, and why the read stopped early ("" if it did not).
+    """
+    col = {c: i for i, c in enumerate(_CORRECTION_COLUMNS)}
+    rows: list[tuple] = []
+    places: dict[int, tuple] = {}
+    uri = f"file:{db}?mode=ro" if read_only else f"file:{db}"
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+            cursor = conn.execute(f"SELECT {', '.join(_CORRECTION_COLUMNS)} FROM corrections "
+                                  "WHERE id > ? ORDER BY id", (after_id,))
+            for row in cursor:  # row by row: a damaged page ends the read, not what came before
+                rows.append(row)
+            lacking = sorted({r[col["clip_id"]] for r in rows} - clips)
+            try:
+                places = {r[0]: r[1:] for r in conn.execute(
+                    "SELECT c.id, s.path, c.offset FROM clips c JOIN sources s ON s.id = c.source_id "
+                    f"WHERE c.id IN ({', '.join('?' * len(lacking))})", lacking)} if lacking else {}
+            except sqlite3.Error:
+                pass  # the unrestored rows are written without their source path then
+    except sqlite3.Error as exc:
+        return rows, places, str(exc)
+    return rows, places, ""
+
+
+# The part of SQLite's 100-byte file header that a database never changes after it is
+# made: the magic string, page size, format versions, reserved bytes and payload fractions.
+_FIXED_HEADER = slice(0, 24)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _read_with_mended_header(damaged: Path, snapshot: Path, after_id: int, clips: set[int],
+                             kept: Path) -> tuple[list[tuple], dict[int, tuple], str] | None:
+    """Read a file whose header alone is overwritten, from a copy given the snapshot's.
+
+    A few bytes written over the start of the file make SQLite refuse all of it ("file
+    is not a database") though every page is intact; the snapshot of the same database
+    holds the same fixed header. The copy is removed afterwards: ``kept`` keeps the file
+    as it was found. None when the header is not what stops the read.
+    """
+    with damaged.open("rb") as f:
+        head = f.read(100)
+    with snapshot.open("rb") as f:
+        good = bytearray(f.read(100))
+    if head[:16] == _SQLITE_MAGIC and head[_FIXED_HEADER] == bytes(good[_FIXED_HEADER]):
+        return None
+    wal = damaged.with_name(damaged.name + "-wal")
+    if wal.is_file():  # the newest corrections may be only there: read it as a WAL database
+        good[18:20] = b"\x02\x02"
+    copy = kept / f".mended-{damaged.name}"
+    try:
+        shutil.copyfile(damaged, copy)
+        if wal.is_file():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        with copy.open("r+b") as f:
+            f.write(bytes(good[_FIXED_HEADER]))
+        return _read_newer(copy, after_id, clips, read_only=False)
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            copy.with_name(copy.name + suffix).unlink(missing_ok=True)
+
+
+def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path,
+             snapshot: Path) -> tuple[int, int, str]:
+    """Copy the corrections newer than the snapshot from the replaced file into the restored one.
+
+    Corrections are append-only, so every row with a higher id was saved after the
+    snapshot. Rows of clips the snapshot does not know go to a JSONL file in ``kept``
+    with their audio's source path, so that nobody's text is lost.
+    """
+    with closing(sqlite3.connect(restored, timeout=30)) as conn:
+        clips, transcripts, rounds = ({r[0] for r in conn.execute(f"SELECT id FROM {table}")}
+                                      for table in ("clips", "transcripts", "rounds"))
+    col = {c: i for i, c in enumerate(_CORRECTION_COLUMNS)}
+    rows, places, problem = _read_newer(damaged, after_id, clips)
+    if problem and not rows:
+        mended = _read_with_mended_header(damaged, snapshot, after_id, clips, kept)
+        if mended is not None and (mended[0] or not mended[2]):
+            rows, places, problem = mended
+    known = [r for r in rows if r[col["clip_id"]] in clips]
+    unknown = [r for r in rows if r[col["clip_id"]] not in clips]
+    with closing(sqlite3.connect(restored, timeout=30)) as conn, conn:
+        for r in known:
+            r = list(r)  # links to rows the snapshot lacks are dropped, the text is kept
+            if r[col["transcript_id"]] not in transcripts:
+                r[col["transcript_id"]] = None
+            if r[col["round_id"]] not in rounds:
+                r[col["round_id"]] = None
+            conn.execute(f"INSERT INTO corrections ({', '.join(_CORRECTION_COLUMNS)}) "
+                         f"VALUES ({', '.join('?' * len(r))})", r)
+    if unknown:
+        with (kept / UNRESTORED_FILE).open("w") as out:
+            for r in unknown:
+                entry = dict(zip(_CORRECTION_COLUMNS, r))
+                source, offset = places.get(entry["clip_id"], (None, None))
+                entry.update(source_path=source, offset=offset)
+                out.write(json.dumps(entry) + "\n")
+    return len(known), len(unknown), problem
+
+
+def _in_use(db: Path) -> bool:
+    """True when another connection has the database open (the review app, a command).
+
+    Every connection to a WAL database holds a shared lock for as long as it is open, so
+    an exclusive lock is refused while any other is open, even an idle one. A file too
+    damaged to lock is in use by nobody who could still write to it.
+    """
+    if not db.is_file() or db.stat().st_size == 0:
+        return False
+    try:
+        with closing(sqlite3.connect(db, timeout=1)) as conn:
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+            conn.execute("BEGIN EXCLUSIVE")
+            conn.rollback()
+    except sqlite3.DatabaseError as exc:
+        return not is_damage(exc)
+    return False
+
+
+def restore(root: Path | str, name: str | None = None, *, force: bool = False) -> Restored:
+    """Put a snapshot back in place of the project's database.
+
+    Parameters
+    ----------
+    root
+        The project folder; its database may be damaged, empty or gone.
+    name
+        The snapshot's file name; None: the newest that passes SQLite's check.
+    force
+        Restore over a database that reads fine (which sets its clips and transcripts
+        back to the snapshot's; its corrections are still copied over).
+
+    Raises
+    ------
+    EarmarkError
+        No snapshot, an unknown name, a sound database without ``force``, or a database
+        another process still has open (its writes would go to the replaced file).
+    BadConfig
+        The project's database is on a server.
+    """
+    root = Path(root)
+    db = database_file(root, load_config(root))
+    if db is None:
+        raise BadConfig(f"{root}: the project's database is on a server; restore it with the "
+                        "server's own tools (pg_restore), earmark keeps no snapshots of it")
+    snap, held = _choose(root, name)
+    current = contents(db)
+    if current.readable and not force:
+        raise EarmarkError(
+            f"{db}: the database reads fine ({current.clips:,} clips, {current.corrected:,} "
+            f"corrected); restoring {describe(snap, held)} would set clips, transcripts and the queue "
+            "back to then. Pass --force to do it anyway (the current file is kept)")
+    if _in_use(db):
+        raise EarmarkError(f"{db}: another process has the database open (the review app, or "
+                           "an earmark command); stop it first, since what it writes now would "
+                           "go to the replaced file, then run the restore again")
+    kept = backup_dir(root) / f"replaced-{datetime.now(timezone.utc):{_STAMP}}-{uuid.uuid4().hex[:6]}"
+    kept.mkdir(parents=True)
+    for suffix in ("", "-wal", "-shm"):  # the -wal file may hold the newest corrections
+        part = db.with_name(db.name + suffix)
+        if part.exists():
+            shutil.move(part, kept / part.name)
+    tmp = db.with_name(f".{db.name}.restoring")
+    shutil.copyfile(snap.path, tmp)
+    os.replace(tmp, db)
+    if not any(kept.iterdir()):  # the file was gone: nothing to keep
+        kept.rmdir()
+    salvaged, unrestored, problem = 0, 0, ""
+    replaced = kept / db.name
+    if replaced.is_file() and replaced.stat().st_size > 0:  # an emptied file holds nothing
+        salvaged, unrestored, problem = _salvage(replaced, db, held.last_correction_id, kept,
+                                                 snap.path)
+    return Restored(snapshot=snap, held=held, kept=kept, salvaged=salvaged, unrestored=unrestored,
+                    salvage_problem=problem)
