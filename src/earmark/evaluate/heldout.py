@@ -184,7 +184,9 @@ def evaluate_audio(model_obj, audios: Sequence[np.ndarray], references: Sequence
     start = time.perf_counter()
     with tqdm(total=len(pieces), unit="clip", desc=f"evaluate {name}", disable=not progress,
               dynamic_ncols=True) as bar:
-        outs = Decoder(model_obj, decode).transcribe(pieces, on_batch=bar.update)
+        from earmark.decode.gpu import for_device
+
+        outs = Decoder(model_obj, for_device(decode, model_obj)).transcribe(pieces, on_batch=bar.update)
     seconds = time.perf_counter() - start
     texts: list[list[str]] = [[] for _ in audios]
     words: list[list[tuple[str, float]]] = [[] for _ in audios]

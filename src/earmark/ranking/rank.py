@@ -282,6 +282,9 @@ def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     if not pending:
         return Transcribed()
     model = model if model is not None else load_version(project, mv, cfg.device)
+    from earmark.decode.gpu import for_device
+
+    cfg = for_device(cfg, model)  # a GPU's batch size (chunks follow it)
     threads, overlap = _ranking_threads(cfg, model.device.type)
     with torch_threads(threads):
         return _transcribe_chunks(project, mv, cfg, pending, Decoder(model, cfg, overlap=overlap),
