@@ -184,8 +184,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
     decode = with_overrides(project.config.decode, batch_size=args.batch_size, device=args.device,
                             threads=args.threads, pack=False if args.no_pack else None)
     selection = with_overrides(project.config.selection, strategy=args.strategy)
+    from earmark.cli.scale import ray_backend
+
     report = rank(project, model=args.model, decode=decode, selection=selection,
-                  progress=not args.quiet)
+                  progress=not args.quiet, transcribe=ray_backend(args))
     if report.transcribed:
         print(f"transcribed {plural(report.transcribed, 'clip')} ({report.audio_seconds / 60:.1f} min of audio) "
               f"in {report.wall_seconds:.1f} s: {report.audio_seconds_per_second:.1f} audio s/s")
@@ -473,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-pack", action="store_true",
                    help="one clip per 30 s window (slower; packing is on by default)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from earmark.cli.scale import add_ray_flags
+
+    add_ray_flags(s)
 
     s = add_command(sub, "queue", cmd_queue, help="show the head of the review queue",
                     description="Show the clips to review first (those nobody has corrected or "

@@ -373,7 +373,7 @@ def build_queue(project: Project, mv_id: int, sel: SelectionConfig) -> int:
 
 def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | None = None,
          selection: SelectionConfig | None = None, progress: bool = True,
-         limit: int | None = None) -> RankReport:
+         limit: int | None = None, transcribe: Any = None) -> RankReport:
     """Transcribe every clip the model has not seen, score it, and order the queue.
 
     Parameters
@@ -390,6 +390,10 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
     limit
         Transcribe at most this many pending clips (in clip order; the rest wait for
         the next run). The queue is still rebuilt over every transcribed clip.
+    transcribe
+        What transcribes the pending clips, with :func:`transcribe_pending`'s signature
+        (default: that function, in this process); e.g. a partial of
+        :func:`earmark.ranking.distributed.transcribe_on_ray`.
 
     Raises
     ------
@@ -411,7 +415,7 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
         active = project.store.active_model()
         mv, loaded = (active, None) if active else switch_model(project, decode.model, decode.device)
     decode = replace(decode, model=mv.spec)
-    done = transcribe_pending(project, mv, decode, progress, limit, model=loaded)
+    done = (transcribe or transcribe_pending)(project, mv, decode, progress, limit, model=loaded)
     del loaded  # the queue needs no model; free its memory before building it
     queued = build_queue(project, mv.id, selection)
     return RankReport(**asdict(done), model_version=mv.name, queued=queued, strategy=selection.strategy)
