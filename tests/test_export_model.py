@@ -11,7 +11,6 @@ names by far more than the conversion does), so it would hide what the compariso
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -20,8 +19,15 @@ import pytest
 
 from _support import sample_rows, wer
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # everything must build and load without the network
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+@pytest.fixture(scope="module", autouse=True)
+def offline():
+    """Everything must build and load without the network (the hub's offline switches)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield
+
 
 # the plain sentence of each voice (the drug names of the other clips leave tiny.en
 # between two readings, where a rounding difference may pick either)

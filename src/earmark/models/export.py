@@ -81,6 +81,10 @@ def _require(module: str) -> Any:
     """Import ``module`` or raise :class:`MissingExtra` naming the extra to install."""
     import importlib
 
+    # offline by construction; set before huggingface_hub reads it at import, this keeps
+    # a cache lookup in transformers or ctranslate2 from trying the network
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -237,8 +241,6 @@ def export_whisper(model: "whisper.Whisper", fmt: str, out: Path, quantization: 
     out = Path(out)
     check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # offline by construction; this keeps a cache lookup in either library from trying
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         hf_dir = work / "hf"
