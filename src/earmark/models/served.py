@@ -64,3 +64,35 @@ def transformers_texts(model_dir: Path, audios: Sequence[np.ndarray], device: st
             ids = model.generate(features.to(device))
             out.append(ServedText(processor.batch_decode(ids, skip_special_tokens=True)[0]))
     return out
+
+
+def ctranslate2_texts(model_dir: Path, audios: Sequence[np.ndarray], max_tokens_per_second: float = 6.0,
+                      min_max_tokens: int = 16) -> list[ServedText]:
+    """Transcribe with the CTranslate2 model itself, on openai-whisper's features.
+
+    The same log-mel input and the same search as earmark's decoder (greedy, no
+    timestamps, openai-whisper's suppressed tokens and timestamps suppressed, the token
+    cap by duration), so that any difference from earmark's text is the converted
+    model's. faster-whisper computes its own features and searches with timestamps, which
+    on hard audio changes more than the conversion does.
+    """
+    import ctranslate2
+    import torch
+    import whisper
+
+    model = ctranslate2.models.Whisper(str(model_dir), device="cpu")
+    multilingual = model.is_multilingual
+    tk = whisper.tokenizer.get_tokenizer(multilingual, language="en" if multilingual else None,
+                                         num_languages=model.num_languages, task="transcribe")
+    # as earmark's decoder: every special and timestamp token, and the non-speech symbols
+    suppress = sorted(set(tk.non_speech_tokens) | set(range(tk.eot + 1, tk.encoding.n_vocab)))
+    out = []
+    for audio in audios:
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio)), model.n_mels)
+        cap = int(max_tokens_per_second * len(audio) / 16_000) + min_max_tokens
+        prompt = list(tk.sot_sequence_including_notimestamps)
+        result = model.generate(ctranslate2.StorageView.from_array(mel.numpy()[None]), [prompt],
+                                beam_size=1, suppress_tokens=suppress, suppress_blank=True,
+                                max_length=cap + len(prompt))
+        out.append(ServedText(tk.decode([t for t in result[0].sequences_ids[0] if t < tk.eot])))
+    return out
