@@ -257,9 +257,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export
-    from .project import open_project
 
-    r = export(open_project(args.project), args.format, args.out)
+    from .cli import open_checked
+
+    r = export(open_checked(args.project), args.format, args.out)
     print(f"exported {r.clips} clips ({r.seconds / 60:.1f} min) as {r.format} to {r.path}")
     for f in r.files:
         print(f"  {f}")

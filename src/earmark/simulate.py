@@ -538,8 +538,27 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
         raise BadConfig("simulate compares every strategy with 'random': add it to the strategies")
     if cfg.rounds < 1 or cfg.seeds < 1 or cfg.budget_minutes <= 0:
         raise BadConfig("simulate needs rounds >= 1, seeds >= 1 and a positive budget")
+    _check_out(Path(out))
     with torch_threads(cfg.threads):
         return _simulate(Path(manifest), cfg, Path(out), log)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output folder that cannot be one, before any model work.
+
+    Raises
+    ------
+    BadConfig
+        ``out`` is a file, or lies below one, or cannot be created.
+    """
+    if out.exists() and not out.is_dir():
+        raise BadConfig(f"{out}: a file, not a folder; give --out a folder for rounds.csv, "
+                        "summary.json and the plot (a new name is created)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadConfig(f"{out}: cannot create the output folder ({exc.strerror or exc}); give "
+                        "--out a folder you can write to") from exc
 
 
 def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[str, Any]:
