@@ -201,6 +201,10 @@ def hostile_commands(tmp: Path, project: Path) -> list[list[str]]:
         ["finetune", p, "--mode", "everything"],
         ["evaluate", p, "--model", "no-such-version"],
         ["export", p, "--out", str(a_file)],
+        ["round", p, "--lr", "-1"],
+        ["round", p],  # no corrections yet
+        ["models", p, "--show", "no-such-version"],
+        ["models", str(a_file)],
         ["demo", str(a_file), "--samples", str(tmp / "missing.jsonl"), "--no-app"],
         ["nonsense-command"],
     ]
