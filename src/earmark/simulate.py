@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -546,19 +547,25 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
 def _check_out(out: Path) -> None:
     """Refuse an output folder that cannot be one, before any model work.
 
+    Nothing is created here: a study refused later (too few speakers) leaves no folder.
+
     Raises
     ------
     BadConfig
-        ``out`` is a file, or lies below one, or cannot be created.
+        ``out`` is a file, or lies below one, or in a folder this user cannot write to.
     """
     if out.exists() and not out.is_dir():
         raise BadConfig(f"{out}: a file, not a folder; give --out a folder for rounds.csv, "
                         "summary.json and the plot (a new name is created)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadConfig(f"{out}: cannot create the output folder ({exc.strerror or exc}); give "
-                        "--out a folder you can write to") from exc
+    above = out.absolute()
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise BadConfig(f"{out}: {above} is a file, so no folder can be made below it; give --out "
+                        "a new folder name")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise BadConfig(f"{out}: cannot create the output folder ({above} is not writable); give "
+                        "--out a folder you can write to")
 
 
 def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[str, Any]:
