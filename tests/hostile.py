@@ -54,7 +54,8 @@ def wav_bytes(audio: np.ndarray, rate: int = SR, width: int = 2, channels: int =
         data = b"".join(int(v).to_bytes(4, "little", signed=True)[:3] for v in ints)
     else:
         data = (scaled * (2 ** (8 * width - 1) - 1)).astype(f"<i{width}").tobytes()
-    data = data * channels if channels == 1 else np.repeat(np.frombuffer(data, np.uint8), 1).tobytes()
+    # every channel holds the same signal: each sample's bytes repeated once per channel
+    data = np.repeat(np.frombuffer(data, np.uint8).reshape(-1, width), channels, axis=0).tobytes()
     block = width * channels
     fmt = struct.pack("<HHIIHH", fmt_tag, channels, header_rate & 0xFFFFFFFF,
                       (header_rate * block) & 0xFFFFFFFF, block, 8 * width)
