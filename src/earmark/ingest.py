@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import io
 import json
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +67,19 @@ class _Seen:
     # "text" and "speaker" -> (value, the manifest line that gave it in this import, or
     # None when it was stored before); a missing key: the file has none yet
     known: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+
+
+def _resolve(path: Path) -> Path:
+    """``path`` made absolute with its links followed, as far as they can be.
+
+    ``Path.resolve`` raises on a link that loops (RuntimeError) and on a name holding a
+    NUL byte (ValueError); such a path is kept absolute as written instead, so that the
+    file is rejected with its reason rather than stopping the import.
+    """
+    try:
+        return path.resolve()
+    except (RuntimeError, ValueError, OSError):
+        return Path(os.path.abspath(path))
 
 
 def _manifest_text(path: Path) -> str:
@@ -151,14 +166,14 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         ``audio``; the message gives file and line (a CSV's header is line 1).
     """
     path = Path(path)
-    base = path.resolve().parent
+    base = _resolve(path).parent
     out = []
     for n, row in manifest_records(path):
         audio = _field(path, n, row, "audio", int)
         if audio is None:
             raise BadManifest(f"{path}:{n}: no 'audio' path; every row needs the audio file's path")
         out.append(ManifestRow(
-            audio=(base / audio).resolve(),  # an absolute path stays as it is
+            audio=_resolve(base / audio),  # an absolute path stays as it is
             text=_field(path, n, row, "text"),
             speaker=_field(path, n, row, "speaker", int),
             line=n,
@@ -186,8 +201,12 @@ def _field(path: Path, line: int, row: dict, name: str, *also: type) -> str | No
     return text if text.strip() else None
 
 
-def rows_from_source(source: Path, extensions: tuple[str, ...]) -> list[ManifestRow]:
+def rows_from_source(source: Path, extensions: tuple[str, ...],
+                     problems: list[str] | None = None) -> list[ManifestRow]:
     """Files to import from a folder, a manifest, or a single audio file.
+
+    ``problems``, when given, receives a line for each folder that could not be searched
+    (see :func:`earmark.audio.find_audio`).
 
     Raises
     ------
@@ -196,13 +215,16 @@ def rows_from_source(source: Path, extensions: tuple[str, ...]) -> list[Manifest
     BadManifest
         A malformed or empty manifest.
     """
-    source = Path(source).resolve()
+    source = _resolve(Path(source))
+    if _loops(source):
+        raise BadManifest(f"{source}: a symbolic link that leads back to itself (a loop); point it "
+                          "at the recordings, or give their folder or manifest instead")
     if source.is_dir():
         if (source / CONFIG_FILE).is_file():
             raise BadConfig(f"{source}: an earmark project folder, not recordings; import the "
                             "recordings it was made from, or its data with `earmark export "
                             f"{source}` and then the exported manifest.jsonl")
-        found = au.find_audio(source, extensions, skip_marker=CONFIG_FILE)
+        found = au.find_audio(source, extensions, skip_marker=CONFIG_FILE, problems=problems)
         if not found:
             raise FileNotFoundError(_no_audio(source, extensions))
         return [ManifestRow(p) for p in found]
@@ -236,7 +258,46 @@ def _no_audio(folder: Path, extensions: tuple[str, ...]) -> str:
 
 def _path_key(path: Path) -> str:
     # an unreadable file has no content hash; its resolved path keeps its rejection unique
-    return "path:" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:59]
+    return "path:" + hashlib.sha256(str(_resolve(path)).encode("utf-8", "surrogateescape")).hexdigest()[:59]
+
+
+def _loops(path: Path) -> bool:
+    """True when ``path`` is a symbolic link that leads back to itself."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    except ValueError:  # a NUL byte: not a link of any kind
+        return False
+    return False
+
+
+def _content_key(path: Path) -> str:
+    """The file's content hash; its path key when it cannot be read (it is rejected then)."""
+    try:
+        return au.file_sha256(path) if path.is_file() else _path_key(path)
+    except OSError:
+        return _path_key(path)
+
+
+#: the name :func:`_import_one` gives a stored clip: the source's content hash and its index
+_STORED_CLIP = re.compile(r"([0-9a-f]{64})_\d{4}\.flac")
+
+
+def plural_files(n: int) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n} file{'' if n == 1 else 's'}"
+
+
+def _own_clips(project: Project, rows: list[ManifestRow]) -> list[ManifestRow]:
+    """The rows naming a file inside the project folder: its own stored clips.
+
+    They were resampled to FLAC when imported, so their bytes differ from the recording's
+    and the content hash would take each for a new file: importing them would add every
+    clip a second time.
+    """
+    root = _resolve(project.root)
+    return [r for r in rows if r.audio.is_relative_to(root)]
 
 
 def import_audio(project: Project, source: Path | str, progress: bool = True) -> ImportReport:
@@ -272,14 +333,23 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
         ``source`` is inside the project, or is another project's folder.
     """
     cfg = project.config.audio
-    source = Path(source).resolve()
-    if source.is_relative_to(project.root.resolve()):
+    source = _resolve(Path(source))
+    if source.is_relative_to(_resolve(project.root)):
         raise BadConfig(f"{source}: inside the project folder {project.root}, where earmark keeps "
                         "its own copies of the clips; keep recordings outside the project: move "
                         "them to another folder (or `earmark init` the project elsewhere) and "
                         "import from there")
-    rows = rows_from_source(source, cfg.extensions)
     report = ImportReport()
+    rows = rows_from_source(source, cfg.extensions, problems=report.warnings)
+    own = _own_clips(project, rows)
+    if own:
+        left_out = {id(r) for r in own}
+        rows = [r for r in rows if id(r) not in left_out]
+        report.duplicates += len(own)
+        report.warnings.append(
+            f"{source}: {len(own)} of its files are clips this project stored itself (in "
+            f"{project.audio_dir}); left out, since they are already imported: import the original "
+            "recordings instead")
     with project.store.session() as s:
         known = {sha: _Seen(status == "ok", _values(text, speaker, None))
                  for sha, status, text, speaker in s.execute(
@@ -292,8 +362,14 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
     fills: dict[str, str] = {}  # content hash -> text for known files without one
     speakers: dict[str, str] = {}  # content hash -> speaker for known files without one
     retried: set[str] = set()  # rejected files tried again in this import
+    copies = 0  # the project's own stored clips, copied out of its audio folder
     for row in tqdm(rows, desc="import", unit="file", disable=not progress):
-        key = au.file_sha256(row.audio) if row.audio.is_file() else _path_key(row.audio)
+        stored_as = _STORED_CLIP.fullmatch(row.audio.name)
+        if stored_as and stored_as.group(1) in known:
+            copies += 1
+            report.duplicates += 1
+            continue
+        key = _content_key(row.audio)
         if key in known and not known[key].ok and key not in retried:
             # rejected before: tried again, since the reason may be gone (a limit raised in
             # earmark.json, a file put back); its old rejection is replaced, not repeated
@@ -317,6 +393,11 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
         by_path[str(row.audio)] = key
         if not _import_one(project, row, key, report):
             known[key].ok = False
+    if copies:
+        report.warnings.append(
+            f"{source}: {plural_files(copies)} named as this project's stored clips "
+            "(HASH_NNNN.flac of a file it holds); left out as already imported: import the "
+            "original recordings instead")
     if fills or speakers:
         _fill_known(project, fills, speakers)
     report.texts_added, report.speakers_added = len(fills), len(speakers)
@@ -397,6 +478,21 @@ def _fill_known(project: Project, texts: dict[str, str], speakers: dict[str, str
                         clip.speaker = clip.speaker or src.speaker
 
 
+def _check_readable(path: Path) -> None:
+    """Raise :class:`UnreadableAudio` when the file cannot be opened and read at all.
+
+    A decoder would report a permission or I/O fault as a format it does not know; the
+    person needs to hear it is the file's permissions or the disk.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        fix = ("give your user read permission (chmod +r) or copy it somewhere readable"
+               if isinstance(exc, PermissionError) else "copy the file again from its origin")
+        raise UnreadableAudio(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from exc
+
+
 def _import_one(project: Project, row: ManifestRow, key: str, report: ImportReport, *,
                 replaces_rejection: bool = False) -> bool:
     """Import one file; False when it was rejected (and recorded so).
@@ -409,6 +505,12 @@ def _import_one(project: Project, row: ManifestRow, key: str, report: ImportRepo
                     reference_text=row.text, speaker=row.speaker)
     clips: list[Clip] = []
     try:
+        if "\x00" in str(row.audio):  # no file system allows it; os calls raise ValueError
+            raise UnreadableAudio(f"{row.audio}: the path holds a NUL byte, which no file name can; "
+                                  "fix the path" + (f" on line {row.line} of the manifest" if row.line else ""))
+        if _loops(row.audio):
+            raise UnreadableAudio(f"{row.audio}: a symbolic link that leads back to itself (a loop); "
+                                  "point it at the recording or remove it")
         if row.audio.is_dir():
             raise UnreadableAudio(f"{row.audio}: a folder, not an audio file; list its files in the "
                                   "manifest, or import the folder itself")
@@ -421,6 +523,7 @@ def _import_one(project: Project, row: ManifestRow, key: str, report: ImportRepo
                                   "copy the recording into a file and import that")
         if not row.audio.is_file():
             raise UnreadableAudio(f"{row.audio}: file not found; check the path in the manifest")
+        _check_readable(row.audio)
         signal = au.load_audio(row.audio, cfg)
         segments = au.split_points(signal, cfg)
         if not segments:

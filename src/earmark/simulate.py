@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -538,8 +539,33 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
         raise BadConfig("simulate compares every strategy with 'random': add it to the strategies")
     if cfg.rounds < 1 or cfg.seeds < 1 or cfg.budget_minutes <= 0:
         raise BadConfig("simulate needs rounds >= 1, seeds >= 1 and a positive budget")
+    _check_out(Path(out))
     with torch_threads(cfg.threads):
         return _simulate(Path(manifest), cfg, Path(out), log)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output folder that cannot be one, before any model work.
+
+    Nothing is created here: a study refused later (too few speakers) leaves no folder.
+
+    Raises
+    ------
+    BadConfig
+        ``out`` is a file, or lies below one, or in a folder this user cannot write to.
+    """
+    if out.exists() and not out.is_dir():
+        raise BadConfig(f"{out}: a file, not a folder; give --out a folder for rounds.csv, "
+                        "summary.json and the plot (a new name is created)")
+    above = out.absolute()
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise BadConfig(f"{out}: {above} is a file, so no folder can be made below it; give --out "
+                        "a new folder name")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise BadConfig(f"{out}: cannot create the output folder ({above} is not writable); give "
+                        "--out a folder you can write to")
 
 
 def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[str, Any]:

@@ -116,17 +116,67 @@ def thread_count(text: str) -> int:
     return value
 
 
+def worker_count(text: str) -> int:
+    """An argparse ``type`` for ``simulate --workers``: processes, up to one per core.
+
+    More is capped, with a note, as ``--threads`` is: each worker is a whole process with
+    its own model, so a thousand would exhaust memory and the process table.
+    """
+    from earmark.models.loading import cpu_cores
+
+    value = positive_int(text)
+    if value > cpu_cores():
+        print(f"note: --workers {value} is more than this machine's {cpu_cores()} CPU cores; "
+              f"using {cpu_cores()}", file=sys.stderr)
+        return cpu_cores()
+    return value
+
+
+def strategy_list(text: str) -> tuple[str, ...]:
+    """An argparse ``type`` for ``--strategies``: comma-separated names, none of them empty.
+
+    An empty name (``""``, ``random,,entropy``) is most often a shell variable left
+    unset; taking it as "every strategy" or dropping it would run a study other than the
+    one asked for.
+    """
+    from earmark.ranking.strategies import STRATEGIES
+
+    names = tuple(part.strip() for part in text.split(","))
+    if not text.strip() or any(not n for n in names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} holds an empty strategy name; give names separated by single commas, "
+            f"e.g. random,errors-per-second (known: {', '.join(sorted(STRATEGIES))})")
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown strategy {', '.join(map(repr, unknown))}; "
+                                         f"known: {', '.join(sorted(STRATEGIES))}")
+    return names
+
+
 def open_for_writing(root: str, command: str):
     """Open the project and snapshot its database before ``command`` writes to it.
 
     The snapshot also checks the file, so a damaged database stops the command before it
-    adds work to it (see :mod:`earmark.store.backup`).
+    adds work to it (see :mod:`earmark.backup`).
     """
     from earmark.store.backup import take
     from earmark.store.project import open_project
 
     project = open_project(root)
     take(project, command)
+    return project
+
+
+def open_checked(root: str):
+    """Open the project for a command that only reads, after SQLite's quick check.
+
+    A read that misses the damaged pages would print counts or rows without a word that
+    the file is damaged; the check finds it, and the message says how to restore.
+    """
+    from earmark.store.project import open_project
+
+    project = open_project(root)
+    project.store.check()
     return project
 
 
@@ -144,10 +194,23 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     cfg = ProjectConfig(database_url=args.db_url or "", decode=DecodeConfig(model=normalize_spec(args.model)))
     project = init_project(args.project, cfg)
-    print(f"created project {project.root} (model {args.model}, "
-          f"database {'SQLite' if not args.db_url else args.db_url.split(':')[0]})")
+    from earmark.store.project import database_file
+
+    db = database_file(project.root, project.config)
+    where = (f"SQLite file {db}" if not args.db_url else
+             f"SQLite file {db.resolve()}" + (" (a relative path is taken from the project folder)"
+                                              if not Path(db_path_given(args.db_url)).is_absolute() else "")
+             if db is not None else args.db_url.split(':')[0])
+    print(f"created project {project.root} (model {args.model}, database: {where})")
     print(f"next: earmark import {args.project} AUDIO_FOLDER_OR_MANIFEST")
     return 0
+
+
+def db_path_given(url: str) -> str:
+    """The file path written in a SQLite URL (after ``sqlite:///``)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).database or ""
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -221,10 +284,9 @@ def warn_unreadable(unreadable: tuple[tuple[int, str], ...]) -> int:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from earmark.store.project import open_project
     from earmark.review.reports import mark_words, queue
 
-    project = open_project(args.project)
+    project = open_checked(args.project)
     rows = queue(project, args.top)
     if not rows:
         print(f"the project has no clips yet; `earmark import {args.project} recordings/` adds them"
@@ -245,10 +307,9 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from earmark.store.backup import backup_dir, snapshots
-    from earmark.store.project import open_project
     from earmark.review.reports import status
 
-    st = status(open_project(args.project))
+    st = status(open_checked(args.project))
     print(f"project      {args.project}")
     print(f"active model {st.active_model or '-'}")
     print(f"clips        {st.clips} ({st.clip_minutes:.1f} min) from {plural(st.files, 'file')}")
@@ -334,9 +395,28 @@ def cmd_review(args: argparse.Namespace) -> int:
            "--client.toolbarMode", "viewer"]
     _check_port_free(args.host, args.port)  # else the URL printed would show whatever holds it
     env = {**os.environ, PROJECT_ENV: str(project.root.resolve())}
+    if not _loopback(args.host):
+        print(f"warning: --host {args.host} lets anyone who can reach this machine at port "
+              f"{args.port} open the review app, which has no login: they can read the clips and "
+              "save corrections under any name. Keep it on a trusted network, or keep the default "
+              "--host 127.0.0.1 and put a reverse proxy with authentication in front (e.g. nginx "
+              "with auth_basic, or Caddy with basicauth, forwarding to 127.0.0.1:"
+              f"{args.port})", file=sys.stderr, flush=True)
     print(f"review app for {args.project}: http://{args.host}:{args.port}  (Ctrl+C stops it)",
           flush=True)
     return subprocess.run(cmd, env=env).returncode
+
+
+def _loopback(host: str) -> bool:
+    """True when ``host`` is reachable from this machine only."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: whatever it resolves to may be on the network
+        return False
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -400,8 +480,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from earmark.config import SimulateConfig
     from earmark.simulate import simulate
 
-    strategies = (tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-                  if args.strategies else None)
+    strategies = args.strategies  # checked by strategy_list: no empty or unknown name
     cfg = with_overrides(SimulateConfig(), rounds=args.rounds, budget_minutes=args.budget,
                          seeds=args.seeds, speakers=args.speakers, test_speakers=args.test_speakers,
                          dev_speakers=args.dev_speakers, model=args.model, lr=args.lr,
@@ -545,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "\\\n      --strategies random,errors-per-second --rounds 4 --budget 2 --seeds 3 "
                            "--out sim/")
     s.add_argument("--manifest", required=True, help="JSONL with audio, text, speaker (and duration)")
-    s.add_argument("--strategies", help="comma-separated names (default: every registered strategy)")
+    s.add_argument("--strategies", type=strategy_list,
+                   help="comma-separated names (default: every registered strategy)")
     s.add_argument("--rounds", type=count, help="rounds after the zero-shot round 0 (default 4)")
     s.add_argument("--budget", type=positive_float, help="audio minutes labeled per round (default 2)")
     s.add_argument("--seeds", type=positive_int, help="repeats with different speaker splits (default 3)")
@@ -555,7 +635,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="Whisper model (default tiny.en)")
     s.add_argument("--lr", type=positive_float, help="decoder fine-tuning learning rate")
     s.add_argument("--epochs", type=positive_int, help="passes over the labeled clips per round")
-    s.add_argument("--workers", type=positive_int, help="seeds simulated in parallel processes (default 1)")
+    s.add_argument("--workers", type=worker_count,
+                   help="seeds simulated in parallel processes, up to the CPU cores (default 1)")
     s.add_argument("--threads", type=thread_count, help="torch threads per process")
     s.add_argument("--out", default="simulate", help="output folder (default ./simulate)")
 
@@ -608,6 +689,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"earmark: error: {shown(str(exc), keep_lines=True)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine refused (a full disk, a permission): not earmark's fault
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"earmark: error: {shown(where + (exc.strerror or str(exc)))}; free disk space or fix "
+              "the permissions, then run the command again", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `earmark queue P | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,6 +1,6 @@
 """The ``finetune``, ``round``, ``evaluate``, ``models`` and ``export`` commands (argparse only).
 
-Kept apart from :mod:`earmark.cli.main` so that file stays a list of commands; each function
+Kept apart from :mod:`earmark.cli` so that file stays a list of commands; each function
 here parses into :class:`~earmark.config.FinetuneConfig` and calls the library.
 """
 
@@ -257,9 +257,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from earmark.export import export
-    from earmark.store.project import open_project
 
-    r = export(open_project(args.project), args.format, args.out)
+    from earmark.cli.main import open_checked
+
+    r = export(open_checked(args.project), args.format, args.out)
     print(f"exported {r.clips} clips ({r.seconds / 60:.1f} min) as {r.format} to {r.path}")
     for f in r.files:
         print(f"  {f}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +21,8 @@ from tqdm.auto import tqdm
 
 from earmark import audio as au
 from earmark.config import DecodeConfig, SelectionConfig
-from earmark.errors import (CorruptCheckpoint, ModelWeightsNotFound, UnfinishedModelVersion, UnknownModelVersion,
-                     UnreadableAudio)
+from earmark.errors import (CorruptCheckpoint, ModelWeightsNotFound, RunInProgress, UnfinishedModelVersion,
+                     UnknownModelVersion, UnreadableAudio)
 from earmark.decode.packing import WINDOW_SECONDS
 from earmark.store.project import Project
 from earmark.ranking.scoring import hallucination_flags, transcript_scores
@@ -237,7 +238,7 @@ def switch_model(project: Project, model: str, device: str) -> tuple[ModelVersio
 
     The model is loaded before the project changes, so a name that is wrong, a path that
     does not exist or a damaged file leaves the active version and the version table as
-    they were. A new spec is stored as :func:`~earmark.models.loading.normalize_spec` gives it (a
+    they were. A new spec is stored as :func:`~earmark.models.normalize_spec` gives it (a
     checkpoint's absolute path), so the project works from any folder. The model comes
     back unloaded (None) when ``model`` is already the active version.
     """
@@ -303,6 +304,7 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     unreadable: list[tuple[int, str]] = []
     bar = tqdm(total=round(total, 1), unit="audio-s", desc=f"rank {mv.name}",
                disable=not progress, dynamic_ncols=True)
+    counted = 0.0  # seconds of the clips done so far (transcribed or unreadable)
     with bar:
         for part in _chunks(pending, chunk, chunk_seconds):
             readable, audios = [], []
@@ -312,8 +314,9 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
                     readable.append(item)
                 except UnreadableAudio as exc:  # one damaged file must not stop the pool's ranking
                     unreadable.append((item[0], str(exc)))
-            skipped = sum(d for _, _, d in part) - sum(d for _, _, d in readable)
-            bar.update(round(skipped, 1))
+            # unreadable clips count as done at once: nothing more comes of them
+            counted += sum(d for _, _, d in part) - sum(d for _, _, d in readable)
+            _advance(bar, counted)
             part = readable
             if not part:
                 continue
@@ -328,13 +331,27 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
             n += len(part)
             seconds = sum(d for _, _, d in part)
             done_s += seconds
-            bar.update(round(seconds, 1))
+            counted += seconds
+            _advance(bar, counted)
             bar.set_postfix(clips=f"{n}/{len(pending)}", hours=f"{done_s / 3600:.2f}")
     if unreadable and not n:  # nothing could be read: the audio folder itself is gone or wrong
         more = f" (and {len(unreadable) - 1} more stored clips)" if len(unreadable) > 1 else ""
         raise UnreadableAudio(unreadable[0][1] + more)
     return Transcribed(n, done_s, time.perf_counter() - start, decoder.windows, decoder.retried,
                        tuple(unreadable))
+
+
+def _advance(bar: tqdm, counted: float) -> None:
+    """Move ``bar`` to ``counted`` seconds, rounded as its total is.
+
+    Adding each chunk's rounded seconds would drift from the rounded total and end past
+    it (tqdm then warns "clamping frac to range [0, 1]"); the bar is set from the running
+    sum instead, never past its total.
+    """
+    target = min(round(counted, 1), bar.total)
+    if target > bar.n:
+        bar.update(round(target - bar.n, 1))
+        bar.n = target  # the difference of two rounded floats may be off in its last bit
 
 
 def candidates(project: Project, mv_id: int, embeddings: bool = False) -> list[Candidate]:
@@ -368,6 +385,49 @@ def build_queue(project: Project, mv_id: int, sel: SelectionConfig) -> int:
     return len(ordered)
 
 
+#: the lock file held by the ``rank`` running on a project (in its folder)
+RANK_LOCK = ".rank.lock"
+
+
+@contextmanager
+def ranking_alone(project: Project) -> Iterator[None]:
+    """Hold the project's rank lock; refuse if another process is ranking it.
+
+    Two ranks at once would each transcribe every pending clip (a clip is claimed only
+    when its transcript is stored), doubling hours of work for nothing. The lock is an
+    OS file lock in the project folder, which the OS releases when a process dies, so a
+    killed rank never leaves it held; it works alike for a project on PostgreSQL, since
+    the folder is where every command of the project starts.
+
+    Raises
+    ------
+    RunInProgress
+        Another process holds the lock; the message gives its process id.
+    """
+    import fcntl
+    import os
+
+    path = project.root / RANK_LOCK
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise RunInProgress(
+                f"{project.root}: another `earmark rank` (or `earmark round`) is ranking this project "
+                f"right now (process {holder}); wait for it to finish: it transcribes every clip "
+                "this one would, then run this again if its model was not the one you wanted") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | None = None,
          selection: SelectionConfig | None = None, progress: bool = True,
          limit: int | None = None) -> RankReport:
@@ -394,6 +454,8 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
         A decoding setting out of range, or a device this machine lacks.
     ModelWeightsNotFound, CorruptCheckpoint, UnfinishedModelVersion
         ``model`` (or the active version) cannot load; nothing in the project changed.
+    RunInProgress
+        Another process is ranking the project (see :func:`ranking_alone`).
     """
     from earmark.models.loading import check_decode_config
 
@@ -401,14 +463,15 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
     selection = selection or project.config.selection
     check_decode_config(decode)  # a bad setting fails here, before the project changes
     get_strategy(selection.strategy)  # fail before hours of decoding, not after
-    loaded = None
-    if model:
-        mv, loaded = switch_model(project, model, decode.device)
-    else:
-        active = project.store.active_model()
-        mv, loaded = (active, None) if active else switch_model(project, decode.model, decode.device)
-    decode = replace(decode, model=mv.spec)
-    done = transcribe_pending(project, mv, decode, progress, limit, model=loaded)
-    del loaded  # the queue needs no model; free its memory before building it
-    queued = build_queue(project, mv.id, selection)
+    with ranking_alone(project):  # before the switch: a second rank must not change the model
+        loaded = None
+        if model:
+            mv, loaded = switch_model(project, model, decode.device)
+        else:
+            active = project.store.active_model()
+            mv, loaded = (active, None) if active else switch_model(project, decode.model, decode.device)
+        decode = replace(decode, model=mv.spec)
+        done = transcribe_pending(project, mv, decode, progress, limit, model=loaded)
+        del loaded  # the queue needs no model; free its memory before building it
+        queued = build_queue(project, mv.id, selection)
     return RankReport(**asdict(done), model_version=mv.name, queued=queued, strategy=selection.strategy)

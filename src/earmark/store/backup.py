@@ -302,37 +302,69 @@ def _read_newer(db: Path, after_id: int, clips: set[int], *,
     return rows, places, ""
 
 
-# The part of SQLite's 100-byte file header that a database never changes after it is
-# made: the magic string, page size, format versions, reserved bytes and payload fractions.
-_FIXED_HEADER = slice(0, 24)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_HEADER_SIZE = 100
+
+
+def mended_header(good: bytes, file_size: int, wal: bool) -> bytes:
+    """A whole 100-byte SQLite header for a file whose own header is overwritten.
+
+    Parameters
+    ----------
+    good
+        The header of a sound copy of the same database (a snapshot): it gives the page
+        size, the text encoding and the schema format, which never change.
+    file_size
+        Bytes of the damaged file: its page count is computed from it.
+    wal
+        Read the file as a WAL database (its newest pages may be only in the -wal file).
+
+    Notes
+    -----
+    Every field that describes the file's state rather than its format is made neutral:
+    the page count is the file's size over the page size (and its "valid for" counter is
+    made to disagree, so SQLite counts the pages of the file itself), the free-page list is
+    emptied (a stale one would send a read after pages it does not own). That is enough
+    to read every intact page.
+    """
+    head = bytearray(good[:_HEADER_SIZE])
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size  # 1 stands for 65536
+    if wal:
+        head[18:20] = b"\x02\x02"
+    head[28:32] = (file_size // page_size).to_bytes(4, "big")
+    head[32:40] = bytes(8)  # no free pages: the list of the snapshot's file is not this file's
+    change = int.from_bytes(head[24:28], "big")
+    head[92:96] = ((change + 1) & 0xFFFFFFFF).to_bytes(4, "big")  # the page count is not trusted
+    return bytes(head)
 
 
 def _read_with_mended_header(damaged: Path, snapshot: Path, after_id: int, clips: set[int],
                              kept: Path) -> tuple[list[tuple], dict[int, tuple], str] | None:
-    """Read a file whose header alone is overwritten, from a copy given the snapshot's.
+    """Read a file whose header alone is overwritten, from a copy given a mended header.
 
-    A few bytes written over the start of the file make SQLite refuse all of it ("file
-    is not a database") though every page is intact; the snapshot of the same database
-    holds the same fixed header. The copy is removed afterwards: ``kept`` keeps the file
-    as it was found. None when the header is not what stops the read.
+    Bytes written over the start of the file (up to its whole 100-byte header) make
+    SQLite refuse all of it ("file is not a database") though every page is intact; the
+    snapshot of the same database gives the fields that never change, and the rest is
+    rebuilt by :func:`mended_header`. The copy is removed afterwards: ``kept`` keeps the
+    file as it was found. None when the header is not what stops the read.
     """
     with damaged.open("rb") as f:
-        head = f.read(100)
+        head = f.read(_HEADER_SIZE)
     with snapshot.open("rb") as f:
-        good = bytearray(f.read(100))
-    if head[:16] == _SQLITE_MAGIC and head[_FIXED_HEADER] == bytes(good[_FIXED_HEADER]):
+        good = f.read(_HEADER_SIZE)
+    if len(good) < _HEADER_SIZE or good[:16] != _SQLITE_MAGIC:
+        return None
+    if head == good:
         return None
     wal = damaged.with_name(damaged.name + "-wal")
-    if wal.is_file():  # the newest corrections may be only there: read it as a WAL database
-        good[18:20] = b"\x02\x02"
     copy = kept / f".mended-{damaged.name}"
     try:
         shutil.copyfile(damaged, copy)
         if wal.is_file():
             shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
         with copy.open("r+b") as f:
-            f.write(bytes(good[_FIXED_HEADER]))
+            f.write(mended_header(good, damaged.stat().st_size, wal.is_file()))
         return _read_newer(copy, after_id, clips, read_only=False)
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):

@@ -248,6 +248,27 @@ def optimizer(model: "torch.nn.Module", cfg: FinetuneConfig, total_steps: int) -
 
 # --- the training loop ------------------------------------------------------------------
 
+
+def load_state_file(path: "str | os.PathLike[str]", device: Any = "cpu") -> dict[str, Any]:
+    """Read a training state written by :meth:`Trainer.save_state`, without running code.
+
+    ``torch.load`` with ``weights_only=False`` unpickles anything, so a state file put in
+    a project folder by someone else could run a program. Only tensors, plain values and
+    the few numpy types of numpy's random state (a uint32 array) are allowed here.
+
+    Raises
+    ------
+    Exception
+        The file is damaged, or holds anything else (``pickle.UnpicklingError``).
+    """
+    import torch
+
+    core = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core
+    allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location=device, weights_only=True)
+
+
 class Trainer:
     """The training loop of one run: batches, steps, dev evaluation, saved state."""
 
@@ -522,9 +543,8 @@ class Trainer:
     def _load_state(self) -> None:
         import torch
 
-        # our own file, written by save_state; it holds RNG states, not only tensors
         try:
-            payload = torch.load(self.state_path, map_location=self.device, weights_only=False)
+            payload = load_state_file(self.state_path, self.device)
         except Exception as e:  # damaged on disk (written atomically, so not by a kill)
             aside = self.state_path.with_name(self.state_path.name + ".unreadable")
             os.replace(self.state_path, aside)
