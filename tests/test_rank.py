@@ -186,7 +186,7 @@ def test_demo_runs_the_loop_on_the_shipped_samples(tmp_path):
     assert "queue: 32 clips ordered by errors-per-second" in out.stdout
     assert "next: earmark review" in out.stdout
     # each step shows the command that repeats it by hand, arguments included
-    assert f"$ earmark import {tmp_path / 'd'} " in out.stdout and "data_samples/manifest.jsonl" in out.stdout
+    assert f"$ earmark import {tmp_path / 'd'} " in out.stdout and "earmark/samples/manifest.jsonl" in out.stdout
     assert f"$ earmark queue {tmp_path / 'd'} --top 5" in out.stdout
     again = _earmark("demo", str(tmp_path / "d"), "--no-app")
     assert again.returncode == 2 and "--fresh" in again.stderr

@@ -382,13 +382,11 @@ def cmd_review(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
+    from earmark.resources import review_app
     from earmark.review.workflow import PROJECT_ENV
 
     project = open_for_writing(args.project, "review")  # a wrong path fails here, not in the browser
-    app = Path(__file__).resolve().parents[1] / "app" / "Review.py"
-    if not app.is_file():
-        raise EarmarkError(f"{app}: the review app is not here; it ships in earmark's source "
-                           "tree, so install earmark from a checkout (pip install -e .)")
+    app = review_app()
     cmd = [sys.executable, "-m", "streamlit", "run", str(app),
            "--server.address", args.host, "--server.port", str(args.port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
@@ -444,13 +442,13 @@ def _check_port_free(host: str, port: int) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
+    from earmark.resources import sample_manifest
     from earmark.store.project import CONFIG_FILE
 
-    samples = Path(args.samples) if args.samples else \
-        Path(__file__).resolve().parents[3] / "data_samples" / "manifest.jsonl"
+    samples = Path(args.samples) if args.samples else sample_manifest()
     if not samples.is_file():
-        raise EarmarkError(f"{samples}: no sample manifest here; pass --samples MANIFEST "
-                           "(the samples ship in earmark's source tree under data_samples/)")
+        raise EarmarkError(f"{samples}: no sample manifest here; pass --samples MANIFEST, or "
+                           "leave it out for the samples that ship with earmark")
     root = Path(args.project)
     if (root / CONFIG_FILE).exists():
         if not args.fresh:
