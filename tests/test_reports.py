@@ -7,7 +7,7 @@ import argparse
 import pytest
 from sqlalchemy import select
 
-from earmark.cli.main import count, number, plural, port, positive_float, positive_int
+from earmark.cli.common import count, number, plural, port, positive_float, positive_int
 from earmark.review.reports import queue, status
 from earmark.rounds import queue_change
 from earmark.store.db import Clip, Correction, QueueEntry, Transcript

@@ -27,13 +27,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from earmark.audio import read_clip
 from earmark.config import SAMPLE_RATE, DecodeConfig, FinetuneConfig, SimulateConfig, to_dict
+from earmark.decode.decoder import Decoder
+from earmark.decode.types import Transcript
 from earmark.errors import BadConfig
+from earmark.evaluate.metrics import error_rates, normalize, roc_auc, word_error_labels
+from earmark.ingest import manifest_records
+from earmark.models.loading import load_model, torch_threads, usable_threads
+from earmark.ranking.scoring import clip_scores, transcript_scores
+from earmark.ranking.strategies import DEFAULT_STRATEGY, Candidate, get_strategy
+from earmark.train.pairs import train_pairs
 
 if TYPE_CHECKING:
     import whisper
-
-    from earmark.decode.decoder import Transcript
 
 POSITIONS_PER_SECOND = 50  # encoder positions per second of audio
 
@@ -78,8 +85,6 @@ def read_manifest(path: Path | str) -> list[dict[str, Any]]:
     BadConfig
         A row lacks the audio, text or speaker that a simulation needs; its line is named.
     """
-    from earmark.ingest import manifest_records
-
     path = Path(path)
     rows = []
     for n, r in manifest_records(path):
@@ -128,8 +133,6 @@ def encode_study(model: "whisper.Whisper", rows: list[dict[str, Any]], cfg: Simu
     import torch
     import whisper
 
-    from earmark.audio import read_clip
-
     encoder = model.encoder  # float32: the simulation decodes with quantize="none"
     audios = [read_clip(r["audio"]) for r in rows]
     durations = np.array([min(a.size / SAMPLE_RATE, 30.0) for a in audios])
@@ -174,24 +177,17 @@ def decode(decoder: Any, study: Study, idx: Sequence[int], batch: int = 16) -> d
 
 def corpus_wer(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> float:
     """Pooled WER (Whisper's normalizer) of the clips ``idx``."""
-    from earmark.evaluate.metrics import error_rates
-
     return error_rates([study.texts[i] for i in idx], [transcripts[i].text for i in idx]).wer
 
 
 def changed(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> float:
     """Audio minutes of the clips ``idx`` whose hypothesis differs from the reference."""
-    from earmark.evaluate.metrics import normalize
-
     return float(sum(study.durations[i] for i in idx
                      if normalize(transcripts[i].text) != normalize(study.texts[i])) / 60)
 
 
 def candidates(study: Study, transcripts: dict[int, "Transcript"], idx: Sequence[int]) -> list:
     """Selection candidates of the clips ``idx`` (clip id = study index)."""
-    from earmark.ranking.scoring import transcript_scores
-    from earmark.ranking.strategies import Candidate
-
     out = []
     for i in idx:
         t = transcripts.get(i) if transcripts else None
@@ -219,10 +215,6 @@ def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_
     so a long run that is stopped keeps what it measured.
     """
     import copy
-
-    from earmark.ranking.strategies import get_strategy
-    from earmark.train.pairs import train_pairs
-    from earmark.decode.decoder import Decoder
 
     pool_s, dev_s, test_s = split_speakers(study.speakers, seed, cfg.test_speakers, cfg.dev_speakers)
     pool = [i for i, s in enumerate(study.speakers) if s in pool_s]
@@ -275,8 +267,6 @@ def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_
 def _worker(args: tuple) -> list[RoundResult]:
     import torch
 
-    from earmark.models.loading import load_model, usable_threads
-
     cfg, decode_cfg, seed, zero_shot, partial = args
     torch.set_num_threads(usable_threads(cfg.threads) or 1)
     base = load_model(cfg.model, "cpu")
@@ -289,8 +279,6 @@ _SHARED: dict[str, Any] = {}  # what forked workers read without pickling (the s
 
 def _encode_worker(args: tuple) -> Study:
     import torch
-
-    from earmark.models.loading import load_model, usable_threads
 
     cfg, rows, width = args
     torch.set_num_threads(usable_threads(cfg.threads) or 1)
@@ -318,9 +306,6 @@ def error_detection(study: Study, transcripts: dict[int, "Transcript"], idx: Seq
     least-confidence measure at word level); mean token entropy over the word's tokens.
     Clip level: each clip score against "the clip has at least one word error".
     """
-    from earmark.evaluate.metrics import normalize, roc_auc, word_error_labels
-    from earmark.ranking.scoring import clip_scores
-
     labels: list[int] = []
     word_p, word_lc, word_ent = [], [], []
     clip_err: list[int] = []
@@ -529,9 +514,6 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
         An unknown strategy, no "random" to compare with, a bad round/seed/budget count,
         or too few speakers for the test and dev sets: all before any model work.
     """
-    from earmark.models.loading import torch_threads
-    from earmark.ranking.strategies import get_strategy
-
     for name in cfg.strategies:
         get_strategy(name)  # an unknown name fails before any work
     if "random" not in cfg.strategies:
@@ -544,9 +526,6 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
 
 def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[str, Any]:
     """The body of :func:`simulate`, under its thread count."""
-    from earmark.models.loading import load_model
-    from earmark.decode.decoder import Decoder
-
     started = time.perf_counter()
     rows = choose_speakers(read_manifest(manifest), cfg.speakers)
     # every seed splits the same speakers, so one split tells whether there are enough,
@@ -597,8 +576,6 @@ def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[
 def write_outputs(results: Sequence[RoundResult], detection: dict[str, float], cfg: SimulateConfig,
                   out: Path, seconds: float, clips: int) -> dict[str, Any]:
     """rounds.csv / rounds.json, learning_curve.png and summary.json in ``out``."""
-    from earmark.ranking.strategies import DEFAULT_STRATEGY
-
     rows = [asdict(r) for r in results]
     with (out / "rounds.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

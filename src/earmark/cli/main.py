@@ -4,17 +4,15 @@ the library; every earmark error is printed as one clear line (exit code 2)."""
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import replace
+import warnings
 from pathlib import Path
-from typing import Any, TypeVar
 
-from earmark.errors import EarmarkError
-
-C = TypeVar("C")
+from earmark.cli import train
+from earmark.cli.common import (PROJECT_HELP, Parser, add_command, count, open_for_writing, plural, port,
+                                positive_float, positive_int, shown, thread_count, warn_unreadable, with_overrides)
+from earmark.errors import EarmarkError, EarmarkWarning
 
 EPILOG = """typical loop:
   earmark init myproj
@@ -24,115 +22,6 @@ EPILOG = """typical loop:
   earmark review myproj                      # correct clips in the browser
   earmark round myproj                       # fine-tune on corrections, re-rank
 """
-
-
-# --- shared by the commands -------------------------------------------------------------
-
-def with_overrides(base: C, **values: Any) -> C:
-    """The config ``base`` with each option given on the command line (None: left out)."""
-    return replace(base, **{k: v for k, v in values.items() if v is not None})
-
-
-def add_command(sub: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int],
-                *, help: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
-    """Register the subcommand ``name``, run by ``func``.
-
-    The examples of an ``epilog`` keep their line breaks; a command without examples
-    lets argparse wrap its description to the terminal.
-    """
-    formatter = argparse.RawDescriptionHelpFormatter if epilog else argparse.HelpFormatter
-    s = sub.add_parser(name, help=help, description=description, epilog=epilog, formatter_class=formatter)
-    s.set_defaults(func=func)
-    return s
-
-
-PROJECT_HELP = "project folder (made by `earmark init`)"
-
-
-def number(cast: Callable[[str], Any], minimum: float, *, strict: bool = False,
-           maximum: float = 2**31 - 1) -> Callable[[str], Any]:
-    """An argparse ``type`` for a finite number from ``minimum`` (excluded if ``strict``) to ``maximum``.
-
-    The upper bound keeps a mistyped count from reaching SQLite or torch as an integer
-    they cannot hold, which would end in a traceback instead of a message.
-    """
-    bound = f"above {minimum:g}" if strict else f"at least {minimum:g}"
-
-    def parse(text: str) -> Any:
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not {'a whole number' if cast is int else 'a number'}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number (got {text})")
-        if value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(f"must be {bound} (got {text})")
-        if value > maximum:
-            top = int(maximum) if float(maximum).is_integer() else maximum
-            raise argparse.ArgumentTypeError(f"must be at most {top} (got {text})")
-        return value
-
-    return parse
-
-
-positive_int = number(int, 1)
-port = number(int, 1, maximum=65535)
-count = number(int, 0)
-positive_float = number(float, 0, strict=True)
-
-
-def shown(text: str, *, keep_lines: bool = False) -> str:
-    """``text`` with its control characters written as escapes (``\\x1b``, ``\\n``).
-
-    File names come from the user's disk: one holding a terminal escape sequence or a
-    newline must not recolour the terminal or split a line of the report.
-    ``keep_lines`` leaves newlines and tabs (for messages that are meant to span lines).
-    """
-    return "".join(ch if ch.isprintable() or (keep_lines and ch in "\n\t") else ascii(ch)[1:-1]
-                   for ch in text)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a mistyped flag told in one line, not after the whole usage block."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
-
-
-def thread_count(text: str) -> int:
-    """An argparse ``type`` for ``--threads``: a count, used up to one thread per core.
-
-    More is not refused (a setting shared between machines may name more cores than this
-    one has) but capped, with a note, since torch slows to a crawl with far more threads
-    than cores and a run would look hung.
-    """
-    from earmark.models.loading import cpu_cores
-
-    value = count(text)
-    if value > cpu_cores():
-        print(f"note: --threads {value} is more than this machine's {cpu_cores()} CPU cores; "
-              f"using {cpu_cores()}", file=sys.stderr)
-    return value
-
-
-def open_for_writing(root: str, command: str):
-    """Open the project and snapshot its database before ``command`` writes to it.
-
-    The snapshot also checks the file, so a damaged database stops the command before it
-    adds work to it (see :mod:`earmark.store.backup`).
-    """
-    from earmark.store.backup import take
-    from earmark.store.project import open_project
-
-    project = open_project(root)
-    take(project, command)
-    return project
-
-
-def plural(n: int, noun: str) -> str:
-    """``1 clip``, ``2 clips``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 # --- commands -----------------------------------------------------------------------
@@ -205,19 +94,6 @@ def _clip_count(project) -> int:
     from earmark.review.reports import status
 
     return status(project).clips
-
-
-def warn_unreadable(unreadable: tuple[tuple[int, str], ...]) -> int:
-    """Name the stored clips a rank could not read; the exit code: 2 if any, else 0."""
-    if not unreadable:
-        return 0
-    print(f"warning: {plural(len(unreadable), 'stored clip')} could not be read, so they are "
-          "not transcribed and not in the queue:", file=sys.stderr)
-    for clip_id, why in unreadable[:10]:
-        print(f"  clip {clip_id}: {shown(why)}", file=sys.stderr)
-    if len(unreadable) > 10:
-        print(f"  ... and {len(unreadable) - 10} more", file=sys.stderr)
-    return 2
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
@@ -420,7 +296,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from earmark.ranking.strategies import DEFAULT_STRATEGY, STRATEGIES
 
-    p = _Parser(
+    p = Parser(
         prog="earmark", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Active learning for speech transcription: Whisper scores every token it "
                     "writes, the least sure clips go first to human review, and the corrections "
@@ -518,9 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true",
                    help="restore even though the current database reads fine")
 
-    from earmark.cli.train import add_commands  # finetune, round, evaluate, export
-
-    add_commands(sub)
+    train.add_commands(sub)  # finetune, round, evaluate, models, export
 
     s = add_command(sub, "review", cmd_review, help="open the review app in the browser",
                     description="Start the review app (Streamlit): annotators correct the clips "
@@ -576,10 +450,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _show_config_warnings() -> None:
     """Print earmark's own warnings as one plain line each (not Python's file:line form)."""
-    import warnings
-
-    from earmark.errors import EarmarkWarning
-
     shown_before = warnings.showwarning
     if getattr(shown_before, "earmark", False):  # main() called again in one process
         return

@@ -13,8 +13,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from earmark.cli.main import (PROJECT_HELP, add_command, count, number, open_for_writing, plural, positive_float,
-                  positive_int, shown, thread_count, warn_unreadable, with_overrides)
+from earmark.cli.common import (PROJECT_HELP, add_command, count, number, open_for_writing, plural, positive_float,
+                                positive_int, shown, thread_count, warn_unreadable, with_overrides)
 
 
 def finetune_config(args: argparse.Namespace, base):

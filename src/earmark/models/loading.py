@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from earmark.config import DecodeConfig
 from earmark.errors import BadConfig, CorruptCheckpoint, ModelWeightsNotFound
+from earmark.models import ct2
 
 if TYPE_CHECKING:  # torch and whisper load only when a model is asked for
     import whisper
-
-    from earmark.config import DecodeConfig
 
 
 @dataclass(frozen=True)
@@ -214,8 +214,6 @@ def convert_bundled(name: str, dest: Path | None = None) -> Path:
         The package is not installed.
     """
     import torch
-
-    from earmark.models import ct2
 
     pkg = BUNDLED[name]
     dest = dest or cache_dir() / f"{name}.pt"

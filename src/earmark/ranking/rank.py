@@ -20,14 +20,17 @@ from tqdm.auto import tqdm
 
 from earmark import audio as au
 from earmark.config import DecodeConfig, SelectionConfig
-from earmark.errors import (CorruptCheckpoint, ModelWeightsNotFound, UnfinishedModelVersion, UnknownModelVersion,
-                     UnreadableAudio)
+from earmark.decode.decoder import Decoder
+from earmark.decode.types import Transcript
 from earmark.decode.packing import WINDOW_SECONDS
-from earmark.store.project import Project
+from earmark.errors import (CorruptCheckpoint, ModelWeightsNotFound, UnfinishedModelVersion,
+                            UnknownModelVersion, UnreadableAudio)
+from earmark.models.loading import (check_decode_config, cpu_cores, load_checkpoint, load_model,
+                                    looks_like_path, normalize_spec, torch_threads, usable_threads)
 from earmark.ranking.scoring import hallucination_flags, transcript_scores
 from earmark.ranking.strategies import Candidate, get_strategy, shown_score_name
 from earmark.store.db import Clip, Correction, ModelVersion, QueueEntry, Transcript as TranscriptRow
-from earmark.decode.decoder import Decoder, Transcript
+from earmark.store.project import Project
 
 if TYPE_CHECKING:
     import whisper
@@ -134,7 +137,6 @@ def _ranking_threads(cfg: DecodeConfig, device: str) -> tuple[int, bool]:
     """
     if device != "cpu":
         return 0, False
-    from earmark.models.loading import cpu_cores, usable_threads
 
     threads = usable_threads(cfg.threads) or cpu_cores()
     overlap = threads >= 2
@@ -145,8 +147,6 @@ def _ranking_threads(cfg: DecodeConfig, device: str) -> tuple[int, bool]:
 
 def lookup_version(project: Project, model: str) -> ModelVersion | None:
     """The version named ``model``, or whose spec it is (a path as given or made absolute)."""
-    from earmark.models.loading import normalize_spec
-
     specs = {model, normalize_spec(model)}
     with project.store.session() as s:
         rows = s.scalars(select(ModelVersion).where(
@@ -179,8 +179,6 @@ def check_ready(project: Project, mv: ModelVersion) -> None:
 def _other_models_hint(project: Project, mv: ModelVersion) -> str:
     """How to go on with another model when ``mv`` cannot load."""
     from pathlib import Path
-
-    from earmark.models.loading import looks_like_path
 
     with project.store.session() as s:
         others = list(s.scalars(select(ModelVersion).where(
@@ -217,8 +215,6 @@ def load_version(project: Project, mv: ModelVersion, device: str) -> "whisper.Wh
     """
     from pathlib import Path
 
-    from earmark.models.loading import load_checkpoint, load_model, looks_like_path
-
     check_ready(project, mv)
     spec = version_spec(project, mv)
     path = Path(spec).expanduser()
@@ -241,8 +237,6 @@ def switch_model(project: Project, model: str, device: str) -> tuple[ModelVersio
     checkpoint's absolute path), so the project works from any folder. The model comes
     back unloaded (None) when ``model`` is already the active version.
     """
-    from earmark.models.loading import load_model, looks_like_path, normalize_spec
-
     mv = lookup_version(project, model)
     active = project.store.active_model()
     if mv is not None and active is not None and mv.id == active.id:
@@ -276,8 +270,6 @@ def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     is ``mv``'s model when the caller has loaded it already; otherwise it loads here,
     and only when there is something to transcribe.
     """
-    from earmark.models.loading import torch_threads
-
     pending = _pending(project, mv.id, limit)
     if not pending:
         return Transcribed()
@@ -395,8 +387,6 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
     ModelWeightsNotFound, CorruptCheckpoint, UnfinishedModelVersion
         ``model`` (or the active version) cannot load; nothing in the project changed.
     """
-    from earmark.models.loading import check_decode_config
-
     decode = decode or project.config.decode
     selection = selection or project.config.selection
     check_decode_config(decode)  # a bad setting fails here, before the project changes

@@ -10,8 +10,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from earmark.store.project import Project
+from earmark.ranking.rank import lookup_version, unknown_version, version_spec
 from earmark.store.db import Clip, ModelVersion, QueueEntry, Source, Transcript, waiting_for_review
+from earmark.store.project import Project
+from earmark.train.finetune import RECORD_FILE
 
 
 @dataclass(frozen=True)
@@ -139,9 +141,6 @@ def minute(timestamp: str | None) -> str:
 
 
 def _details(project: Project, mv: ModelVersion) -> VersionDetails:
-    from earmark.train.finetune import RECORD_FILE
-    from earmark.ranking.rank import version_spec
-
     record, config = mv.record or {}, mv.config or {}
     return VersionDetails(
         name=mv.name, spec=version_spec(project, mv), status="active" if mv.active else (mv.status or ""),
@@ -170,8 +169,6 @@ def version_details(project: Project, name: str) -> VersionDetails:
     UnknownModelVersion
         No such version; the message lists the known ones.
     """
-    from earmark.ranking.rank import lookup_version, unknown_version
-
     mv = lookup_version(project, name)
     if mv is None:
         raise unknown_version(project, name)

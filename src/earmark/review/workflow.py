@@ -33,29 +33,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from earmark.audio import read_clip
 from earmark.config import SAMPLE_RATE, to_dict
-from earmark.errors import (
-    CorrectedMeanwhile,
-    DatabaseBusy,
-    EarmarkError,
-    InvalidReview,
-    NothingRanked,
-    PoolExhausted,
-)
-from earmark.store.project import Project
+from earmark.errors import (CorrectedMeanwhile, DatabaseBusy, EarmarkError, InvalidReview, NothingRanked,
+                            PoolExhausted)
 from earmark.ranking.strategies import shown_score_name
-from earmark.store.db import (
-    Clip,
-    Correction,
-    Lease,
-    ModelVersion,
-    QueueEntry,
-    Round,
-    Source,
-    Transcript,
-    utcnow,
-    waiting_for_review,
-)
+from earmark.store.backup import take_if_due
+from earmark.store.db import (Clip, Correction, Lease, ModelVersion, QueueEntry, Round, Source, Transcript,
+                              utcnow, waiting_for_review)
+from earmark.store.project import Project
 
 #: environment variable through which ``earmark review`` tells the app its project
 PROJECT_ENV = "EARMARK_PROJECT"
@@ -501,8 +487,6 @@ def clip_wav(item: ReviewItem) -> bytes:
     """The clip's audio as a 16-bit WAV file, which every browser plays."""
     import soundfile as sf
 
-    from earmark.audio import read_clip
-
     buf = io.BytesIO()
     sf.write(buf, read_clip(item.audio_path), SAMPLE_RATE, subtype="PCM_16", format="WAV")
     return buf.getvalue()
@@ -610,8 +594,6 @@ def _append(project: Project, item: ReviewItem, *, annotator: str, seconds_spent
 def _snapshot_if_due(project: Project) -> None:
     """A snapshot every ``backup.review_minutes`` of saving, so a damaged database costs
     at most those minutes of corrections (see :mod:`earmark.store.backup`)."""
-    from earmark.store.backup import take_if_due
-
     try:
         take_if_due(project, "review")
     except EarmarkError as exc:  # the row is committed: say so, or the annotator types it again

@@ -33,11 +33,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from earmark.config import FinetuneConfig, from_dict, to_dict
-from earmark.train.dataset import Example, Split, correction_examples, previous_dev_groups, replay_examples, \
-    split_dev
 from earmark.errors import NoCorrections, NothingToResume, RunInProgress
-from earmark.store.project import Project
+from earmark.models.loading import non_finite_weights, save_checkpoint, torch_threads
+from earmark.ranking.rank import load_version
 from earmark.store.db import Clip, ModelVersion, dumps
+from earmark.store.project import Project
+from earmark.train.dataset import (Example, Split, correction_examples, previous_dev_groups, replay_examples,
+                                   split_dev)
+from earmark.train.run import Run
 from earmark.train.trainable import merge_lora, prepare_model
 from earmark.train.trainer import Trainer, beats_parent, check_config
 
@@ -79,23 +82,6 @@ class FinetuneResult:
     # uncorrected clips the parent was surest of (nan without such clips), and how many
     drift: float = math.nan
     drift_clips: int = 0
-
-
-@dataclass
-class Run:
-    """A fine-tuning run's identity: its version row, config and data."""
-
-    version_id: int
-    name: str
-    folder: Path
-    cfg: FinetuneConfig
-    parent: dict[str, Any]  # {"id", "name", "spec"}
-    split: Split
-    replay: tuple[Example, ...]
-    # uncorrected clips the parent was surest of (after the replayed ones), with its own
-    # transcripts: the forgetting check (FinetuneConfig.drift_clips)
-    anchor: tuple[Example, ...]
-    record: dict[str, Any]
 
 
 # --- run setup ------------------------------------------------------------------------
@@ -302,8 +288,6 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
                                    len(run.split.dev), cfg.gate_margin, drift, cfg.max_drift, cfg.mode)
     import torch
 
-    from earmark.models.loading import non_finite_weights
-
     diverged = non_finite_weights(model.state_dict(), torch.float16)
     if diverged:  # whatever its dev WER: a checkpoint of NaN and inf decodes nothing
         passed = False
@@ -320,7 +304,6 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
     if after["speed"] and before.get("speed") and after["speed"] < before["speed"] / 2:
         message += (f"; warning: dev decoding is {before['speed'] / after['speed']:.1f}x slower than "
                     "before, a sign of looping output")
-    from earmark.models.loading import save_checkpoint
 
     checkpoint = save_checkpoint(model, run.folder / "model.pt",
                                  {"version": run.name, "parent": run.parent["name"]})
@@ -398,9 +381,6 @@ def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: boo
     BadConfig
         A setting out of range.
     """
-    from earmark.models.loading import torch_threads
-    from earmark.ranking.rank import load_version
-
     started = time.perf_counter()
     cfg = cfg or project.config.finetune
     check_config(cfg)

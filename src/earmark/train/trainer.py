@@ -38,22 +38,24 @@ from sqlalchemy import select
 from tqdm.auto import tqdm
 
 from earmark import audio as au
-from earmark.decode import packing
-from earmark.train.augment import augment_wave, spec_augment
 from earmark.config import FinetuneConfig, to_dict
-from earmark.train.dataset import pack_epoch
+from earmark.decode import packing
+from earmark.decode.decoder import Decoder
 from earmark.errors import BadConfig
 from earmark.evaluate.heldout import evaluate_audio
 from earmark.evaluate.metrics import error_rates, prob_fewer_errors
-from earmark.store.project import Project
+from earmark.models.loading import check_device
 from earmark.store.db import ModelVersion
-from earmark.train.trainable import MODES, interpolate, merge_lora, parent_weights, round_to_half, trainable_state
+from earmark.store.project import Project
+from earmark.train.augment import augment_wave, spec_augment
+from earmark.train.dataset import pack_epoch
+from earmark.train.run import Run
+from earmark.train.trainable import (MODES, interpolate, merge_lora, parent_weights, round_to_half,
+                                     trainable_state)
 
 if TYPE_CHECKING:
     import torch
     import whisper
-
-    from earmark.train.finetune import Run
 
 STATE_FILE = ".train-state.pt"
 STATE_FORMAT = 2  # 2: the kept weights are the newest not clearly worse than the best
@@ -115,7 +117,6 @@ def check_config(cfg: FinetuneConfig) -> None:
     if problems:
         raise BadConfig("fine-tuning settings (a name_like_this is the flag --name-like-this, or "
                         "finetune.name_like_this in earmark.json): " + "; ".join(problems))
-    from earmark.models.loading import check_device
 
     check_device(cfg.device, "finetune.device")
 
@@ -413,8 +414,6 @@ class Trainer:
 
     def anchor_texts(self, model: "whisper.Whisper | None" = None) -> list[str]:
         """Decode the forgetting check's clips (with the model as it is now, by default)."""
-        from earmark.decode.decoder import Decoder
-
         if not self.anchor:
             return []
         outs = Decoder(model or self._decodable(), self.decode).transcribe(
