@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_finetune import openai_transcribe_wer, scored_speakers
     from common import write_result
-    from earmark.evaluate.heldout import evaluate, find_version
+    from earmark.evaluate.heldout import evaluate
+    from earmark.models.versions import find_version
     from earmark.evaluate.metrics import relative_reduction
     from earmark.models.loading import torch_threads
     from earmark.store.project import open_project

@@ -104,7 +104,7 @@ def test_a_new_run_never_takes_the_name_of_a_folder_left_on_disk(project):
 
 
 def test_a_copied_project_loads_its_own_checkpoints(project, tmp_path):
-    from earmark.ranking.rank import version_spec
+    from earmark.models.versions import version_spec
     from earmark.store.db import ModelVersion
 
     # the spec was written in the folder the project was copied from

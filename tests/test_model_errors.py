@@ -173,7 +173,7 @@ def test_a_versions_damaged_checkpoint_says_how_to_go_on(tmp_path, project):
     assert str(path) in message and "model version ft-001" in message
     assert f"earmark rank {project.root} --model NAME" in message and "tiny.en" in message
     assert "ft-000" not in message  # its checkpoint is gone too: no way to go on
-    from earmark.ranking.rank import lookup_version
+    from earmark.models.versions import lookup_version
 
     project.store.set_active(lookup_version(project, "ft-001").id)
     with pytest.raises(CorruptCheckpoint, match="model version ft-001"):  # ranking with it, active

@@ -28,7 +28,7 @@ from earmark.evaluate.metrics import (ConfidenceQuality, ErrorRates, Reduction, 
 from earmark.ingest import read_manifest
 from earmark.models.loading import (check_decode_config, is_model_spec, load_model, looks_like_path,
                                     normalize_spec, torch_threads)
-from earmark.ranking.rank import check_ready, load_version, lookup_version, unknown_version
+from earmark.models.versions import find_version, lookup_version, load_version
 from earmark.store.db import ModelVersion
 from earmark.store.project import Project
 from earmark.train.dataset import current_split
@@ -61,29 +61,6 @@ class EvalResult:
 
 
 # --- wiring: a project, a model version, clips ---------------------------------------
-
-def find_version(project: "Project", model: str | None) -> "ModelVersion":
-    """The version named (or with spec) ``model``; the active one when ``model`` is None.
-
-    Raises
-    ------
-    UnknownModelVersion
-        No such version; the message lists the known ones.
-    UnfinishedModelVersion
-        The version is a fine-tuning run that has not finished (no checkpoint yet).
-    """
-    store = project.store
-    if model is None:
-        mv = store.active_model()
-        if mv is None:
-            mv = store.ensure_model_version(project.config.decode.model)
-        return mv
-    mv = lookup_version(project, model)
-    if mv is None:
-        raise unknown_version(project, model)
-    check_ready(project, mv)
-    return mv
-
 
 def model_to_evaluate(project: "Project", model: str | None) -> tuple[str, str, "ModelVersion | None"]:
     """(name, spec, version) of what ``model`` asks to evaluate.

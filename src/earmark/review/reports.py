@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from earmark.ranking.rank import lookup_version, unknown_version, version_spec
+from earmark.models.versions import lookup_version, unknown_version, version_spec
 from earmark.store.db import Clip, ModelVersion, QueueEntry, Source, Transcript, waiting_for_review
 from earmark.store.project import Project
 from earmark.train.finetune import RECORD_FILE

@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from earmark.config import FinetuneConfig, from_dict, to_dict
 from earmark.errors import NoCorrections, NothingToResume, RunInProgress
 from earmark.models.loading import non_finite_weights, save_checkpoint, torch_threads
-from earmark.ranking.rank import load_version
+from earmark.models.versions import active_or_base, load_version
 from earmark.store.db import Clip, ModelVersion, dumps
 from earmark.store.project import Project
 from earmark.train.dataset import (Example, Split, correction_examples, previous_dev_groups, replay_examples,
@@ -208,7 +208,7 @@ def open_run(project: Project, cfg: FinetuneConfig, resume: bool = False) -> Run
     if not examples:
         raise NoCorrections(f"{project.root}: no saved corrections to fine-tune on (flagged clips "
                             f"do not count); correct clips with `earmark review {project.root}` first")
-    parent = store.active_model() or store.ensure_model_version(project.config.decode.model)
+    parent = active_or_base(project)
     fp = _fingerprint([e.correction_id for e in examples], cfg, parent.id)  # type: ignore[misc]
     for mv in unfinished:
         if (mv.record or {}).get("fingerprint") == fp:
