@@ -505,18 +505,18 @@ def test_resume_says_which_flags_it_leaves_unused():
 
 def test_cli_flags_become_a_finetune_config():
     from earmark.cli.main import build_parser
-    from earmark.cli.train import finetune_config
+    from earmark.cli.flags import overrides
 
     args = build_parser().parse_args(["finetune", "p", "--mode", "lora", "--epochs", "2", "--lr", "3e-4",
                                       "--no-augment", "--replay", "0.5", "--seed", "7", "--resume",
                                       "--interpolate", "1", "--encoder-lr-scale", "2", "--drift-clips", "0",
                                       "--max-drift", "0.2"])
-    cfg = finetune_config(args, FinetuneConfig())
+    cfg = overrides(args, FinetuneConfig())
     assert (cfg.mode, cfg.epochs, cfg.lr, cfg.augment, cfg.replay_fraction, cfg.seed, cfg.interpolate,
             cfg.encoder_lr_scale, cfg.drift_clips, cfg.max_drift) == ("lora", 2, 3e-4, False, 0.5, 7, 1.0, 2.0, 0, 0.2)
     assert args.resume
-    assert finetune_config(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
-    cfg = finetune_config(build_parser().parse_args(["finetune", "p", "--dev-confidence", "0"]), SMALL)
+    assert overrides(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
+    cfg = overrides(build_parser().parse_args(["finetune", "p", "--dev-confidence", "0"]), SMALL)
     assert cfg.dev_confidence == 0.0
 
 

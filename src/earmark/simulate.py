@@ -516,10 +516,8 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
     """
     for name in cfg.strategies:
         get_strategy(name)  # an unknown name fails before any work
-    if "random" not in cfg.strategies:
-        raise BadConfig("simulate compares every strategy with 'random': add it to the strategies")
-    if cfg.rounds < 1 or cfg.seeds < 1 or cfg.budget_minutes <= 0:
-        raise BadConfig("simulate needs rounds >= 1, seeds >= 1 and a positive budget")
+    if problems := cfg.problems():
+        raise BadConfig("; ".join(problems))
     with torch_threads(cfg.threads):
         return _simulate(Path(manifest), cfg, Path(out), log)
 

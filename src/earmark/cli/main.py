@@ -10,8 +10,10 @@ import warnings
 from pathlib import Path
 
 from earmark.cli import train
-from earmark.cli.common import (PROJECT_HELP, Parser, add_command, count, open_for_writing, plural, port,
-                                positive_float, positive_int, shown, thread_count, warn_unreadable, with_overrides)
+from earmark.cli.common import (PROJECT_HELP, Parser, add_command, count, open_for_writing, plural, port, positive_int,
+                                shown, warn_unreadable)
+from earmark.cli.flags import add_config_flags, overrides
+from earmark.config import DecodeConfig, ProjectConfig, SelectionConfig, SimulateConfig
 from earmark.errors import EarmarkError, EarmarkWarning
 
 EPILOG = """typical loop:
@@ -27,7 +29,6 @@ EPILOG = """typical loop:
 # --- commands -----------------------------------------------------------------------
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from earmark.config import DecodeConfig, ProjectConfig
     from earmark.models.loading import normalize_spec
     from earmark.store.project import init_project
 
@@ -70,9 +71,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from earmark.ranking.rank import rank
 
     project = open_for_writing(args.project, "rank")
-    decode = with_overrides(project.config.decode, batch_size=args.batch_size, device=args.device,
-                            threads=args.threads, pack=False if args.no_pack else None)
-    selection = with_overrides(project.config.selection, strategy=args.strategy)
+    decode = overrides(args, project.config.decode)
+    selection = overrides(args, project.config.selection)
     report = rank(project, model=args.model, decode=decode, selection=selection,
                   progress=not args.quiet)
     if report.transcribed:
@@ -256,8 +256,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     steps = [
         ("", cmd_init, argparse.Namespace(project=str(root), model="tiny.en", db_url=None)),
         (f" {samples}", cmd_import, argparse.Namespace(project=str(root), source=str(samples), quiet=False)),
-        ("", cmd_rank, argparse.Namespace(project=str(root), model=None, batch_size=None, strategy=None,
-                                          device=None, threads=None, no_pack=False, quiet=False)),
+        ("", cmd_rank, argparse.Namespace(project=str(root), model=None, quiet=False)),  # no option given
         (f" --top {args.top}", cmd_queue, argparse.Namespace(project=str(root), top=args.top, plain=False)),
         ("", cmd_status, argparse.Namespace(project=str(root), show_rejected=10)),
     ]
@@ -273,16 +272,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from earmark.config import SimulateConfig
     from earmark.simulate import simulate
 
-    strategies = (tuple(s.strip() for s in args.strategies.split(",") if s.strip())
-                  if args.strategies else None)
-    cfg = with_overrides(SimulateConfig(), rounds=args.rounds, budget_minutes=args.budget,
-                         seeds=args.seeds, speakers=args.speakers, test_speakers=args.test_speakers,
-                         dev_speakers=args.dev_speakers, model=args.model, lr=args.lr,
-                         epochs=args.epochs, workers=args.workers, threads=args.threads,
-                         strategies=strategies)
+    cfg = overrides(args, SimulateConfig())
     record = simulate(Path(args.manifest), cfg, Path(args.out))
     print(record["table"])
     print(record["verdict"])
@@ -294,7 +286,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # --- parser -------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    from earmark.ranking.strategies import DEFAULT_STRATEGY, STRATEGIES
+    from earmark.ranking.strategies import STRATEGIES
 
     p = Parser(
         prog="earmark", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -341,13 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--model", help="a version's name, a Whisper name or a checkpoint path; it becomes "
                                    "active once it has loaded")
-    s.add_argument("--batch-size", type=positive_int, help="30-second windows decoded together (default 16)")
-    s.add_argument("--strategy", choices=sorted(STRATEGIES),
-                   help=f"queue order (default {DEFAULT_STRATEGY})")
-    s.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    s.add_argument("--threads", type=thread_count, help="torch CPU threads (default 0: torch's choice)")
-    s.add_argument("--no-pack", action="store_true",
-                   help="one clip per 30 s window (slower; packing is on by default)")
+    add_config_flags(s, DecodeConfig)
+    add_config_flags(s, SelectionConfig, choices={"strategy": sorted(STRATEGIES)})
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     s = add_command(sub, "queue", cmd_queue, help="show the head of the review queue",
@@ -419,18 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "\\\n      --strategies random,errors-per-second --rounds 4 --budget 2 --seeds 3 "
                            "--out sim/")
     s.add_argument("--manifest", required=True, help="JSONL with audio, text, speaker (and duration)")
-    s.add_argument("--strategies", help="comma-separated names (default: every registered strategy)")
-    s.add_argument("--rounds", type=count, help="rounds after the zero-shot round 0 (default 4)")
-    s.add_argument("--budget", type=positive_float, help="audio minutes labeled per round (default 2)")
-    s.add_argument("--seeds", type=positive_int, help="repeats with different speaker splits (default 3)")
-    s.add_argument("--speakers", type=positive_int, help="speakers drawn for the study (default: all)")
-    s.add_argument("--test-speakers", type=positive_int, help="held-out test speakers (default 20)")
-    s.add_argument("--dev-speakers", type=positive_int, help="held-out dev speakers (default 10)")
-    s.add_argument("--model", help="Whisper model (default tiny.en)")
-    s.add_argument("--lr", type=positive_float, help="decoder fine-tuning learning rate")
-    s.add_argument("--epochs", type=positive_int, help="passes over the labeled clips per round")
-    s.add_argument("--workers", type=positive_int, help="seeds simulated in parallel processes (default 1)")
-    s.add_argument("--threads", type=thread_count, help="torch threads per process")
+    add_config_flags(s, SimulateConfig)
     s.add_argument("--out", default="simulate", help="output folder (default ./simulate)")
 
     s = add_command(sub, "demo", cmd_demo, help="the whole loop on the shipped samples",

@@ -127,30 +127,14 @@ def check_device(device: str, field: str = "device") -> None:
         raise BadConfig(f"{field}: {problem}")
 
 
-def decode_config_problems(cfg: "DecodeConfig") -> list[str]:
-    """Every value of ``cfg`` that decoding cannot run with, each a line that starts with its field."""
-    from earmark.decode.precision import PRECISIONS
-
-    checks = [
-        ("batch_size", cfg.batch_size >= 1, "must be at least 1 (30-second windows per batch)"),
-        ("threads", cfg.threads >= 0, "must be 0 (one per core) or more"),
-        ("max_tokens_per_second", cfg.max_tokens_per_second > 0, "must be positive"),
-        ("min_max_tokens", cfg.min_max_tokens >= 1, "must be at least 1"),
-        ("loop_min_tokens", cfg.loop_min_tokens >= 0, "must be 0 (no loop check) or more"),
-        ("pack_gap_seconds", cfg.pack_gap_seconds >= 0, "must be 0 or more"),
-        ("pack_window_seconds", 0 < cfg.pack_window_seconds <= 30,
-         "must be above 0 and at most 30 (Whisper's window)"),
-        ("pack_min_words_per_second", cfg.pack_min_words_per_second >= 0, "must be 0 or more"),
-        ("quantize", cfg.quantize in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
-    ]
-    problems = [f"{name} {rule} (got {getattr(cfg, name)!r})" for name, ok, rule in checks if not ok]
+def decode_config_problems(cfg: DecodeConfig) -> list[str]:
+    """Every value of ``cfg`` that decoding cannot run with, each a line that starts with its
+    field: :meth:`DecodeConfig.problems`, and the device, which only torch can check."""
     device = _device_problem(cfg.device)
-    if device:
-        problems.append(f"device: {device}")
-    return problems
+    return cfg.problems() + ([f"device: {device}"] if device else [])
 
 
-def check_decode_config(cfg: "DecodeConfig") -> None:
+def check_decode_config(cfg: DecodeConfig) -> None:
     """Raise :class:`BadConfig` naming every value of ``cfg`` that decoding cannot use.
 
     Called before ranking or evaluating, so a wrong setting fails at once, before a

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from earmark.config import ProjectConfig, from_dict, project_config_problems, to_json, unknown_keys
+from earmark.config import ProjectConfig, from_dict, to_json, unknown_keys
 from earmark.errors import (BadConfig, CorruptDatabase, EarmarkError, EarmarkWarning, ProjectExists,
                             ProjectNotFound)
 from earmark.models.loading import check_spec
@@ -123,7 +123,7 @@ def load_config(root: Path | str) -> ProjectConfig:
     if config.selection.strategy not in STRATEGIES:
         raise BadConfig(f"{cfg_file}: selection.strategy {config.selection.strategy!r} is not one of "
                         f"{', '.join(sorted(STRATEGIES))}; fix it there")
-    problems = project_config_problems(config)
+    problems = config.problems()
     if problems:
         raise BadConfig(f"{cfg_file}: {'; '.join(problems)}; fix it there")
     unknown = unknown_keys(ProjectConfig, data)

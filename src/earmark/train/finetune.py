@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ class FinetuneResult:
 # --- run setup ------------------------------------------------------------------------
 
 # where a run computes, not what it computes: a run continues under other values of these
-RUNTIME_FIELDS = ("device", "threads")
+RUNTIME_FIELDS = tuple(f.name for f in fields(FinetuneConfig) if f.metadata.get("runtime"))
 
 
 def _with_runtime(cfg: FinetuneConfig, runtime: FinetuneConfig) -> FinetuneConfig:

@@ -50,7 +50,7 @@ from earmark.store.project import Project
 from earmark.train.augment import augment_wave, spec_augment
 from earmark.train.dataset import pack_epoch
 from earmark.train.run import Run
-from earmark.train.trainable import (MODES, interpolate, merge_lora, parent_weights, round_to_half,
+from earmark.train.trainable import (interpolate, merge_lora, parent_weights, round_to_half,
                                      trainable_state)
 
 if TYPE_CHECKING:
@@ -83,41 +83,12 @@ class _State:
 
 
 def check_config(cfg: FinetuneConfig) -> None:
-    """Raise :class:`BadConfig` for values that cannot train."""
-    problems = []
-    if cfg.mode not in MODES:
-        problems.append(f"mode {cfg.mode!r} is not one of {', '.join(MODES)}")
-    if cfg.epochs < 1 and cfg.max_steps < 1:
-        problems.append("epochs must be at least 1")
-    for name in ("max_steps", "patience", "eval_every", "threads"):
-        if getattr(cfg, name) < 0:
-            problems.append(f"{name} must be 0 or more (got {getattr(cfg, name)})")
-    if cfg.save_every < 1 or cfg.dev_min_clips < 1 or cfg.lora_rank < 1:
-        problems.append("save_every, dev_min_clips and lora_rank must be at least 1")
-    if not 0 <= cfg.warmup_fraction < 1:
-        problems.append(f"warmup_fraction must be at least 0 and below 1 (got {cfg.warmup_fraction})")
-    if cfg.batch_size < 1 or cfg.grad_accum < 1:
-        problems.append("batch_size and grad_accum must be at least 1")
-    if not cfg.lr > 0:
-        problems.append(f"lr must be positive (got {cfg.lr})")
-    if not 0 <= cfg.dev_confidence < 1:
-        problems.append(f"dev_confidence must be at least 0 and below 1 (got {cfg.dev_confidence})")
-    if not 0 < cfg.dev_fraction < 1:
-        problems.append(f"dev_fraction must be between 0 and 1 (got {cfg.dev_fraction})")
-    if cfg.replay_fraction < 0:
-        problems.append("replay_fraction must be 0 or more")
-    if cfg.drift_clips < 0:
-        problems.append("drift_clips must be 0 or more")
-    if not 0 <= cfg.max_drift <= 1:
-        problems.append(f"max_drift must be a share from 0 to 1 (got {cfg.max_drift})")
-    if not cfg.encoder_lr_scale > 0:
-        problems.append(f"encoder_lr_scale must be positive (got {cfg.encoder_lr_scale})")
-    if not 0 < cfg.interpolate <= 1:
-        problems.append(f"interpolate must be above 0 and at most 1 (got {cfg.interpolate})")
+    """Raise :class:`BadConfig` for values that cannot train (:meth:`FinetuneConfig.problems`),
+    or a device this machine lacks."""
+    problems = cfg.problems()
     if problems:
         raise BadConfig("fine-tuning settings (a name_like_this is the flag --name-like-this, or "
                         "finetune.name_like_this in earmark.json): " + "; ".join(problems))
-
     check_device(cfg.device, "finetune.device")
 
 

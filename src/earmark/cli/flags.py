@@ -1,0 +1,83 @@
+"""Command-line options drawn from the config dataclasses.
+
+A config field that a command sets carries its flag, help and bounds in its metadata
+(:func:`earmark.config.setting`); :func:`add_config_flags` turns those fields into
+options and :func:`overrides` turns the options given back into the config. No field is
+mapped to a flag by hand, so a new setting needs one line in ``config.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, TypeVar
+
+from earmark.cli.common import number, thread_count
+from earmark.config import flagged_fields
+
+C = TypeVar("C")
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+
+
+def _chosen(cls: type, only: Collection[str] | None) -> list[dataclasses.Field]:
+    return [f for f in flagged_fields(cls) if only is None or f.name in only]
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, only: Collection[str] | None = None,
+                     choices: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Add an option for each flagged field of the config class ``cls`` (those in ``only``).
+
+    An option left out parses as None (a ``--no-…`` switch as False), so :func:`overrides`
+    keeps the value the project's config already holds. ``choices`` gives the allowed
+    values of a field whose list lives outside the config (the strategy registry).
+    """
+    for f in _chosen(cls, only):
+        meta, default = f.metadata, _default(f)
+        kwargs: dict[str, Any] = {"dest": f.name,
+                                  "help": meta["help"].format(default=default).replace("%", "%%")}
+        if isinstance(default, bool):
+            kwargs["action"] = "store_true"
+        else:
+            if meta.get("threads"):
+                kwargs["type"] = thread_count
+            elif "min" in meta:
+                kwargs["type"] = number(int if isinstance(default, int) else float, meta["min"],
+                                        strict=meta.get("strict", False), maximum=meta.get("max", 2**31 - 1))
+            allowed = (choices or {}).get(f.name, meta.get("choices"))
+            if allowed:
+                kwargs["choices"] = allowed
+            if meta.get("metavar"):
+                kwargs["metavar"] = meta["metavar"]
+        parser.add_argument(meta["flag"], **kwargs)
+
+
+def given(args: argparse.Namespace, cls: type, *, only: Collection[str] | None = None) -> dict[str, Any]:
+    """The values of ``cls``'s fields that the command line gave, by field name."""
+    out: dict[str, Any] = {}
+    for f in _chosen(cls, only):
+        value = getattr(args, f.name, None)
+        if value is None or value is False:
+            continue
+        if isinstance(_default(f), bool):  # a switch: --no-x turns x off, --x turns it on
+            value = not f.metadata["flag"].startswith("--no-")
+        elif f.metadata.get("listed"):
+            if not value:
+                continue
+            value = tuple(s.strip() for s in value.split(",") if s.strip())
+        out[f.name] = value
+    return out
+
+
+def overrides(args: argparse.Namespace, base: C, *, only: Collection[str] | None = None) -> C:
+    """The config ``base`` with each of its options given on the command line."""
+    return dataclasses.replace(base, **given(args, type(base), only=only))  # type: ignore[type-var]
+
+
+def flag_names(args: argparse.Namespace, cls: type, *, skip: Collection[str] = ()) -> list[str]:
+    """The flags of ``cls``'s fields that the command line gave (fields in ``skip`` aside)."""
+    fields = {f.name: f for f in flagged_fields(cls)}
+    return [fields[name].metadata["flag"] for name in given(args, cls) if name not in skip]
