@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from earmark.evaluate.heldout import evaluate
     from earmark.models.versions import find_version
     from earmark.evaluate.metrics import relative_reduction
-    from earmark.models.loading import torch_threads
+    from earmark.models.device import torch_threads
     from earmark.store.project import open_project
 
     manifest = args.workdir / "test.jsonl"

@@ -233,7 +233,7 @@ def test_check_decode_config_passes_the_defaults_and_cpu():
 def test_check_device_refuses_a_gpu_this_machine_lacks(monkeypatch):
     import torch
 
-    from earmark.models.loading import check_device
+    from earmark.models.device import check_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

@@ -110,7 +110,7 @@ def test_threads_are_capped_at_the_cores(monkeypatch, capsys):
 
     from earmark.cli import common as cli
 
-    from earmark.models import loading as models
+    from earmark.models import device as models
 
     monkeypatch.setattr(models, "cpu_cores", lambda: 2)
     assert models.usable_threads(1000) == 2

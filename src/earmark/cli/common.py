@@ -93,7 +93,7 @@ def thread_count(text: str) -> int:
     one has) but capped, with a note, since torch slows to a crawl with far more threads
     than cores and a run would look hung.
     """
-    from earmark.models.loading import cpu_cores  # lazily: `earmark --help` loads no library module
+    from earmark.models.device import cpu_cores  # lazily: `earmark --help` loads no library module
 
     value = count(text)
     if value > cpu_cores():

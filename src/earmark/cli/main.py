@@ -272,7 +272,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from earmark.simulate import simulate
+    from earmark.simulate.run import simulate
 
     cfg = overrides(args, SimulateConfig())
     record = simulate(Path(args.manifest), cfg, Path(args.out))

@@ -26,8 +26,8 @@ from earmark.errors import (BadManifest, EarmarkWarning, NoCorrections, Unfinish
 from earmark.evaluate.metrics import (ConfidenceQuality, ErrorRates, Reduction, confidence_quality,
                                       error_rates, relative_reduction, scored_groups)
 from earmark.ingest import read_manifest
-from earmark.models.loading import (check_decode_config, is_model_spec, load_model, looks_like_path,
-                                    normalize_spec, torch_threads)
+from earmark.models.device import torch_threads
+from earmark.models.loading import check_decode_config, is_model_spec, load_model, looks_like_path, normalize_spec
 from earmark.models.versions import find_version, lookup_version, load_version
 from earmark.store.db import ModelVersion
 from earmark.store.project import Project

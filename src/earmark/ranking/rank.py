@@ -24,7 +24,8 @@ from earmark.decode.decoder import Decoder
 from earmark.decode.packing import WINDOW_SECONDS
 from earmark.decode.types import Transcript
 from earmark.errors import UnreadableAudio
-from earmark.models.loading import check_decode_config, cpu_cores, torch_threads, usable_threads
+from earmark.models.device import cpu_cores, torch_threads, usable_threads
+from earmark.models.loading import check_decode_config
 from earmark.models.versions import load_version, version_to_rank_with
 from earmark.ranking.scoring import hallucination_flags, transcript_scores
 from earmark.ranking.strategies import Candidate, get_strategy, shown_score_name

@@ -34,7 +34,8 @@ from sqlalchemy import func, select
 
 from earmark.config import FinetuneConfig, from_dict, to_dict
 from earmark.errors import NoCorrections, NothingToResume, RunInProgress
-from earmark.models.loading import non_finite_weights, save_checkpoint, torch_threads
+from earmark.models.device import torch_threads
+from earmark.models.loading import non_finite_weights, save_checkpoint
 from earmark.models.versions import active_or_base, load_version
 from earmark.store.db import Clip, ModelVersion, dumps
 from earmark.store.project import Project

@@ -44,7 +44,7 @@ from earmark.decode.decoder import Decoder
 from earmark.errors import BadConfig
 from earmark.evaluate.heldout import evaluate_audio
 from earmark.evaluate.metrics import error_rates, prob_fewer_errors
-from earmark.models.loading import check_device
+from earmark.models.device import check_device
 from earmark.store.db import ModelVersion
 from earmark.store.project import Project
 from earmark.train.augment import augment_wave, spec_augment
