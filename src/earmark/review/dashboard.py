@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from earmark.store.project import Project
 from earmark.review import reports
-from earmark.review.workflow import clip_name, domain_errors, score_name
+from earmark.review.items import clip_name, domain_errors, score_name
 from earmark.store.db import Clip, Correction, Lease, ModelVersion, QueueEntry, Source, Transcript, utcnow
 
 #: a clip's state as the Browse page shows it, in the order of the workflow
