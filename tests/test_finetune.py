@@ -21,8 +21,9 @@ from sqlalchemy import select
 
 from _support import REPO, sample_rows
 from earmark.config import FinetuneConfig, ProjectConfig
-from earmark.train.finetune import gate_message
-from earmark.train.trainer import STATE_FILE, lr_factor, window_text
+from earmark.train.gate import gate_message
+from earmark.train.teacher import lr_factor, window_text
+from earmark.train.trainer import STATE_FILE
 
 CLIPS = ["s06", "s09", "s13", "s16", "s19", "s23", "s26", "s30"]  # the easy clip of each voice
 # without augmentation the 6 training clips fill one 30 s window (with it, two: clips
@@ -150,7 +151,7 @@ def test_the_encoder_learns_at_its_own_rate(mode):
     import torch
 
     from earmark.train.trainable import prepare_model
-    from earmark.train.trainer import optimizer
+    from earmark.train.teacher import optimizer
 
     class Toy(torch.nn.Module):  # named like Whisper's two halves
         def __init__(self):
@@ -521,7 +522,7 @@ def test_cli_flags_become_a_finetune_config():
 
 
 def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
-    from earmark.train.trainer import improves
+    from earmark.train.gate import improves
 
     best = {"wer": 0.30, "cer": 0.15}
     assert improves({"wer": 0.29, "cer": 0.20}, best)
@@ -532,7 +533,7 @@ def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
 
 
 def test_newer_weights_are_kept_unless_the_best_is_clearly_better():
-    from earmark.train.trainer import clearly_worse
+    from earmark.train.gate import clearly_worse
 
     best = {"wer": 0.40, "clip_errors": [2, 1, 3, 0, 2, 1, 2, 3, 1, 2] * 3}
     noise = {"wer": 0.42, "clip_errors": [2, 2, 3, 0, 1, 1, 2, 3, 2, 2] * 3}  # +1 here, -1 there
@@ -546,7 +547,7 @@ def test_newer_weights_are_kept_unless_the_best_is_clearly_better():
 
 
 def test_weights_that_pass_the_gate_are_not_swapped_for_tied_ones_that_fail_it():
-    from earmark.train.trainer import beats_parent, held_back
+    from earmark.train.gate import beats_parent, held_back
 
     parent = {"wer": 0.355}
     passing, failing = {"wer": 0.290}, {"wer": 0.371}
