@@ -195,10 +195,10 @@ class FinetuneConfig:
                           help="passes over the corrections (default {default}; early stopping may end sooner)")
     max_steps: int = setting(0, flag="--max-steps", min=0, help="stop after this many optimizer steps")  # 0: no limit
     lr: float = setting(5e-5, flag="--lr", min=0, strict=True,
-                        help="peak learning rate (default {default:g}; LoRA wants ~10x)")  # AdamW peak
+                        help="peak learning rate (default {default}; LoRA wants ~10x)")  # AdamW peak
     # the encoder's weights (or adapters) learn at lr times this
     encoder_lr_scale: float = setting(1.0, flag="--encoder-lr-scale", min=0, strict=True, metavar="X",
-                                      help="the encoder learns at X times --lr (default {default:g}: one "
+                                      help="the encoder learns at X times --lr (default {default}: one "
                                            "rate for all)")
     warmup_fraction: float = 0.1  # share of the steps with a linear warm-up, then linear decay
     weight_decay: float = 0.01  # AdamW's decoupled weight decay
@@ -236,19 +236,19 @@ class FinetuneConfig:
     max_drift: float = setting(
         1.0, flag="--max-drift", min=0, max=1, metavar="SHARE",
         help="the gate also refuses a version that changes more than this share of those clips' words, "
-             "e.g. 0.1 (default {default:g}: reported only)")
+             "e.g. 0.1 (default {default}: reported only)")
     # share of the trained change the saved weights keep: parent + share * (trained - parent)
     # (weight-space interpolation, as in WiSE-FT)
     interpolate: float = setting(
         0.7, flag="--interpolate", min=0, strict=True, max=1, metavar="SHARE",
         help="share of the trained change the saved weights keep, the rest staying at the parent's "
-             "(default {default:g}; 1: the trained weights as they are)")
+             "(default {default}; 1: the trained weights as they are)")
     # confidence (paired bootstrap over dev clips) with which an earlier evaluation must
     # beat the newest weights on the dev split to be kept instead; 0: the lowest dev WER
     dev_confidence: float = setting(
         0.95, flag="--dev-confidence", min=0, max=0.999, metavar="P",
         help="keep the newest weights unless an earlier evaluation beats them on the dev clips with "
-             "this confidence (paired bootstrap; default {default:g}; 0: keep the lowest dev WER)")
+             "this confidence (paired bootstrap; default {default}; 0: keep the lowest dev WER)")
     # dev evaluations in a row clearly worse than the best (as above) before stopping
     patience: int = setting(3, flag="--patience", min=0,
                             help="dev evaluations in a row clearly worse than the best before stopping "
@@ -313,7 +313,7 @@ class SimulateConfig:
     rounds: int = setting(4, flag="--rounds", min=0,  # selection + fine-tuning rounds after round 0
                           help="rounds after the zero-shot round 0 (default {default})")
     budget_minutes: float = setting(2.0, flag="--budget", min=0, strict=True,  # audio minutes per round
-                                    help="audio minutes labeled per round (default {default:g})")
+                                    help="audio minutes labeled per round (default {default})")
     # repeats: each seed splits the speakers and orders random selection anew
     seeds: int = setting(3, flag="--seeds", min=1, help="repeats with different speaker splits (default {default})")
     speakers: int = setting(0, flag="--speakers", min=1,  # speakers drawn (seeded) for the study; 0: all

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -21,6 +22,13 @@ C = TypeVar("C")
 
 def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default  # type: ignore[misc]
+
+
+def _shown(value: Any) -> str:
+    """A default as help shows it: ``5e-5``, ``0.7``, ``1``, ``auto``."""
+    if isinstance(value, float):
+        return re.sub(r"e([+-])0(\d)", r"e\1\2", f"{value:g}")
+    return str(value)
 
 
 def _chosen(cls: type, only: Collection[str] | None) -> list[dataclasses.Field]:
@@ -38,7 +46,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, only: Collec
     for f in _chosen(cls, only):
         meta, default = f.metadata, _default(f)
         kwargs: dict[str, Any] = {"dest": f.name,
-                                  "help": meta["help"].format(default=default).replace("%", "%%")}
+                                  "help": meta["help"].format(default=_shown(default)).replace("%", "%%")}
         if isinstance(default, bool):
             kwargs["action"] = "store_true"
         else:
@@ -50,8 +58,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, only: Collec
             allowed = (choices or {}).get(f.name, meta.get("choices"))
             if allowed:
                 kwargs["choices"] = allowed
-            if meta.get("metavar"):
-                kwargs["metavar"] = meta["metavar"]
+            elif meta.get("metavar") or f.name != meta["flag"].lstrip("-").replace("-", "_"):
+                # argparse would name the value after the field; name it after the flag
+                kwargs["metavar"] = meta.get("metavar") or meta["flag"].lstrip("-").replace("-", "_").upper()
         parser.add_argument(meta["flag"], **kwargs)
 
 

@@ -13,8 +13,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from earmark.cli.common import (PROJECT_HELP, add_command, open_for_writing, plural, positive_int, shown, warn_unreadable,
-                                with_overrides)
+from earmark.cli.common import (PROJECT_HELP, add_command, open_for_writing, plural, positive_int, shown,
+                                warn_unreadable, with_overrides)
 from earmark.cli.flags import add_config_flags, flag_names, overrides
 from earmark.config import DecodeConfig, FinetuneConfig, flagged_fields
 
