@@ -25,10 +25,11 @@ from earmark.errors import (BadManifest, EarmarkWarning, NoCorrections, Unfinish
                             UnknownModelVersion, UnreadableAudio)
 from earmark.evaluate.metrics import (ConfidenceQuality, ErrorRates, Reduction, confidence_quality,
                                       error_rates, relative_reduction, scored_groups)
-from earmark.ingest import read_manifest
 from earmark.models.device import torch_threads
-from earmark.models.loading import check_decode_config, is_model_spec, load_model, looks_like_path, normalize_spec
-from earmark.models.versions import find_version, lookup_version, load_version
+from earmark.models.loading import (check_decode_config, is_model_spec, load_model, looks_like_path,
+                                    normalize_spec)
+from earmark.models.versions import find_version, load_version, lookup_version
+from earmark.sources import read_manifest
 from earmark.store.db import ModelVersion
 from earmark.store.project import Project
 from earmark.train.dataset import current_split

@@ -15,7 +15,7 @@ import numpy as np
 from earmark.audio import read_clip
 from earmark.config import SAMPLE_RATE, SimulateConfig
 from earmark.errors import BadConfig
-from earmark.ingest import manifest_records
+from earmark.sources import manifest_records
 
 if TYPE_CHECKING:
     import whisper
@@ -58,7 +58,7 @@ def read_study_manifest(path: Path | str) -> list[dict[str, Any]]:
     Raises
     ------
     BadManifest
-        Missing, unreadable or malformed (see :func:`earmark.ingest.manifest_records`).
+        Missing, unreadable or malformed (see :func:`earmark.sources.manifest_records`).
     BadConfig
         A row lacks the audio, text or speaker that a simulation needs; its line is named.
     """
