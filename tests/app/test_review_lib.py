@@ -377,12 +377,12 @@ def test_review_command_refuses_a_missing_project(tmp_path, capsys):
 
 
 def test_a_doubtful_hypothesis_comes_with_what_its_flags_mean(handmade):
-    from earmark.store.db import Transcript
+    from earmark.store.db import TranscriptRow
 
     first = review.next_clip(handmade, "ann#1")
     assert first.flags == () and first.warnings == []
     with handmade.store.session() as s:
-        tr = s.scalar(select(Transcript).where(Transcript.clip_id == first.clip_id))
+        tr = s.scalar(select(TranscriptRow).where(TranscriptRow.clip_id == first.clip_id))
         tr.scores = {**tr.scores, "flags": ["loop", "too-fast", "some-future-flag"]}
     item = review.open_clip(handmade, first.clip_id)
     assert item.flags == ("loop", "too-fast", "some-future-flag")

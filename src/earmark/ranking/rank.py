@@ -29,7 +29,7 @@ from earmark.models.loading import check_decode_config
 from earmark.models.versions import load_version, version_to_rank_with
 from earmark.ranking.scoring import hallucination_flags, transcript_scores
 from earmark.ranking.strategies import Candidate, get_strategy, shown_score_name
-from earmark.store.db import Clip, Correction, ModelVersion, QueueEntry, Transcript as TranscriptRow
+from earmark.store.db import Clip, Correction, ModelVersion, QueueEntry, TranscriptRow
 from earmark.store.project import Project
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
                        tuple(unreadable))
 
 
-def candidates(project: Project, mv_id: int, embeddings: bool = False) -> list[Candidate]:
+def pool_candidates(project: Project, mv_id: int, embeddings: bool = False) -> list[Candidate]:
     """Clips transcribed by ``mv_id`` and not yet corrected or flagged, as candidates.
 
     ``embeddings``: with each clip's stored encoder embedding (about 10 kB per clip once
@@ -233,7 +233,7 @@ def candidates(project: Project, mv_id: int, embeddings: bool = False) -> list[C
 def build_queue(project: Project, mv_id: int, sel: SelectionConfig) -> int:
     """Replace the queue with the strategy's order over the uncorrected pool."""
     strategy = get_strategy(sel.strategy, seed=sel.seed)
-    ordered = strategy.order(candidates(project, mv_id, embeddings=strategy.uses_embeddings))
+    ordered = strategy.order(pool_candidates(project, mv_id, embeddings=strategy.uses_embeddings))
     shown = shown_score_name(strategy.name)
     with project.store.session() as s:
         s.execute(delete(QueueEntry))

@@ -22,7 +22,7 @@ from earmark.audio import read_clip
 from earmark.config import SAMPLE_RATE
 from earmark.errors import DatabaseBusy, EarmarkError, InvalidReview
 from earmark.ranking.strategies import shown_score_name
-from earmark.store.db import Clip, Correction, ModelVersion, QueueEntry, Source, Transcript
+from earmark.store.db import Clip, Correction, ModelVersion, QueueEntry, Source, TranscriptRow
 from earmark.store.project import Project
 
 #: environment variable through which ``earmark review`` tells the app its project
@@ -190,15 +190,15 @@ def score_name(project: Project) -> str:
 
 # --- leases -----------------------------------------------------------------------------
 
-def _transcript_for(s: Session, clip_id: int, mv_id: int | None) -> Transcript | None:
+def _transcript_for(s: Session, clip_id: int, mv_id: int | None) -> TranscriptRow | None:
     """The transcript by ``mv_id``, else the newest one of any model."""
     if mv_id is not None:
-        tr = s.scalars(select(Transcript).where(Transcript.clip_id == clip_id,
-                                                Transcript.model_version_id == mv_id)).first()
+        tr = s.scalars(select(TranscriptRow).where(TranscriptRow.clip_id == clip_id,
+                                                TranscriptRow.model_version_id == mv_id)).first()
         if tr is not None:
             return tr
-    return s.scalars(select(Transcript).where(Transcript.clip_id == clip_id)
-                     .order_by(Transcript.id.desc())).first()
+    return s.scalars(select(TranscriptRow).where(TranscriptRow.clip_id == clip_id)
+                     .order_by(TranscriptRow.id.desc())).first()
 
 
 @domain_errors

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from earmark.review.items import (ClipHistory, HistoryEntry, RoundProgress, annotator_of, as_utc,
                                   domain_errors, open_clip)
-from earmark.store.db import Clip, Correction, Lease, ModelVersion, Round, Transcript, utcnow
+from earmark.store.db import Clip, Correction, Lease, ModelVersion, Round, TranscriptRow, utcnow
 from earmark.store.project import Project
 
 
@@ -48,9 +48,9 @@ def clip_history(project: Project, clip_id: int) -> ClipHistory:
     now = utcnow()
     with project.store.session() as s:
         reference = s.scalar(select(Clip.reference_text).where(Clip.id == clip_id))
-        transcripts = s.execute(select(ModelVersion.name, Transcript.text)
-                                .join(ModelVersion, ModelVersion.id == Transcript.model_version_id)
-                                .where(Transcript.clip_id == clip_id)
+        transcripts = s.execute(select(ModelVersion.name, TranscriptRow.text)
+                                .join(ModelVersion, ModelVersion.id == TranscriptRow.model_version_id)
+                                .where(TranscriptRow.clip_id == clip_id)
                                 .order_by(ModelVersion.id)).all()
         rows = s.execute(select(Correction, Round.number)
                          .outerjoin(Round, Round.id == Correction.round_id)
