@@ -175,7 +175,7 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Transcript(Base):
+class TranscriptRow(Base):
     """One model version's output for one clip, with its per-token and per-word data."""
 
     __tablename__ = "transcripts"
