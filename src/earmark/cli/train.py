@@ -1,7 +1,7 @@
 """The ``finetune``, ``round``, ``evaluate``, ``models`` and ``export`` commands (argparse only).
 
-Kept apart from :mod:`earmark.cli.main` so that file stays a list of commands; each function
-here parses into :class:`~earmark.config.FinetuneConfig` and calls the library.
+The training options are drawn from :class:`~earmark.config.FinetuneConfig`'s fields
+(:mod:`earmark.cli.flags`); each command turns them into that config and calls the library.
 """
 
 from __future__ import annotations
