@@ -70,7 +70,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                            "  earmark init myproj --db-url postgresql+psycopg://me@dbhost/earmark")
     s.add_argument("project", help="folder to create")
     s.add_argument("--model", default="tiny.en",
-                   help="Whisper model: tiny.en (default), base, another Whisper name, or a checkpoint path")
+                   help="Whisper model: %(default)s (default), base, another Whisper name, or a checkpoint path")
     s.add_argument("--db-url", help="SQLAlchemy URL (e.g. postgresql+psycopg://...); default SQLite in the folder")
 
     s = add_command(sub, "import", cmd_import, help="add audio: a folder or a JSONL/CSV manifest",

@@ -113,7 +113,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                 "errors-per-second score, to say how doubtful each clip is.",
                     epilog="examples:\n  earmark queue myproj\n  earmark queue myproj --top 50 --plain > queue.txt")
     s.add_argument("project", help=PROJECT_HELP)
-    s.add_argument("--top", type=positive_int, default=20, help="how many clips (default 20)")
+    s.add_argument("--top", type=positive_int, default=20, help="how many clips (default %(default)s)")
     s.add_argument("--plain", action="store_true", help="mark words with [brackets], no colour")
 
     s = add_command(sub, "status", cmd_status, help="counts: clips, rejected, transcribed, corrected",
@@ -124,4 +124,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     epilog="examples:\n  earmark status myproj\n  earmark status myproj --show-rejected 100")
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--show-rejected", type=count, default=10, metavar="N",
-                   help="list up to N rejected files with reasons (default 10)")
+                   help="list up to N rejected files with reasons (default %(default)s)")

@@ -81,5 +81,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                            "from the network")
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=port, default=8501, help="port (default 8501)")
+                   help="address to listen on (default %(default)s: this machine only)")
+    s.add_argument("--port", type=port, default=8501, help="port (default %(default)s)")

@@ -78,7 +78,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                            "--out sim/")
     s.add_argument("--manifest", required=True, help="JSONL with audio, text, speaker (and duration)")
     add_config_flags(s, SimulateConfig)
-    s.add_argument("--out", default="simulate", help="output folder (default ./simulate)")
+    s.add_argument("--out", default="simulate", help="output folder (default ./%(default)s)")
 
     s = add_command(sub, "demo", cmd_demo, help="the whole loop on the shipped samples",
                     description="Create a project from the shipped data_samples/ (synthetic "
@@ -86,9 +86,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                 "it, show the queue and status, and open the review app.",
                     epilog="examples:\n  earmark demo                     # ./demo_project, then the app\n"
                            "  earmark demo /tmp/d --fresh --no-app")
-    s.add_argument("project", nargs="?", default="demo_project", help="folder (default demo_project)")
+    s.add_argument("project", nargs="?", default="demo_project", help="folder (default %(default)s)")
     s.add_argument("--samples", help="manifest to import (default: the shipped data_samples)")
     s.add_argument("--fresh", action="store_true", help="delete an existing project in the folder first")
-    s.add_argument("--top", type=positive_int, default=15, help="queue rows to show (default 15)")
+    s.add_argument("--top", type=positive_int, default=15, help="queue rows to show (default %(default)s)")
     s.add_argument("--no-app", action="store_true", help="stop before opening the review app")
-    s.add_argument("--port", type=port, default=8501, help="review app port (default 8501)")
+    s.add_argument("--port", type=port, default=8501, help="review app port (default %(default)s)")

@@ -1,7 +1,7 @@
 """The ``finetune``, ``round``, ``evaluate``, ``models`` and ``export`` commands (argparse only).
 
-Kept apart from :mod:`earmark.cli` so that file stays a list of commands; each function
-here parses into :class:`~earmark.config.FinetuneConfig` and calls the library.
+The training options are drawn from :class:`~earmark.config.FinetuneConfig`'s fields
+(:mod:`earmark.cli.flags`); each command turns them into that config and calls the library.
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     "`rank` with it; prints the dev WER change, how the queue moved and its new head.",
         epilog="example:\n  earmark round myproj\n  earmark round myproj --mode decoder --top 5")
     _training_flags(s)
-    s.add_argument("--top", type=positive_int, default=10, help="clips of the new queue to show (default 10)")
+    s.add_argument("--top", type=positive_int, default=10, help="clips of the new queue to show (default %(default)s)")
 
     s = add_command(
         sub, "evaluate", cmd_evaluate,
@@ -327,7 +327,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  earmark export myproj --format jsonl\n"
                "  earmark export myproj --format hf --out corrected_ds")
     s.add_argument("project", help=PROJECT_HELP)
-    s.add_argument("--format", choices=("jsonl", "nemo", "hf"), default="jsonl", help="layout (default jsonl)")
+    s.add_argument("--format", choices=("jsonl", "nemo", "hf"), default="jsonl", help="layout (default %(default)s)")
     s.add_argument("--out", help="output folder: a new or empty one, or an earlier export, which is "
                                  "replaced (default PROJECT/exports/FORMAT)")
 
