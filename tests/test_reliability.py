@@ -220,7 +220,7 @@ def test_a_second_rank_on_the_project_is_refused_while_the_first_runs(handmade):
 
 def test_simulate_workers_are_capped_at_the_cores_with_a_note(capsys):
     from earmark.cli.main import build_parser
-    from earmark.models.loading import cpu_cores
+    from earmark.models.device import cpu_cores
 
     args = build_parser().parse_args(["simulate", "--manifest", "m.jsonl", "--workers", "1000"])
     assert args.workers == cpu_cores()
@@ -334,7 +334,7 @@ def test_app_error_messages_show_file_names_as_typed():
 def test_a_training_state_file_cannot_run_code(tmp_path):
     import torch
 
-    from earmark.train.trainer import load_state_file
+    from earmark.train.state_file import load_state_file
 
     marker = tmp_path / "ran"
 

@@ -11,9 +11,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from earmark.config import ProjectConfig, from_dict, project_config_problems, to_json, unknown_keys
-from earmark.errors import BadConfig, EarmarkWarning, CorruptDatabase, EarmarkError, ProjectExists, ProjectNotFound
+from earmark.config import ProjectConfig, from_dict, to_json, unknown_keys
+from earmark.errors import (BadConfig, CorruptDatabase, EarmarkError, EarmarkWarning, ProjectExists,
+                            ProjectNotFound)
+from earmark.models.loading import check_spec
+from earmark.ranking.strategies import STRATEGIES
 from earmark.store.db import DEFAULT_RECOVERY, Store, sqlite_url
+from earmark.store.snapshots import advice
 
 CONFIG_FILE = "earmark.json"
 DB_FILE = "earmark.db"
@@ -40,8 +44,6 @@ class Project:
 def _recovery(root: Path, config: ProjectConfig) -> Callable[[], str]:
     """What a person should do about a damaged database (read when the damage is found)."""
     def recovery() -> str:
-        from earmark.store.backup import advice
-
         return advice(root) if database_file(root, config) else DEFAULT_RECOVERY
 
     return recovery
@@ -96,7 +98,6 @@ def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> P
     root = Path(root)
     if (root / CONFIG_FILE).exists():
         raise ProjectExists(f"{root}: already an earmark project; use it, or choose another folder")
-    from earmark.models.loading import check_spec
 
     check_spec(config.decode.model)  # a typo fails here, not at the first `rank`
     if config.database_url and _in_memory(config.database_url):
@@ -152,12 +153,11 @@ def load_config(root: Path | str) -> ProjectConfig:
         config = from_dict(ProjectConfig, data)
     except (json.JSONDecodeError, TypeError) as exc:
         raise ProjectNotFound(f"{cfg_file}: not a valid project config ({exc}); fix or restore it") from exc
-    from earmark.ranking.strategies import STRATEGIES
 
     if config.selection.strategy not in STRATEGIES:
         raise BadConfig(f"{cfg_file}: selection.strategy {config.selection.strategy!r} is not one of "
                         f"{', '.join(sorted(STRATEGIES))}; fix it there")
-    problems = project_config_problems(config)
+    problems = config.problems()
     if problems:
         raise BadConfig(f"{cfg_file}: {'; '.join(problems)}; fix it there")
     unknown = unknown_keys(ProjectConfig, data)
