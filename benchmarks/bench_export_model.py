@@ -67,7 +67,7 @@ def main() -> int:
     from earmark.decode.decoder import Decoder
     from earmark.models.export import export_model
     from earmark.models.served import ctranslate2_texts, faster_whisper_texts, transformers_texts
-    from earmark.ranking.rank import load_version
+    from earmark.models.versions import load_version
     from earmark.store.project import init_project
 
     rows = read_manifest()

@@ -39,13 +39,13 @@ from common import loadavg, read_manifest, write_result
 def transcripts(project) -> dict:
     from sqlalchemy import select
 
-    from earmark.store.db import Clip, Transcript
+    from earmark.store.db import Clip, TranscriptRow
 
     with project.store.session() as s:
         # the same manifest imported in the same order: the same clip ids in every project
         return {cid: (text, scores) for cid, text, scores in s.execute(
-            select(Clip.id, Transcript.text, Transcript.scores).join(
-                Transcript, Transcript.clip_id == Clip.id))}
+            select(Clip.id, TranscriptRow.text, TranscriptRow.scores).join(
+                TranscriptRow, TranscriptRow.clip_id == Clip.id))}
 
 
 def same(a: dict, b: dict) -> bool:
@@ -67,7 +67,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from earmark.ingest import import_audio
-    from earmark.models.loading import cpu_cores
+    from earmark.models.device import cpu_cores
     from earmark.ranking.distributed import RayConfig, transcribe_on_ray
     from earmark.ranking.rank import rank
     from earmark.store.project import init_project

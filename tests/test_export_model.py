@@ -99,7 +99,7 @@ def exported(tmp_path_factory):
 def _earmark(project, version: str, audios):
     from earmark.config import DecodeConfig
     from earmark.decode.decoder import Decoder
-    from earmark.ranking.rank import load_version, lookup_version
+    from earmark.models.versions import load_version, lookup_version
 
     model = load_version(project, lookup_version(project, version), "cpu")
     return model, Decoder(model, replace(DecodeConfig(device="cpu"), pack=False)).transcribe(audios)

@@ -76,10 +76,10 @@ def _imported(root: Path):
 
 
 def _transcripts(project) -> dict[int, tuple]:
-    from earmark.store.db import Transcript
+    from earmark.store.db import TranscriptRow
 
     with project.store.session() as s:
-        return {t.clip_id: (t.text, t.scores, t.words) for t in s.scalars(select(Transcript))}
+        return {t.clip_id: (t.text, t.scores, t.words) for t in s.scalars(select(TranscriptRow))}
 
 
 @pytest.mark.slow
@@ -137,7 +137,7 @@ def _cmdline(pid: int) -> str:
 def test_a_killed_actor_loses_no_clip_and_duplicates_none(tmp_path):
     """SIGKILL one actor once the first shards are stored: Ray restarts it and runs its
     shard again; every clip ends with exactly one transcript."""
-    from earmark.store.db import Clip, Transcript
+    from earmark.store.db import Clip, TranscriptRow
 
     project = _imported(tmp_path / "proj")
     with project.store.session() as s:
@@ -157,7 +157,7 @@ def test_a_killed_actor_loses_no_clip_and_duplicates_none(tmp_path):
             seen.update(actors)
             if killed is None and actors:
                 with project.store.session() as s:
-                    stored = s.scalar(select(func.count(Transcript.id)))
+                    stored = s.scalar(select(func.count(TranscriptRow.id)))
                 if 0 < stored < clips - 4:
                     os.kill(actors[0], signal.SIGKILL)
                     killed = actors[0]
@@ -173,6 +173,6 @@ def test_a_killed_actor_loses_no_clip_and_duplicates_none(tmp_path):
     assert killed is not None, "the run ended before an actor could be killed"
     assert proc.returncode == 0, out
     with project.store.session() as s:
-        per_clip = s.execute(select(Transcript.clip_id, func.count()).group_by(Transcript.clip_id)).all()
+        per_clip = s.execute(select(TranscriptRow.clip_id, func.count()).group_by(TranscriptRow.clip_id)).all()
     assert len(per_clip) == clips and all(n == 1 for _, n in per_clip)
     assert f"transcribed {clips} clips" in out

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from earmark.cli.main import PROJECT_HELP, add_command
+from earmark.cli.common import PROJECT_HELP, add_command, open_checked
 
 
 def cmd_export_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from earmark.models.export import export_model
-    from earmark.store.project import open_project
 
-    r = export_model(open_project(args.project), args.model, args.format, Path(args.out),
+    r = export_model(open_checked(args.project), args.model, args.format, Path(args.out),
                      args.quantization or "")
     kind = (f"a CTranslate2 model ({r.quantization or 'float32'}) for faster-whisper"
             if r.format == "ct2" else "a transformers Whisper model")
@@ -27,6 +26,7 @@ def cmd_export_model(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``export-model``."""
     from earmark.models.export import FORMATS, QUANTIZATIONS
 
     s = add_command(

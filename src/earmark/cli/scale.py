@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from earmark.cli.main import positive_int
+from earmark.cli.common import positive_int
 
 
 def add_ray_flags(s: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""The arithmetic decoding runs in: float32, bfloat16 or an int8 encoder.
+"""The arithmetic decoding runs in: float32, bfloat16, float16 (a GPU) or an int8 encoder.
 
 :func:`resolve_precision` turns ``DecodeConfig.quantize`` into the arithmetic for a
 device; :func:`quantize_encoder` makes the int8 copy of an encoder; :class:`BlockWeights`
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from earmark.config import PRECISIONS
+
 if TYPE_CHECKING:
     import torch
-
-PRECISIONS = ("auto", "bf16", "int8", "none")
 
 
 def native_bf16() -> bool:

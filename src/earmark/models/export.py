@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from earmark.errors import BadConfig, MissingExtra
+from earmark.models.loading import alignment_heads_of
+from earmark.models.lora import merge_lora
+from earmark.models.versions import load_version, lookup_version, unknown_version
 
 if TYPE_CHECKING:
     import whisper
@@ -181,8 +184,6 @@ def to_hf(model: "whisper.Whisper", out: Path) -> None:
     """Write ``model`` as a transformers Whisper folder at ``out`` (which must not exist)."""
     import torch
 
-    from earmark.models.loading import alignment_heads_of
-
     transformers = _require("transformers")
     dims = model.dims
     state = hf_state_dict(model)
@@ -281,9 +282,6 @@ def export_model(project, model: str | None, fmt: str, out: Path, quantization: 
     MissingExtra
         transformers or ctranslate2 is not installed.
     """
-    from earmark.models.loading import alignment_heads_of
-    from earmark.ranking.rank import load_version, lookup_version, unknown_version
-
     if fmt not in FORMATS:
         raise BadConfig(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
     check_out(Path(out))
@@ -303,7 +301,5 @@ def export_model(project, model: str | None, fmt: str, out: Path, quantization: 
 def merge_adapters(model: "whisper.Whisper") -> None:
     """Fold any LoRA adapters into their weights, as a saved checkpoint holds them."""
     if any("lora_" in name for name, _ in model.named_parameters()):
-        from earmark.train.trainable import merge_lora
-
         merge_lora(model)
 

@@ -35,10 +35,20 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+from tqdm.auto import tqdm
+
+from earmark import audio as au
 from earmark.config import DecodeConfig
+from earmark.decode.decoder import Decoder
+from earmark.decode.gpu import for_device
 from earmark.decode.packing import WINDOW_SECONDS
 from earmark.errors import ClusterUnavailable, MissingExtra, UnreadableAudio
-from earmark.ranking.rank import Transcribed, _chunks, _pending, version_spec
+from earmark.models.device import cpu_cores
+from earmark.models.loading import load_model
+from earmark.models.versions import check_ready, version_spec
+from earmark.ranking.rank import Transcribed, _chunks, _pending, transcript_row
+from earmark.store.db import TranscriptRow
 
 if TYPE_CHECKING:
     from earmark.store.db import ModelVersion
@@ -96,8 +106,6 @@ def connect(cfg: RayConfig) -> tuple[Any, bool]:
     for name in ("ray", "ray.data"):  # its INFO/WARNING lines would bury the progress bar
         logging.getLogger(name).setLevel(logging.ERROR)
     check_reachable(cfg.address)
-    from earmark.models.loading import cpu_cores
-
     try:
         if cfg.address:
             ray.init(address=cfg.address, log_to_driver=False, logging_level="ERROR")
@@ -145,16 +153,11 @@ class ShardTranscriber:
     def __init__(self, spec: str, decode: DecodeConfig, threads: int, gpu: bool) -> None:
         import torch
 
-        from earmark.decode.decoder import Decoder
-        from earmark.models.loading import load_model
-
         device = "cuda" if gpu else "cpu"
         if not gpu:
             torch.set_num_threads(max(1, threads))
         cfg = replace(decode, device=device, threads=threads)
         self.model = load_model(spec, device)
-        from earmark.decode.gpu import for_device
-
         cfg = for_device(cfg, self.model)  # a GPU's batch size
         # as ranking does on one machine: with 2+ threads the next batch's encoder runs
         # beside this batch's decoding
@@ -163,9 +166,6 @@ class ShardTranscriber:
             torch.set_num_threads(max(1, threads // 2))
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from earmark import audio as au
-        from earmark.ranking.rank import transcript_row
-
         out: dict[str, list] = {"shard": [], "rows": [], "unreadable": [], "windows": [], "retried": []}
         for shard, ids, paths in zip(batch["shard"], batch["clip_ids"], batch["paths"]):
             readable, audios, unreadable = [], [], []
@@ -201,10 +201,6 @@ def _shards(project: "Project", pending: list[tuple[int, str, float]], cfg: Deco
 
 def _write(project: "Project", mv_id: int, rows: list) -> int:
     """Store one shard's transcripts in one transaction; return how many were new."""
-    from sqlalchemy import select
-
-    from earmark.store.db import Transcript as TranscriptRow
-
     with project.store.session() as s:
         seen = set(s.scalars(select(TranscriptRow.clip_id).where(
             TranscriptRow.model_version_id == mv_id, TranscriptRow.clip_id.in_([c for c, _ in rows]))))
@@ -229,10 +225,6 @@ def transcribe_on_ray(project: "Project", mv: "ModelVersion", cfg: DecodeConfig,
     ClusterUnavailable
         The address cannot be reached, or the cluster has no resources.
     """
-    from tqdm.auto import tqdm
-
-    from earmark.ranking.rank import check_ready
-
     check_ready(project, mv)
     pending = _pending(project, mv.id, limit)
     if not pending:
