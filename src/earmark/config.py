@@ -73,6 +73,14 @@ class DecodeConfig:
     # decodes in float32. bf16 and none gave the same WER on speechocean762; int8 was
     # 0.5 points worse (benchmarks/RESULTS.md).
     quantize: str = "auto"
+    # the network's engine on the CPU: "torch" (the reference), "ct2" (CTranslate2, the
+    # same scores from its per-step logits and alignment; ct2_compute_type arithmetic), or
+    # "auto". "auto" here and in quantize is measured once per machine and model on the
+    # shipped check set (earmark.decode.autotune): the fastest candidate whose WER is at
+    # most auto_wer_margin above torch float32's
+    engine: str = "auto"
+    ct2_compute_type: str = "auto"  # int8, int8_float32, float32, or auto (int8 and float32 measured)
+    auto_wer_margin: float = 0.01
 
 
 @dataclass(frozen=True)

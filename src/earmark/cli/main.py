@@ -182,10 +182,18 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
     project = open_for_writing(args.project, "rank")
     decode = with_overrides(project.config.decode, batch_size=args.batch_size, device=args.device,
-                            threads=args.threads, pack=False if args.no_pack else None)
+                            threads=args.threads, pack=False if args.no_pack else None,
+                            engine=args.engine)
     selection = with_overrides(project.config.selection, strategy=args.strategy)
+    if args.verbose:  # the probe's figures as they come (it runs once per machine and model)
+        import logging
+
+        logging.basicConfig(format="%(message)s")
+        logging.getLogger("earmark.decode.autotune").setLevel(logging.INFO)
     report = rank(project, model=args.model, decode=decode, selection=selection,
                   progress=not args.quiet)
+    if args.verbose and report.decoding:
+        print(f"decoding: {report.decoding}")
     if report.transcribed:
         print(f"transcribed {plural(report.transcribed, 'clip')} ({report.audio_seconds / 60:.1f} min of audio) "
               f"in {report.wall_seconds:.1f} s: {report.audio_seconds_per_second:.1f} audio s/s")
@@ -472,7 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=thread_count, help="torch CPU threads (default 0: torch's choice)")
     s.add_argument("--no-pack", action="store_true",
                    help="one clip per 30 s window (slower; packing is on by default)")
+    s.add_argument("--engine", choices=("auto", "torch", "ct2"),
+                   help="decoding engine: torch, ct2 (CTranslate2) or auto, measured once per machine "
+                        "and model (default auto)")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument("-v", "--verbose", action="store_true",
+                   help="say which engine and arithmetic decoding uses, and why (the measured speeds)")
 
     s = add_command(sub, "queue", cmd_queue, help="show the head of the review queue",
                     description="Show the clips to review first (those nobody has corrected or "

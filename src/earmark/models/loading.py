@@ -142,6 +142,10 @@ def decode_config_problems(cfg: "DecodeConfig") -> list[str]:
          "must be above 0 and at most 30 (Whisper's window)"),
         ("pack_min_words_per_second", cfg.pack_min_words_per_second >= 0, "must be 0 or more"),
         ("quantize", cfg.quantize in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
+        ("engine", cfg.engine in ("auto", "torch", "ct2"), "must be one of auto, torch, ct2"),
+        ("ct2_compute_type", cfg.ct2_compute_type in ("auto", "int8", "int8_float32", "float32"),
+         "must be one of auto, int8, int8_float32, float32"),
+        ("auto_wer_margin", cfg.auto_wer_margin >= 0, "must be 0 or more (WER, 0.01 is one point)"),
     ]
     problems = [f"{name} {rule} (got {getattr(cfg, name)!r})" for name, ok, rule in checks if not ok]
     device = _device_problem(cfg.device)
