@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import whisper
 
 COMPUTE_TYPES = ("int8", "int8_float32", "float32")
+GENERATE_BATCH = 8  # windows per generate call (bounds the per-step logits' memory)
 
 
 @dataclass
@@ -130,7 +131,6 @@ class CT2Decoder(Decoder):
         import ctranslate2
 
         self.windows += len(windows)
-        tk = self.tokenizer
         caps = [self._max_new_tokens(w) for w in windows]
         encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy()))
         # room for one step more than the largest cap, to see whether a row stopped by
@@ -138,9 +138,22 @@ class CT2Decoder(Decoder):
         # max_length // 2 tokens for Whisper, hence the doubling (rows are cut to their
         # caps below whatever it does)
         limit = min(self.model.dims.n_text_ctx, 2 * (max(caps) + 1) + len(self.initial))
-        results = self.engine.generate(
-            encoded, [self.initial] * len(windows), beam_size=1, max_length=limit,
-            return_logits_vocab=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1])
+        out = []
+        # the logits of every step over the vocabulary come back at once (200 kB a step
+        # and row for tiny's vocabulary), so rows are generated a few windows at a time
+        for b in range(0, len(windows), GENERATE_BATCH):
+            part = ctranslate2.StorageView.from_array(np.ascontiguousarray(
+                features[b : b + GENERATE_BATCH].numpy()))
+            results = self.engine.generate(
+                part, [self.initial] * min(GENERATE_BATCH, len(windows) - b), beam_size=1, max_length=limit,
+                return_logits_vocab=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1])
+            out += self._scored(results, caps[b : b + GENERATE_BATCH])
+        self._jump_times(windows, encoded, out)
+        return out
+
+    def _scored(self, results, caps: list[int]) -> list["_EngineDecoded"]:
+        """Tokens cut to their caps and loops, with their scores, from the engine's results."""
+        tk = self.tokenizer
         out = []
         for r, cap in zip(results, caps):
             tokens = list(r.sequences_ids[0])
@@ -156,7 +169,6 @@ class CT2Decoder(Decoder):
             probs, logprobs, entropies = token_scores(logits, tokens, tk.eot)
             out.append(_EngineDecoded(tokens=tokens, probs=probs, logprobs=logprobs, entropies=entropies,
                                       no_speech_prob=float(r.no_speech_prob), stop_reason=reason))
-        self._jump_times(windows, encoded, out)
         return out
 
     def _jump_times(self, windows: list[Window], encoded, decoded: list[_EngineDecoded]) -> None:
