@@ -389,7 +389,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ("", cmd_init, argparse.Namespace(project=str(root), model="tiny.en", db_url=None)),
         (f" {samples}", cmd_import, argparse.Namespace(project=str(root), source=str(samples), quiet=False)),
         ("", cmd_rank, argparse.Namespace(project=str(root), model=None, batch_size=None, strategy=None,
-                                          device=None, threads=None, no_pack=False, quiet=False)),
+                                          device=None, threads=None, no_pack=False, engine=None,
+                                          quiet=False, verbose=False)),
         (f" --top {args.top}", cmd_queue, argparse.Namespace(project=str(root), top=args.top, plain=False)),
         ("", cmd_status, argparse.Namespace(project=str(root), show_rejected=10)),
     ]
