@@ -62,7 +62,13 @@ def both(tiny_model):
     folder = ct2_folder("tiny.en", tiny_model)
     torch_out = Decoder(tiny_model, DecodeConfig(quantize="none")).transcribe(audios)
     engine = CT2Decoder(tiny_model, folder, DecodeConfig(), compute_type="float32", threads=1)
-    ct2_out = engine.transcribe(audios)
+    from earmark.decode import ct2_engine
+
+    before, ct2_engine.GENERATE_BATCH = ct2_engine.GENERATE_BATCH, 2  # windows in several generate calls
+    try:
+        ct2_out = engine.transcribe(audios)
+    finally:
+        ct2_engine.GENERATE_BATCH = before
     int8_out = CT2Decoder(tiny_model, folder, DecodeConfig(), compute_type="int8", threads=1).transcribe(audios)
     return [r["text"] for r in rows], torch_out, ct2_out, int8_out
 
