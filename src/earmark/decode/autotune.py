@@ -82,10 +82,16 @@ def candidates(cfg: DecodeConfig, device: str) -> list[Candidate]:
             out += [Candidate("torch", q) for q in ("none", "bf16", "int8") if q != "bf16" or native_bf16()]
         else:
             out.append(Candidate("torch", cfg.quantize))
-    if cfg.engine in ("auto", "ct2"):
+    if cfg.engine == "ct2" or (cfg.engine == "auto" and _has_ctranslate2()):
         types = ("int8", "float32") if cfg.ct2_compute_type == "auto" else (cfg.ct2_compute_type,)
         out += [Candidate("ct2", t) for t in types]
     return out
+
+
+def _has_ctranslate2() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ctranslate2") is not None
 
 
 def machine_key(threads: int) -> str:
@@ -169,6 +175,11 @@ def make_decoder(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, candida
     from earmark.decode.decoder import Decoder
 
     if candidate.engine == "ct2":
+        if not _has_ctranslate2():
+            from earmark.errors import BadConfig
+
+            raise BadConfig("decode.engine 'ct2': the ctranslate2 package is not installed; "
+                            "`pip install ctranslate2`, or set the engine to torch or auto")
         from earmark.decode.ct2_engine import CT2Decoder
         from earmark.models.ct2_folder import ct2_folder
 
