@@ -69,8 +69,9 @@ class DecodeConfig:
     # arithmetic on the CPU: "bf16" (the encoder under bfloat16 autocast, the decoder's
     # products on bfloat16 weights, exact float32 logits for each step's best tokens),
     # "int8" (the encoder's linear layers in dynamic int8), "none" (float32, whisper's
-    # own), or "auto": bf16 where the CPU has bfloat16 instructions, else none. A GPU
-    # decodes in float32. bf16 and none gave the same WER on speechocean762; int8 was
+    # own), or "auto": measured once per machine and model when ranking (see engine);
+    # elsewhere bf16 where the CPU has bfloat16 instructions, else none. A GPU decodes
+    # in float32. bf16 and none gave the same WER on speechocean762; int8 was
     # 0.5 points worse (benchmarks/RESULTS.md).
     quantize: str = "auto"
     # the network's engine on the CPU: "torch" (the reference), "ct2" (CTranslate2, the
