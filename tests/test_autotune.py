@@ -77,3 +77,22 @@ def test_the_choice_is_measured_once_then_reused(tiny_model, tmp_path, monkeypat
     ckpt.write_bytes(b"0")
     with pytest.raises(AssertionError, match="probe ran again"):
         choose(tiny_model, str(ckpt), cfg, threads=1, cache=cache)
+
+
+@pytest.mark.slow
+def test_rank_verbose_says_what_it_chose_and_why(tmp_path, monkeypatch, capsys):
+    from _support import SAMPLES
+
+    from earmark.cli.main import main
+    from earmark.ingest import import_audio
+    from earmark.store.project import init_project
+
+    monkeypatch.setattr(autotune, "CHECK_CLIPS", 3)
+    monkeypatch.setenv("EARMARK_AUTOTUNE_CACHE", str(tmp_path / "autotune.json"))
+    project = init_project(tmp_path / "p")
+    import_audio(project, SAMPLES / "audio" / "s01.wav", progress=False)
+    assert main(["rank", str(project.root), "--engine", "torch", "-q", "-v", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("decoding: "))
+    assert "torch-float32" in line and "torch-int8" in line and "x WER" in line  # the measured speeds
+    assert "(cached choice)" not in line
