@@ -78,7 +78,8 @@ def run_autotune(threads: int) -> dict:
     """The measured choice for the default config (``engine``, ``quantize`` "auto"), cached."""
     from earmark.config import DecodeConfig
     from earmark.decode.autotune import choose
-    from earmark.models.loading import load_model, torch_threads
+    from earmark.models.device import torch_threads
+    from earmark.models.loading import load_model
     from earmark.ranking.rank import _ranking_threads
 
     model = load_model("tiny.en", "cpu")
@@ -102,7 +103,7 @@ def run_earmark(rows: list[dict], threads: int, **decode: str) -> dict:
     from earmark.ingest import import_audio
     from earmark.store.project import init_project
     from earmark.ranking.rank import rank
-    from earmark.store.db import Clip, Source, Transcript
+    from earmark.store.db import Clip, Source, TranscriptRow
 
     # the libraries are imported before the clock starts, as for the other tools; the
     # model load, decoding, database writes and queue build are all timed
@@ -121,10 +122,10 @@ def run_earmark(rows: list[dict], threads: int, **decode: str) -> dict:
         report = rank(project, progress=False)
         wall = time.perf_counter() - start
         with project.store.session() as s:
-            got = s.execute(select(Source.path, Transcript.text, Transcript.avg_logprob,
-                                   Transcript.tokens, Transcript.words)
+            got = s.execute(select(Source.path, TranscriptRow.text, TranscriptRow.avg_logprob,
+                                   TranscriptRow.tokens, TranscriptRow.words)
                             .join(Clip, Clip.source_id == Source.id)
-                            .join(Transcript, Transcript.clip_id == Clip.id)).all()
+                            .join(TranscriptRow, TranscriptRow.clip_id == Clip.id)).all()
     # the project stores resolved paths; the manifest's may pass through a link
     by_path = {p: (t, lp, len(tok), len(w)) for p, t, lp, tok, w in got}
     stored = [by_path.get(str(Path(r["audio"]).resolve())) for r in rows]

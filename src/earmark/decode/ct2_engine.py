@@ -26,16 +26,19 @@ as every suspect clip is. The PyTorch decoder stays the reference.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from earmark.config import SAMPLE_RATE, DecodeConfig
-from earmark.decode.decoder import (APPEND_PUNCTUATIONS, FRAMES_PER_SECOND, POSITIONS_PER_SECOND,
-                                    PREPEND_PUNCTUATIONS, Decoder, WordScore, _Decoded)
+from earmark.decode.decoder import Decoder
 from earmark.decode.packing import Window
 from earmark.decode.repetition import first_loop, first_pass
+from earmark.decode.steps import Decoded
+from earmark.decode.types import Transcript
+from earmark.decode.words import FRAMES_PER_SECOND, POSITIONS_PER_SECOND, split_window, words_at
 
 if TYPE_CHECKING:
     import torch
@@ -46,7 +49,7 @@ GENERATE_BATCH = 8  # windows per generate call (bounds the per-step logits' mem
 
 
 @dataclass
-class _EngineDecoded(_Decoded):
+class _EngineDecoded(Decoded):
     """A window's decoding by the engine: word boundaries come from ``jumps``."""
 
     jumps: "np.ndarray | None" = None  # seconds; one per token, and one for end-of-text
@@ -87,7 +90,7 @@ class CT2Decoder(Decoder):
         The loaded ``whisper.Whisper`` of the same weights: its tokenizer and dimensions
         serve the packing and splitting (its network does not run).
     folder
-        A CTranslate2 Whisper model folder (see :func:`earmark.models.ct2_export.ct2_folder`).
+        A CTranslate2 Whisper model folder (see :func:`earmark.models.ct2_folder.ct2_folder`).
     cfg
         As for :class:`Decoder`; ``threads`` gives the engine's threads.
     compute_type
@@ -127,7 +130,7 @@ class CT2Decoder(Decoder):
         out = self.engine.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mels)), to_cpu=True)
         return torch.from_numpy(np.array(out, dtype=np.float32))
 
-    def _decode(self, windows: list[Window], features: "torch.Tensor") -> list[_Decoded]:
+    def _decode(self, windows: list[Window], features: "torch.Tensor") -> list[Decoded]:
         import ctranslate2
 
         self.windows += len(windows)
@@ -189,25 +192,10 @@ class CT2Decoder(Decoder):
             first = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
             decoded[i].jumps = time_idx[first] / POSITIONS_PER_SECOND
 
-    def _align(self, window: Window, d: _Decoded) -> list[WordScore]:
-        """Words with times from the engine's token boundaries (whisper.timing's merging)."""
-        from whisper.timing import WordTiming, merge_punctuations
-
+    def _split(self, window: Window, d: Decoded,
+               frames: "torch.Tensor | None" = None) -> Iterable[tuple[int, Transcript, bool]]:
+        """As :meth:`Decoder._split`, with the words timed by the engine's token
+        boundaries (``jumps``) in place of the DTW over recorded attention rows."""
         jumps = getattr(d, "jumps", None)
-        if not d.tokens or jumps is None:
-            return []
-        tk = self.tokenizer
-        words, word_tokens = tk.split_to_word_tokens(d.tokens + [tk.eot])
-        if len(word_tokens) <= 1:
-            return []
-        bounds = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
-        last = len(jumps) - 1
-
-        def at(k: int) -> float:
-            return float(jumps[min(k, last)])
-
-        timings = [WordTiming(word, toks, at(a), at(b), float(np.mean(d.probs[a:b])))
-                   for word, toks, a, b in zip(words[:-1], word_tokens[:-1], bounds[:-1], bounds[1:])]
-        merge_punctuations(timings, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
-        return [WordScore(t.word, t.start, t.end, t.probability, len(t.tokens)) for t in timings if t.word]
-
+        words = words_at(self.tokenizer, d, jumps) if d.tokens and jumps is not None else []
+        return split_window(self.tokenizer, self.cfg, window, d, frames, words=words)
