@@ -10,6 +10,21 @@ import pytest
 from _support import SAMPLES, write_manifest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def decoding_choice_cache(tmp_path_factory):
+    """The measured engine choice (earmark.decode.autotune) is cached for this session
+    only: a probe timed beside a test suite must not stay in the user's cache."""
+    import os
+
+    before = os.environ.get("EARMARK_AUTOTUNE_CACHE")
+    os.environ["EARMARK_AUTOTUNE_CACHE"] = str(tmp_path_factory.mktemp("autotune") / "autotune.json")
+    yield
+    if before is None:
+        os.environ.pop("EARMARK_AUTOTUNE_CACHE", None)
+    else:
+        os.environ["EARMARK_AUTOTUNE_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """The real tiny.en model (converted from the offline weight package once)."""

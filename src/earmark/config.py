@@ -24,6 +24,8 @@ SAMPLE_RATE = 16_000  # Whisper's input rate; every clip is stored at this rate.
 
 #: the arithmetic decoding can run in on the CPU (``DecodeConfig.quantize``)
 PRECISIONS = ("auto", "bf16", "int8", "none")
+ENGINES = ("auto", "torch", "ct2")  # DecodeConfig.engine
+CT2_COMPUTE_TYPES = ("auto", "int8", "int8_float32", "float32")  # DecodeConfig.ct2_compute_type
 #: what fine-tuning trains (``FinetuneConfig.mode``)
 MODES = ("full", "decoder", "lora")
 
@@ -117,9 +119,20 @@ class DecodeConfig:
                            help="torch CPU threads (default {default}: torch's choice)")
     # arithmetic on the CPU: "bf16" (encoder under bfloat16 autocast, decoder products on
     # bfloat16 weights, exact float32 logits for each step's best tokens), "int8" (the
-    # encoder's linear layers in dynamic int8), "none" (float32, whisper's own) or "auto"
-    # (bf16 where the CPU has bfloat16 instructions, else none); a GPU decodes in float32
+    # encoder's linear layers in dynamic int8), "none" (float32, whisper's own) or "auto":
+    # measured once per machine and model when ranking (see engine); elsewhere bf16 where
+    # the CPU has bfloat16 instructions, else none. A GPU decodes in float32
     quantize: str = "auto"
+    # the network's engine on the CPU: "torch" (the reference), "ct2" (CTranslate2, the
+    # same scores from its per-step logits and alignment; ct2_compute_type arithmetic), or
+    # "auto". "auto" here and in quantize is measured once per machine and model on the
+    # shipped check set (earmark.decode.autotune): the fastest candidate whose WER is at
+    # most auto_wer_margin above torch float32's
+    engine: str = setting("auto", flag="--engine", choices=ENGINES,
+                          help="decoding engine: torch, ct2 (CTranslate2) or auto, measured once per "
+                               "machine and model (default {default})")
+    ct2_compute_type: str = "auto"  # int8, int8_float32, float32, or auto (int8 and float32 measured)
+    auto_wer_margin: float = 0.01
 
     def problems(self) -> list[str]:
         """Every value decoding cannot run with, each a line starting with its field (the
@@ -135,6 +148,10 @@ class DecodeConfig:
              "must be above 0 and at most 30 (Whisper's window)"),
             ("pack_min_words_per_second", self.pack_min_words_per_second >= 0, "must be 0 or more"),
             ("quantize", self.quantize in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
+            ("engine", self.engine in ENGINES, f"must be one of {', '.join(ENGINES)}"),
+            ("ct2_compute_type", self.ct2_compute_type in CT2_COMPUTE_TYPES,
+             f"must be one of {', '.join(CT2_COMPUTE_TYPES)}"),
+            ("auto_wer_margin", self.auto_wer_margin >= 0, "must be 0 or more (WER, 0.01 is one point)"),
         ]
         return [f"{name} {rule} (got {getattr(self, name)!r})" for name, ok, rule in checks if not ok]
 

@@ -4,6 +4,7 @@ queue's head, and where the project stands."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from earmark.cli.common import (PROJECT_HELP, add_command, count, open_checked, open_for_writing, plural, positive_int,
@@ -20,8 +21,13 @@ def cmd_rank(args: argparse.Namespace) -> int:
     project = open_for_writing(args.project, "rank")
     decode = overrides(args, project.config.decode)
     selection = overrides(args, project.config.selection)
+    if args.verbose:  # the probe's figures as they come (it runs once per machine and model)
+        logging.basicConfig(format="%(message)s")
+        logging.getLogger("earmark.decode.autotune").setLevel(logging.INFO)
     report = rank(project, model=args.model, decode=decode, selection=selection,
                   progress=not args.quiet, transcribe=ray_backend(args))
+    if args.verbose and report.decoding:
+        print(f"decoding: {report.decoding}")
     if report.transcribed:
         print(f"transcribed {plural(report.transcribed, 'clip')} ({report.audio_seconds / 60:.1f} min of audio) "
               f"in {report.wall_seconds:.1f} s: {report.audio_seconds_per_second:.1f} audio s/s")
@@ -106,6 +112,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_config_flags(s, DecodeConfig)
     add_config_flags(s, SelectionConfig, choices={"strategy": sorted(STRATEGIES)})
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument("-v", "--verbose", action="store_true",
+                   help="say which engine and arithmetic decoding uses, and why (the measured speeds)")
     add_ray_flags(s)  # hand-made: where the work runs is no setting of the project
 
     s = add_command(sub, "queue", cmd_queue, help="show the head of the review queue",

@@ -34,7 +34,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     steps = [
         ("", cmd_init, argparse.Namespace(project=str(root), model="tiny.en", db_url=None)),
         (f" {samples}", cmd_import, argparse.Namespace(project=str(root), source=str(samples), quiet=False)),
-        ("", cmd_rank, argparse.Namespace(project=str(root), model=None, quiet=False)),  # no option given
+        ("", cmd_rank, argparse.Namespace(project=str(root), model=None, quiet=False, verbose=False)),  # no option given
         (f" --top {args.top}", cmd_queue, argparse.Namespace(project=str(root), top=args.top, plain=False)),
         ("", cmd_status, argparse.Namespace(project=str(root), show_rejected=10)),
     ]

@@ -60,3 +60,23 @@ def first_pass(n_tokens: int, period: int, min_tokens: int) -> int:
     reading of that stretch of audio, and the copies after it are dropped.
     """
     return max(0, n_tokens - (loop_span(period, min_tokens) - 1) + period)
+
+
+def first_loop(tokens: list[int], min_tokens: int, max_period: int) -> tuple[int, int] | None:
+    """Where :func:`loops_batch` would have stopped a finished sequence: ``(step, period)``.
+
+    ``step`` is the index of the token that closes the first loop (not kept), ``period``
+    the loop's block; None when the tokens hold no loop. For engines that decode a row
+    to its end before earmark sees it.
+    """
+    if min_tokens <= 0:
+        return None
+    for step in range(len(tokens)):
+        for period in range(1, max_period + 1):
+            span = loop_span(period, min_tokens)
+            if step + 1 < span:
+                continue
+            tail = tokens[step + 1 - span : step + 1]
+            if tail[period:] == tail[:-period]:
+                return step, period
+    return None

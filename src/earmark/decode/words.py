@@ -29,7 +29,7 @@ APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 def align_words(tokenizer: Any, window: Window, d: Decoded) -> list[WordScore]:
     """Word times by Whisper's DTW recipe over the recorded cross-attention rows."""
     import torch
-    from whisper.timing import WordTiming, median_filter, merge_punctuations
+    from whisper.timing import median_filter
 
     tk = tokenizer
     if not d.tokens or d.qk is None:
@@ -41,12 +41,26 @@ def align_words(tokenizer: Any, window: Window, d: Decoded) -> list[WordScore]:
     weights = median_filter((weights - mean) / std, 7)
     matrix = weights.mean(dim=0)[len(tk.sot_sequence) : -1]
     jump_times = dtw_jumps(-matrix.double().numpy()) / POSITIONS_PER_SECOND
+    return words_at(tk, d, jump_times)
 
+
+def words_at(tokenizer: Any, d: Decoded, jump_times: np.ndarray) -> list[WordScore]:
+    """The words of ``d``'s tokens, timed by the token boundaries ``jump_times`` (seconds,
+    one per token and one for end-of-text; a shorter array holds its last time), with
+    punctuation merged into its word as whisper does.
+
+    Shared by the DTW above and by engines that align tokens themselves
+    (:mod:`earmark.decode.ct2_engine`).
+    """
+    from whisper.timing import WordTiming, merge_punctuations
+
+    tk = tokenizer
     words, word_tokens = tk.split_to_word_tokens(d.tokens + [tk.eot])
-    if len(word_tokens) <= 1:
+    if len(word_tokens) <= 1 or not len(jump_times):
         return []
     bounds = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
-    timings = [WordTiming(word, toks, float(jump_times[a]), float(jump_times[b]),
+    last = len(jump_times) - 1
+    timings = [WordTiming(word, toks, float(jump_times[min(a, last)]), float(jump_times[min(b, last)]),
                           float(np.mean(d.probs[a:b])))
                for word, toks, a, b in zip(words[:-1], word_tokens[:-1], bounds[:-1], bounds[1:])]
     # punctuation joins its word (as whisper does), so a packed window's "." never
@@ -57,15 +71,17 @@ def align_words(tokenizer: Any, window: Window, d: Decoded) -> list[WordScore]:
 
 
 def split_window(tokenizer: Any, cfg: DecodeConfig, window: Window, d: Decoded,
-                 frames: "torch.Tensor | None" = None) -> Iterable[tuple[int, Transcript, bool]]:
+                 frames: "torch.Tensor | None" = None,
+                 words: list[WordScore] | None = None) -> Iterable[tuple[int, Transcript, bool]]:
     """Give each clip of the window its words and tokens, in clip-relative times.
 
     Yields (clip index, transcript, suspect): ``suspect`` marks a clip of a packed
     window whose words look lost (see :func:`earmark.decode.packing.suspect`). With the
     window's encoder output ``frames`` (positions, state), each clip also gets the
-    mean state over its own positions as its embedding.
+    mean state over its own positions as its embedding. ``words``: the window's timed
+    words when the engine aligned them itself; by default :func:`align_words`.
     """
-    words = align_words(tokenizer, window, d)
+    words = align_words(tokenizer, window, d) if words is None else words
     token_scores = [TokenScore(t, tokenizer.decode([t]), p, lp, e)
                     for t, p, lp, e in zip(d.tokens, d.probs, d.logprobs, d.entropies)]
     packed = len(window.placements) > 1

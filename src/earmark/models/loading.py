@@ -195,7 +195,11 @@ def non_finite_weights(state: dict[str, Any], dtype: Any = None) -> int:
     bad = 0
     for v in state.values():
         if isinstance(v, torch.Tensor) and v.is_floating_point():
-            bad += int((~torch.isfinite(v.to(dtype) if dtype is not None else v)).sum())
+            v = v.to(dtype) if dtype is not None else v
+            # one summing pass first (NaN and infinity survive a sum): a quarter of the
+            # time of counting, and every rank loads its model through here
+            if not bool(torch.isfinite(v.sum(dtype=torch.float32))):
+                bad += int((~torch.isfinite(v)).sum())
     return bad
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from earmark import audio as au
 from earmark.config import DecodeConfig, SelectionConfig
+from earmark.decode.autotune import decoder_for
 from earmark.decode.decoder import Decoder
 from earmark.decode.gpu import for_device
 from earmark.decode.packing import WINDOW_SECONDS
@@ -28,7 +29,8 @@ from earmark.decode.types import Transcript
 from earmark.errors import RunInProgress, UnreadableAudio
 from earmark.models.device import cpu_cores, torch_threads, usable_threads
 from earmark.models.loading import check_decode_config
-from earmark.models.versions import load_version, version_to_rank_with
+from earmark.models.versions import load_version, version_spec, version_to_rank_with
+from earmark.ranking.pipeline import Writer, prefetched
 from earmark.ranking.scoring import hallucination_flags, transcript_scores
 from earmark.ranking.strategies import Candidate, get_strategy, shown_score_name
 from earmark.store.db import Clip, Correction, ModelVersion, QueueEntry, TranscriptRow
@@ -50,6 +52,8 @@ class Transcribed:
     # (clip id, why) of stored clips that could not be read: left untranscribed, and so
     # out of the queue, while the rest of the pool is ranked
     unreadable: tuple[tuple[int, str], ...] = ()
+    # the engine and arithmetic decoding used, and why (earmark.decode.autotune)
+    decoding: str = ""
 
     @property
     def audio_seconds_per_second(self) -> float:
@@ -163,8 +167,9 @@ def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     cfg = for_device(cfg, model)  # a GPU's batch size (chunks follow it)
     threads, overlap = _ranking_threads(cfg, model.device.type)
     with torch_threads(threads):
-        return _transcribe_chunks(project, mv, cfg, pending, Decoder(model, cfg, overlap=overlap),
-                                  progress)
+        decoder, choice = decoder_for(model, version_spec(project, mv), cfg, overlap)
+        done = _transcribe_chunks(project, mv, cfg, pending, decoder, progress)
+    return replace(done, decoding=f"{choice.reason}{' (cached choice)' if choice.cached else ''}")
 
 
 def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
@@ -183,15 +188,11 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     bar = tqdm(total=round(total, 1), unit="audio-s", desc=f"rank {mv.name}",
                disable=not progress, dynamic_ncols=True)
     counted = 0.0  # seconds of the clips done so far (transcribed or unreadable)
-    with bar:
-        for part in _chunks(pending, chunk, chunk_seconds):
-            readable, audios = [], []
-            for item in part:
-                try:
-                    audios.append(au.read_clip(project.clip_path(item[1])))
-                    readable.append(item)
-                except UnreadableAudio as exc:  # one damaged file must not stop the pool's ranking
-                    unreadable.append((item[0], str(exc)))
+    # the next chunk is read, and the last one written, while this one decodes
+    with bar, Writer() as writer:
+        for part, (readable, audios, bad) in prefetched(_chunks(pending, chunk, chunk_seconds),
+                                                        lambda p: _read_chunk(project, p)):
+            unreadable.extend(bad)
             # unreadable clips count as done at once: nothing more comes of them
             counted += sum(d for _, _, d in part) - sum(d for _, _, d in readable)
             _advance(bar, counted)
@@ -199,13 +200,7 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
             if not part:
                 continue
             results = decoder.transcribe(audios)
-            with project.store.session() as s:
-                seen = set(s.scalars(select(TranscriptRow.clip_id).where(
-                    TranscriptRow.model_version_id == mv.id,
-                    TranscriptRow.clip_id.in_([c for c, _, _ in part]))))
-                for (clip_id, _, _), t in zip(part, results):
-                    if clip_id not in seen:  # another rank process may have done it
-                        s.add(transcript_row(clip_id, mv.id, t))
+            writer.submit(_store_chunk, project, mv.id, part, results)
             n += len(part)
             seconds = sum(d for _, _, d in part)
             done_s += seconds
@@ -217,6 +212,29 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
         raise UnreadableAudio(unreadable[0][1] + more)
     return Transcribed(n, done_s, time.perf_counter() - start, decoder.windows, decoder.retried,
                        tuple(unreadable))
+
+
+def _read_chunk(project: Project, part: list[tuple[int, str, float]]):
+    """The readable clips of ``part``, their audio, and (clip id, why) of the others."""
+    readable, audios, bad = [], [], []
+    for item in part:
+        try:
+            audios.append(au.read_clip(project.clip_path(item[1])))
+            readable.append(item)
+        except UnreadableAudio as exc:  # one damaged file must not stop the pool's ranking
+            bad.append((item[0], str(exc)))
+    return readable, audios, bad
+
+
+def _store_chunk(project: Project, mv_id: int, part: list[tuple[int, str, float]],
+                 results: list[Transcript]) -> None:
+    """Score and commit one chunk's transcripts in one transaction."""
+    rows = [(clip_id, transcript_row(clip_id, mv_id, t)) for (clip_id, _, _), t in zip(part, results)]
+    with project.store.session() as s:
+        seen = set(s.scalars(select(TranscriptRow.clip_id).where(
+            TranscriptRow.model_version_id == mv_id,
+            TranscriptRow.clip_id.in_([c for c, _, _ in part]))))
+        s.add_all(row for clip_id, row in rows if clip_id not in seen)  # another rank may have done it
 
 
 def _advance(bar: tqdm, counted: float) -> None:

@@ -1,0 +1,98 @@
+"""The measured choice of engine and arithmetic (``quantize``/``engine`` "auto")."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from earmark.config import DecodeConfig
+from earmark.decode import autotune
+from earmark.decode.autotune import Candidate, cache_key, candidates, choose, pick
+from earmark.models.ct2_folder import weights_key
+
+
+def test_pick_keeps_the_fastest_within_the_margin():
+    options = [Candidate("torch", "none"), Candidate("torch", "int8"), Candidate("ct2", "int8")]
+    measured = {"torch-float32": {"speed": 40.0, "wer": 0.30},
+                "torch-int8": {"speed": 45.0, "wer": 0.305},
+                "ct2-int8": {"speed": 90.0, "wer": 0.35}}
+    best, why = pick(options, measured, 0.01)
+    assert best.name == "torch-int8"  # ct2 is faster but 5 points worse
+    assert "ct2-int8 90.0x" in why and "torch-float32" in why
+    best, _ = pick(options, measured, 0.06)
+    assert best.name == "ct2-int8"
+    best, _ = pick(options, {**measured, "torch-int8": {"speed": 45.0, "wer": 0.32}}, 0.01)
+    assert best.name == "torch-float32"
+
+
+def test_explicit_settings_leave_nothing_to_measure():
+    assert candidates(DecodeConfig(engine="torch", quantize="none"), "cpu") == [Candidate("torch", "none")]
+    assert candidates(DecodeConfig(engine="ct2", ct2_compute_type="int8"), "cpu") == [Candidate("ct2", "int8")]
+    assert candidates(DecodeConfig(), "cuda") == [Candidate("torch", "none")]
+    names = {c.name for c in candidates(DecodeConfig(), "cpu")}
+    assert {"torch-float32", "torch-int8", "ct2-int8", "ct2-float32"} <= names
+
+
+def test_cache_key_changes_with_the_model(tmp_path):
+    ckpt = tmp_path / "ft.pt"
+    ckpt.write_bytes(b"x" * 10)
+    cfg, options = DecodeConfig(), candidates(DecodeConfig(), "cpu")
+    first = cache_key(cfg, str(ckpt), 2, options)
+    assert first != cache_key(cfg, "tiny.en", 2, options)
+    assert first != cache_key(cfg, str(ckpt), 1, options)  # threads are part of the machine
+    ckpt.write_bytes(b"y" * 11)  # a new checkpoint at the same path
+    os.utime(ckpt, ns=(1, 1))
+    assert weights_key(str(ckpt)) != first.split("model ")[1].split()[1]
+    assert cache_key(cfg, str(ckpt), 2, options) != first
+
+
+@pytest.mark.slow
+def test_the_choice_is_measured_once_then_reused(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(autotune, "CHECK_CLIPS", 3)  # a short probe: the rule, not the figures
+    cache = tmp_path / "autotune.json"
+    cfg = DecodeConfig(engine="torch", quantize="auto")
+    first = choose(tiny_model, "tiny.en", cfg, threads=1, cache=cache)
+    assert not first.cached
+    assert {"torch-float32", "torch-int8"} <= set(first.measured)
+    assert all(m["speed"] > 0 and 0 <= m["wer"] <= 1.5 for m in first.measured.values())
+    assert first.name in first.measured and first.name in first.reason
+    assert first.measured[first.name]["wer"] <= first.measured["torch-float32"]["wer"] + cfg.auto_wer_margin
+    stored = json.loads(cache.read_text())
+    assert len(stored) == 1 and next(iter(stored.values()))["engine"] == "torch"
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("the probe ran again")
+
+    monkeypatch.setattr(autotune, "probe", no_probe)
+    again = choose(tiny_model, "tiny.en", cfg, threads=1, cache=cache)
+    assert again.cached and (again.engine, again.quantize) == (first.engine, first.quantize)
+    assert again.measured == first.measured
+    # an explicit setting needs no probe at all
+    fixed = choose(tiny_model, "tiny.en", DecodeConfig(engine="torch", quantize="int8"), threads=1, cache=cache)
+    assert (fixed.engine, fixed.quantize, fixed.cached) == ("torch", "int8", False)
+    # another model (a checkpoint file) is measured anew
+    ckpt = tmp_path / "other.pt"
+    ckpt.write_bytes(b"0")
+    with pytest.raises(AssertionError, match="probe ran again"):
+        choose(tiny_model, str(ckpt), cfg, threads=1, cache=cache)
+
+
+@pytest.mark.slow
+def test_rank_verbose_says_what_it_chose_and_why(tmp_path, monkeypatch, capsys):
+    from _support import SAMPLES
+
+    from earmark.cli.main import main
+    from earmark.ingest import import_audio
+    from earmark.store.project import init_project
+
+    monkeypatch.setattr(autotune, "CHECK_CLIPS", 3)
+    monkeypatch.setenv("EARMARK_AUTOTUNE_CACHE", str(tmp_path / "autotune.json"))
+    project = init_project(tmp_path / "p")
+    import_audio(project, SAMPLES / "audio" / "s01.wav", progress=False)
+    assert main(["rank", str(project.root), "--engine", "torch", "-q", "-v", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.startswith("decoding: "))
+    assert "torch-float32" in line and "torch-int8" in line and "x WER" in line  # the measured speeds
+    assert "(cached choice)" not in line
