@@ -90,6 +90,10 @@ class ReviewConfig:
 
     lease_minutes: float = 10.0  # a clip shown to one annotator is theirs this long
     round_budget_minutes: float = 10.0  # audio minutes to correct per round
+    # the WER of the whole pool's transcripts (corrected clips count as right) at which
+    # review may stop; `status` and `round` then say how many estimated minutes remain
+    # (earmark.evaluate.calibration); 0: no target
+    target_wer: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,47 @@ class SimulateConfig:
 
 
 @dataclass(frozen=True)
+class CostConfig:
+    """An annotator's time for one clip: ``seconds_per_clip + replay_factor * duration +
+    seconds_per_edit * edited words`` (listening, replays, typing). The defaults are a
+    prior, to be checked against the seconds the review app records per correction
+    (:func:`earmark.study.cost.fit_cost`)."""
+
+    replay_factor: float = 1.5  # the clip is heard once, parts of it again
+    seconds_per_edit: float = 3.0  # per word substituted, inserted or deleted
+    seconds_per_clip: float = 2.0  # open, read, save
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The review-cost study (``earmark study``): the product's decoder and scores rank a
+    large pool; references stand in for corrections (:mod:`earmark.study`)."""
+
+    strategies: tuple[str, ...] = ("random", "file-order", "oracle", "errors-per-second")
+    seeds: int = 5  # each seed its own speaker split and random order
+    rounds: int = 5
+    budget_minutes: float = 3.0  # audio minutes reviewed per round
+    test_speakers: int = 20
+    dev_speakers: int = 10
+    speakers: int = 0  # speakers drawn (seeded) from the manifest; 0: all
+    model: str = "tiny.en"
+    # "cheap": decoder-only training over cached encoder outputs from the base model on
+    # everything labeled so far (earmark.train.pairs); "product": `finetune` with its
+    # defaults in a project per (strategy, seed), gate and interpolation included
+    training: str = "cheap"
+    epochs: int = 3  # cheap path: passes over the labeled clips
+    min_steps: int = 8
+    batch_size: int = 8
+    lr: float = 5e-5
+    interpolate: float = 0.7  # cheap path: share of the trained change kept, as finetune does
+    finetune_max_steps: int = 0  # product path: cap on steps (0: finetune's own schedule)
+    calibration_min_words: int = 30  # hypothesis words of corrections before calibrating
+    bootstrap: int = 1000  # resamples for the intervals
+    threads: int = 0
+    cost: CostConfig = field(default_factory=CostConfig)
+
+
+@dataclass(frozen=True)
 class BackupConfig:
     """Snapshots of a SQLite project database, kept in ``PROJECT/backups``."""
 
@@ -248,6 +293,8 @@ def project_config_problems(cfg: ProjectConfig) -> list[str]:
         ("review.lease_minutes", rev.lease_minutes, rev.lease_minutes > 0, "must be above 0"),
         ("review.round_budget_minutes", rev.round_budget_minutes, rev.round_budget_minutes > 0,
          "must be above 0"),
+        ("review.target_wer", rev.target_wer, 0 <= rev.target_wer < 1,
+         "must be a WER from 0 (no target) to below 1, e.g. 0.1"),
         ("backup.keep", bak.keep, bak.keep >= 0, "must be 0 (no snapshots) or more"),
         ("backup.review_minutes", bak.review_minutes, bak.review_minutes > 0, "must be above 0"),
     ]

@@ -248,7 +248,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from earmark.store.project import open_project
     from earmark.review.reports import status
 
-    st = status(open_project(args.project))
+    project = open_project(args.project)
+    st = status(project)
     print(f"project      {args.project}")
     print(f"active model {st.active_model or '-'}")
     print(f"clips        {st.clips} ({st.clip_minutes:.1f} min) from {plural(st.files, 'file')}")
@@ -267,7 +268,17 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"unfinished   fine-tuning run{'s' if len(st.unfinished) > 1 else ''} "
               f"{', '.join(st.unfinished)}: `earmark finetune {args.project} --resume` continues the "
               "newest")
+    print_standing(project)
     return 0
+
+
+def print_standing(project) -> None:
+    """The unreviewed pool's estimated errors and, with review.target_wer, the review left."""
+    from earmark.review.stopping import standing
+
+    st = standing(project)
+    for line in st.lines() if st is not None else []:
+        print(line)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

@@ -105,6 +105,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_round(args: argparse.Namespace) -> int:
+    from earmark.cli.main import print_standing
     from earmark.review.reports import mark_words
     from earmark.rounds import run_round
 
@@ -116,6 +117,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     print_finetune(report.finetune, args.project)
     if report.ranked is None:
         print("the queue is unchanged (the new version did not pass the gate)")
+        print_standing(project)
         return 0
     q = report.queue
     print(f"re-ranked with {report.ranked.model_version}: transcribed {report.ranked.transcribed} clips "
@@ -126,6 +128,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     for row in report.top_clips:
         print(f"{row.rank:>4}  {row.clip_id:>5}  {row.duration:>4.1f}s  {row.score:>6.3f}  "
               f"{mark_words(row.words, thr, False) or '(empty)'}   [{shown(row.name)}]")
+    print_standing(project)
     return warn_unreadable(report.ranked.unreadable)
 
 
