@@ -198,3 +198,7 @@ def shown_score_name(name: str) -> str:
     default strategy's, so the queue still says how doubtful each clip is.
     """
     return get_strategy(name).score_name or get_strategy(DEFAULT_STRATEGY).score_name or ""
+
+
+# strategies from the literature register themselves on import (kept in their own module)
+import earmark.ranking.literature  # noqa: E402,F401
