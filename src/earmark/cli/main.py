@@ -532,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     from earmark.cli.train import add_commands  # finetune, round, evaluate, export
 
     add_commands(sub)
+    from earmark.cli.study import add_commands as add_study
+
+    add_study(sub)
 
     s = add_command(sub, "review", cmd_review, help="open the review app in the browser",
                     description="Start the review app (Streamlit): annotators correct the clips "

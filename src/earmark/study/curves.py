@@ -99,3 +99,16 @@ def take_budget(order: Sequence[int], durations: Sequence[float], budget_seconds
         out.append(i)
         spent += durations[i]
     return out
+
+
+def oracle_bound(errors: Sequence[float], durations: Sequence[float], pool_words: int,
+                 at: Sequence[float]) -> np.ndarray:
+    """The lowest pool WER any order can reach at each review cost ``at`` (audio seconds)
+    with one model: clips by true errors per second, the last one counted in part (the
+    fractional knapsack's optimum, so no whole-clip order goes below it)."""
+    order = oracle_order(errors, durations)
+    e = np.asarray(errors, float)[order]
+    d = np.asarray(durations, float)[order]
+    cost = np.concatenate([[0.0], np.cumsum(d)])
+    removed = np.concatenate([[0.0], np.cumsum(e)])
+    return (e.sum() - np.interp(np.asarray(at, float), cost, removed)) / pool_words

@@ -34,7 +34,8 @@ class Split:
 
 
 def read_rows(path: Path | str) -> list[Row]:
-    """The manifest's rows, each checked: audio, text, speaker and a duration of at most 30 s.
+    """The manifest's rows, each checked: audio, text, speaker and a duration of at most 30 s
+    (read from the file when the row gives none).
 
     Raises
     ------
@@ -51,15 +52,27 @@ def read_rows(path: Path | str) -> list[Row]:
             if not isinstance(r.get(name), str) or not r[name].strip():
                 raise BadManifest(f"{path}:{n}: '{name}' is missing or empty; the study needs audio, "
                                   "text and speaker on every row")
+        audio = (path.parent / r["audio"]).resolve()
         d = r.get("duration")
+        if d is None:  # read from the file's header
+            d = _duration(audio, f"{path}:{n}")
         if isinstance(d, bool) or not isinstance(d, (int, float)) or not d > 0:
             raise BadManifest(f"{path}:{n}: 'duration' is {d!r}; give each clip's length in seconds")
         if d > MAX_CLIP_SECONDS:
             raise BadManifest(f"{path}:{n}: 'duration' is {d:g} s, over Whisper's {MAX_CLIP_SECONDS:g} s "
                               "window; split the recording into clips of at most 30 s")
-        rows.append(Row(len(rows), str((path.parent / r["audio"]).resolve()), r["text"], r["speaker"],
-                        float(d)))
+        rows.append(Row(len(rows), str(audio), r["text"], r["speaker"], float(d)))
     return rows
+
+
+def _duration(audio: Path, where: str) -> float:
+    import soundfile as sf
+
+    try:
+        return float(sf.info(str(audio)).duration)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
+        raise BadManifest(f"{where}: cannot read {audio} ({exc.__class__.__name__}); fix the 'audio' "
+                          "path or give the clip's 'duration'") from None
 
 
 def choose_speakers(rows: list[Row], n: int, seed: int = 0) -> list[Row]:
