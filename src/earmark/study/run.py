@@ -68,7 +68,7 @@ def al_study_record(study: Study, runs: dict[str, dict[int, list[dict]]],
     summary = summarize(runs, DEFAULT_STRATEGY, cfg.bootstrap)
     seeds = summary["seeds"]
     default, why = choose_default(summary, DEFAULT_STRATEGY)
-    measured = DEFAULT_STRATEGY if DEFAULT_STRATEGY in runs else default
+    measured = next((n for n in (DEFAULT_STRATEGY, default) if n in runs), "random")
     pool_min = float(np.mean([sum(study.rows[i].duration for i in study.splits[s].pool) / 60 for s in seeds]))
     labeled = max(r[-1]["labeled_minutes"] for v in runs.values() for r in v.values())
     third = {n: [minutes_to_third(runs[n][s]) for s in seeds] for n in runs}
