@@ -98,7 +98,7 @@ class ProductLoop:
         if not (folder / "earmark.json").exists():
             init_project(folder, ProjectConfig(decode=DecodeConfig(model=cfg.model)))
         self.project = open_project(folder)
-        manifest = folder / "pool.jsonl"
+        manifest = folder.parent / f"{folder.name}.pool.jsonl"  # import refuses files inside the project
         manifest.write_text("".join(json.dumps({"audio": rows[i].audio, "speaker": rows[i].speaker}) + "\n"
                                     for i in pool))
         import_audio(self.project, manifest, progress=False)
