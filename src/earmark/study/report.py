@@ -82,7 +82,11 @@ def saving_interval(runs: dict[str, dict[int, list[dict]]], strategy: str, seeds
         values.append(-math.inf if math.isnan(v) else v)
     arr = np.asarray(values)
     undefined = float(np.mean(np.isinf(arr)))
-    lo, hi = np.percentile(arr, [2.5, 97.5]) if arr.size else (math.nan, math.nan)
+    if not arr.size:
+        return point, math.nan, math.nan, undefined
+    # no interpolation: between two undefined (-inf) resamples it would give nan
+    lo = np.percentile(arr, 2.5, method="lower")
+    hi = np.percentile(arr, 97.5, method="higher")
     return point, float(lo), float(hi), undefined
 
 
