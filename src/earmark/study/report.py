@@ -158,6 +158,7 @@ def choose_default(summary: dict[str, Any], current: str) -> tuple[str, str]:
     d, lo, hi = paired_interval(st[best]["pool_wer_at_common_annotator_minutes"],
                                 st[current]["pool_wer_at_common_annotator_minutes"])
     if hi < 0:
-        return best, f"{best} beat {current} on every resample of seeds ({base}; difference {d:.4f}, 95 % {lo:.4f} to {hi:.4f})"
+        return best, (f"{best} beat {current} across seeds ({base}; difference {d:.4f}, "
+                      f"95 % {lo:.4f} to {hi:.4f})")
     return current, (f"{current} stays: {best} was ahead by {-d:.4f} but its interval ({lo:.4f} to {hi:.4f}) "
                      f"includes no difference ({base})")
