@@ -96,7 +96,8 @@ def split(rows: list[Row], seed: int, n_test: int, n_dev: int) -> Split:
     names = sorted({r.speaker for r in rows})
     if n_test < 1 or n_dev < 0 or n_test + n_dev >= len(names):
         raise BadConfig(f"the manifest has {len(names)} speakers, too few for --test-speakers {n_test} "
-                        f"and --dev-speakers {n_dev} and a pool; lower them or choose more --speakers")
+                        f"and --dev-speakers {n_dev} and a pool; lower them, or use a manifest with more speakers "
+                        "(or a larger --speakers)")
     random.Random(seed).shuffle(names)
     test, dev = set(names[:n_test]), set(names[n_test : n_test + n_dev])
     return Split(seed, tuple(r.index for r in rows if r.speaker not in test | dev),
