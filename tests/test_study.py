@@ -114,7 +114,8 @@ def test_small_study_end_to_end_and_resumes(tmp_path):
     from earmark.study.report import curve
     from earmark.study.run import run_study
 
-    cfg = StudyConfig(strategies=("random", "oracle", "errors-per-second"), seeds=2, rounds=1,
+    # as small as its checks allow: one seed, one round, the three orders the record compares
+    cfg = StudyConfig(strategies=("random", "oracle", "errors-per-second"), seeds=1, rounds=1,
                       budget_minutes=0.12, test_speakers=2, dev_speakers=1, epochs=1, min_steps=1,
                       batch_size=4, bootstrap=50, threads=1)
     out = tmp_path / "study"
@@ -124,12 +125,12 @@ def test_small_study_end_to_end_and_resumes(tmp_path):
                 "model_label_saving_ci_low", "model_label_saving_ci_high", "pool_wer_estimate_abs_error",
                 "default_strategy", "default_strategy_why"):
         assert key in rec
-    assert rec["seeds"] == 2 and rec["partial"] and not rec["product_loop_checked"]
+    assert rec["seeds"] == 1 and rec["partial"] and not rec["product_loop_checked"]
     assert rec["pool_to_budget"] > 1
     assert 0 <= rec["pool_wer_estimate_abs_error"] < 1
-    assert json.loads((out / "al_study.json").read_text())["seeds"] == 2
+    assert json.loads((out / "al_study.json").read_text())["seeds"] == 1
     assert (out / "al_study.png").stat().st_size > 1000
-    for seed in range(2):
+    for seed in range(cfg.seeds):
         runs = {n: [json.loads((out / f"runs/cheap/{n}/seed{seed}/round{r}.json").read_text()) for r in range(2)]
                 for n in cfg.strategies}
         zero = runs["random"][0]
@@ -146,15 +147,16 @@ def test_small_study_end_to_end_and_resumes(tmp_path):
             bound = oracle_bound(errs, [rows[i]["duration"] for i in pool], zero["pool_words"], cost[:k] * 60)
             assert np.all(bound <= wer[:k] + 1e-12), name
     # resumable: a run again computes nothing; a removed round is computed again alone
-    stamp = (out / "runs/cheap/random/seed1/round1.json").stat().st_mtime_ns
+    stamp = (out / "runs/cheap/random/seed0/round1.json").stat().st_mtime_ns
     (out / "runs/cheap/oracle/seed0/round1.json").unlink()
     again = run_study(_small_manifest(tmp_path), cfg, out, log=lambda m: None)
-    assert (out / "runs/cheap/random/seed1/round1.json").stat().st_mtime_ns == stamp
+    assert (out / "runs/cheap/random/seed0/round1.json").stat().st_mtime_ns == stamp
     assert (out / "runs/cheap/oracle/seed0/round1.json").exists()
-    assert again["seeds"] == 2
+    assert again["seeds"] == 1
 
 
 @pytest.mark.slow
+@pytest.mark.study_product
 def test_product_path_runs_rounds_through_finetune(tmp_path):
     """One round through `finetune` in a project of the pool (steps capped to stay short)."""
     from earmark.study.runner import Study

@@ -42,7 +42,7 @@ with ui.shown_errors():
             # reload's): later ones leave an open tab's clip to it
             item = review.next_clip(proj, holder, exclude=ss.skipped, resume=not ss.get("had_clip"))
         except PoolExhausted as exc:
-            st.info(str(exc))
+            st.info(ui.literal(exc))
             if ss.skipped and st.button("Show my skipped clips again", key="unskip"):
                 ss.skipped = []
                 st.rerun()

@@ -40,10 +40,10 @@ def shown_errors() -> Iterator[None]:
     try:
         yield
     except EarmarkError as exc:
-        st.error(str(exc))
+        st.error(literal(exc))  # its file names are the user's: shown as typed, never as Markdown
         st.stop()
     except SQLAlchemyError as exc:  # a database fault earmark did not foresee
-        st.error(f"The project database failed: {getattr(exc, 'orig', exc)}")
+        st.error(f"The project database failed: {literal(getattr(exc, 'orig', exc))}")
         st.stop()
 
 
@@ -148,7 +148,7 @@ def player(proj: Project, item: review.ReviewItem, keep: Draft | None = None) ->
         try:
             wav = review.clip_wav(item)
         except UnreadableAudio as exc:
-            st.error(str(exc))
+            st.error(literal(exc))
             return False
     # an iframe: its script runs, and it sizes itself to the words it shows
     st.iframe(player_html(wav, item.words, proj.config.selection.low_confidence, draft=keep),

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from earmark.config import CostConfig
-from earmark.ranking.strategies import Candidate, Strategy, _ByScore, register
+from earmark.ranking.registry import Candidate, Strategy, _ByScore, register
 
 
 @register("file-order")

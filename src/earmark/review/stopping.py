@@ -14,7 +14,7 @@ from sqlalchemy import select
 from earmark.config import CostConfig
 from earmark.evaluate.calibration import (Calibration, PoolEstimate, ReviewLeft, describe, estimate_pool,
                                           fit_calibration, review_to_target, word_diff)
-from earmark.store.db import Clip, Transcript
+from earmark.store.db import Clip, TranscriptRow
 from earmark.store.project import Project
 
 #: corrected hypothesis words needed before the calibration replaces raw probabilities
@@ -42,13 +42,13 @@ def standing(project: Project, cost: CostConfig = CostConfig(), resamples: int =
     latest = [c for c in store.latest_corrections() if c.flag is None and c.text]
     corrected = {c.clip_id for c in store.latest_corrections(include_flagged=True)}
     with store.session() as s:
-        started = {t.id: t.words for t in s.scalars(select(Transcript).where(
-            Transcript.id.in_([c.transcript_id for c in latest if c.transcript_id])))}
+        started = {t.id: t.words for t in s.scalars(select(TranscriptRow).where(
+            TranscriptRow.id.in_([c.transcript_id for c in latest if c.transcript_id])))}
         rows = []
         if mv is not None:
-            rows = s.execute(select(Transcript.words, Clip.duration, Clip.id)
-                             .join(Clip, Clip.id == Transcript.clip_id)
-                             .where(Transcript.model_version_id == mv.id)).all()
+            rows = s.execute(select(TranscriptRow.words, Clip.duration, Clip.id)
+                             .join(Clip, Clip.id == TranscriptRow.clip_id)
+                             .where(TranscriptRow.model_version_id == mv.id)).all()
     c_probs, c_diffs = [], []
     for c in latest:
         words = started.get(c.transcript_id or -1)

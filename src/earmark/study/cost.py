@@ -59,13 +59,13 @@ def project_cost_check(project, cost: CostConfig = CostConfig()) -> CostCheck:
     from sqlalchemy import select
 
     from earmark.evaluate.calibration import word_diff
-    from earmark.store.db import Clip, Transcript
+    from earmark.store.db import Clip, TranscriptRow
 
     latest = [c for c in project.store.latest_corrections()
               if c.flag is None and c.text and c.seconds_spent > 0 and c.transcript_id]
     with project.store.session() as s:
-        words = {t.id: t.words for t in s.scalars(select(Transcript).where(
-            Transcript.id.in_([c.transcript_id for c in latest])))}
+        words = {t.id: t.words for t in s.scalars(select(TranscriptRow).where(
+            TranscriptRow.id.in_([c.transcript_id for c in latest])))}
         dur = {c.id: c.duration for c in s.scalars(select(Clip).where(Clip.id.in_([c.clip_id for c in latest])))}
     rows = [(dur[c.clip_id], word_diff([w["word"] for w in words[c.transcript_id]], c.text).errors,
              c.seconds_spent) for c in latest if c.transcript_id in words and c.clip_id in dur]

@@ -46,7 +46,7 @@ def label_saving(runs: dict[str, dict[int, list[dict]]], strategy: str, seeds: S
     """Labeled minutes ``strategy`` saves against random at random's final test WER (mean
     curves over ``seeds``; per seed the test WER over ``speakers[seed]``, default all);
     nan where the strategy never reaches it."""
-    from earmark.simulate import minutes_to_reach
+    from earmark.simulate.summary import minutes_to_reach
 
     def mean_curve(name: str) -> tuple[list[float], list[float]]:
         rounds = min(len(runs[name][s]) for s in seeds)

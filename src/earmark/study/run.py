@@ -28,7 +28,7 @@ def run_study(manifest: Path | str, cfg: StudyConfig = StudyConfig(), out: Path 
         Also run the product's `finetune` loop for the default strategy on this many
         seeds, for the distance between the cheap path and the product's loop.
     """
-    from earmark.models.loading import torch_threads
+    from earmark.models.device import torch_threads
     from earmark.ranking.strategies import DEFAULT_STRATEGY
 
     study = Study(manifest, cfg, out, log)

@@ -34,11 +34,10 @@ from earmark.study.split import Row, Split, choose_speakers, read_rows, split
 if TYPE_CHECKING:
     import whisper
 
-    from earmark.decode.decoder import Transcript
+    from earmark.decode.types import Transcript
 
 CHUNK = 200  # clips per cached part of the zero-shot decode
 SPECIAL = ("oracle",)  # orders that read the references: the study's alone, not in the registry
-TRAININGS = ("cheap", "product")
 
 
 def clip_errors(reference: str, hypothesis: str) -> tuple[int, int]:
@@ -61,15 +60,11 @@ def check_config(cfg: StudyConfig) -> None:
     """Refuse settings that cannot run, before any model work."""
     from earmark.ranking.strategies import get_strategy
 
+    if problems := cfg.problems():
+        raise BadConfig("; ".join(problems))
     for name in cfg.strategies:
         if name not in SPECIAL:
             get_strategy(name)
-    if "random" not in cfg.strategies:
-        raise BadConfig("the study compares every order with 'random': add it to --strategies")
-    if cfg.training not in TRAININGS:
-        raise BadConfig(f"--training {cfg.training!r}: choose one of {', '.join(TRAININGS)}")
-    if cfg.rounds < 1 or cfg.seeds < 1 or cfg.budget_minutes <= 0:
-        raise BadConfig("the study needs --rounds >= 1, --seeds >= 1 and a positive --budget")
 
 
 def _atomic(path: Path, data: bytes) -> None:

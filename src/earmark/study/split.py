@@ -43,7 +43,7 @@ def read_rows(path: Path | str) -> list[Row]:
         A row without its audio, text or speaker, or with a duration missing, not a
         number or over 30 s; the message names the file, the line and the field.
     """
-    from earmark.ingest import manifest_records
+    from earmark.sources import manifest_records
 
     path = Path(path)
     rows = []
@@ -106,5 +106,5 @@ def split(rows: list[Row], seed: int, n_test: int, n_dev: int) -> Split:
 
 
 def as_dicts(rows: list[Row]) -> list[dict[str, Any]]:
-    """Rows in the form :func:`earmark.simulate.encode_study` reads."""
+    """Rows in the form :func:`earmark.simulate.study.encode_study` reads."""
     return [{"audio": r.audio, "text": r.text, "speaker": r.speaker, "id": str(r.index)} for r in rows]

@@ -25,12 +25,12 @@ from earmark.study.split import Row, as_dicts
 if TYPE_CHECKING:
     import whisper
 
-    from earmark.decode.decoder import Transcript
+    from earmark.decode.types import Transcript
 
 
 def typed(text: str) -> str:
     """A reference as a person types it (all-caps corpora in sentence case)."""
-    from earmark.simulate import as_typed
+    from earmark.simulate.study import as_typed
 
     return as_typed(text)
 
@@ -44,7 +44,7 @@ class EncoderCache:
 
     def get(self, idx: list[int]) -> list[np.ndarray]:
         """(frames, state) float16 arrays of the clips ``idx``."""
-        from earmark.simulate import encode_study
+        from earmark.simulate.study import encode_study
 
         missing = [i for i in idx if not (self.folder / f"{i}.npy").exists()]
         for b in range(0, len(missing), 32):
@@ -113,7 +113,7 @@ class ProductLoop:
 
     def model(self) -> "whisper.Whisper":
         """The project's active model (the base one before any round passed the gate)."""
-        from earmark.ranking.rank import load_version
+        from earmark.models.versions import load_version
 
         store = self.project.store
         mv = store.active_model() or store.ensure_model_version(self.cfg.model)
@@ -126,7 +126,7 @@ class ProductLoop:
 
         from earmark.ranking.rank import transcript_row
         from earmark.review.workflow import open_clip, save_correction
-        from earmark.store.db import Transcript as Row_
+        from earmark.store.db import TranscriptRow as Row_
         from earmark.train.finetune import finetune
 
         store = self.project.store
