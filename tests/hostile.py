@@ -200,6 +200,12 @@ def hostile_commands(tmp: Path, project: Path) -> list[list[str]]:
         ["simulate", "--manifest", str(tmp / "missing.jsonl"), "--strategies", ""],
         ["simulate", "--manifest", str(tmp / "missing.jsonl"), "--strategies", "random,,entropy"],
         ["simulate", "--manifest", str(tmp / "missing.jsonl"), "--rounds", "nan"],
+        ["study", "--manifest", str(nul_manifest), "--out", str(tmp / "study_out")],
+        ["study", "--manifest", str(tmp / "missing.jsonl"), "--out", str(tmp / "study_out")],
+        ["study", "--manifest", str(tmp / "missing.jsonl"), "--strategies", "random,,oracle"],
+        ["study", "--manifest", str(tmp / "missing.jsonl"), "--strategies", "oracle,nonsense"],
+        ["study", "--manifest", str(tmp / "missing.jsonl"), "--strategies", "oracle,entropy"],  # no random
+        ["study", "--manifest", str(tmp / "missing.jsonl"), "--budget", "0"],
         ["finetune", p, "--epochs", "0"],
         ["finetune", p, "--mode", "everything"],
         ["evaluate", p, "--model", "no-such-version"],

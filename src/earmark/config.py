@@ -177,12 +177,18 @@ class ReviewConfig:
 
     lease_minutes: float = 10.0  # how long a clip shown to one annotator stays theirs, minutes
     round_budget_minutes: float = 10.0  # audio to correct per round, minutes
+    # the WER of the whole pool's transcripts (corrected clips count as right) at which
+    # review may stop; `status` and `round` then say how many estimated minutes remain
+    # (earmark.evaluate.calibration); 0: no target
+    target_wer: float = 0.0
 
     def problems(self) -> list[str]:
         """Every value that cannot work, each a line starting with its field."""
         return _checked([
             ("lease_minutes", self.lease_minutes, self.lease_minutes > 0, "must be above 0"),
             ("round_budget_minutes", self.round_budget_minutes, self.round_budget_minutes > 0, "must be above 0"),
+            ("target_wer", self.target_wer, 0 <= self.target_wer < 1,
+             "must be a WER from 0 (no target) to below 1, e.g. 0.1"),
         ])
 
 
@@ -363,6 +369,64 @@ class SimulateConfig:
             problems.append("simulate compares every strategy with 'random': add it to the strategies")
         if self.rounds < 1 or self.seeds < 1 or self.budget_minutes <= 0:
             problems.append("simulate needs rounds >= 1, seeds >= 1 and a positive budget")
+        return problems
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """An annotator's time for one clip: ``seconds_per_clip + replay_factor * duration +
+    seconds_per_edit * edited words``; the defaults are a prior, to be checked against the
+    seconds the review app records per correction (:func:`earmark.study.cost.fit_cost`)."""
+
+    replay_factor: float = 1.5  # the clip is heard once, parts of it again
+    seconds_per_edit: float = 3.0  # per word substituted, inserted or deleted
+    seconds_per_clip: float = 2.0  # open, read, save
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The review-cost study (``earmark study``): the product's decoder and scores rank a
+    large pool; references stand in for corrections (:mod:`earmark.study`)."""
+
+    strategies: tuple[str, ...] = setting(("random", "file-order", "oracle", "errors-per-second"),
+                                          flag="--strategies", listed="study",
+                                          help="comma-separated strategy names and oracle (default: {default})")
+    seeds: int = setting(5, flag="--seeds", min=1,  # each seed its own speaker split and random order
+                         help="speaker splits (default {default})")
+    rounds: int = setting(5, flag="--rounds", min=1, help="rounds after the zero-shot round 0 (default {default})")
+    budget_minutes: float = setting(3.0, flag="--budget", min=0, strict=True,
+                                    help="audio minutes reviewed per round (default {default})")
+    test_speakers: int = setting(20, flag="--test-speakers", min=1, help="held-out test speakers (default {default})")
+    dev_speakers: int = setting(10, flag="--dev-speakers", min=0, help="held-out dev speakers (default {default})")
+    speakers: int = setting(0, flag="--speakers", min=1,  # drawn (seeded) from the manifest; 0: all
+                            help="speakers drawn from the manifest (default: all)")
+    model: str = setting("tiny.en", flag="--model", help="Whisper model (default {default})")
+    # "cheap": decoder-only training over cached encoder outputs from the base model on
+    # everything labeled so far (earmark.train.pairs); "product": `finetune` with its
+    # defaults in a project per (strategy, seed), gate and interpolation included
+    training: str = setting("cheap", flag="--training", choices=("cheap", "product"),
+                            help="cheap: decoder-only over cached encoder outputs (default); product: `finetune`")
+    epochs: int = 3  # cheap path: passes over the labeled clips
+    min_steps: int = 8
+    batch_size: int = 8
+    lr: float = 5e-5
+    interpolate: float = 0.7  # cheap path: share of the trained change kept, as finetune does
+    finetune_max_steps: int = setting(0, flag="--finetune-max-steps", min=0,  # 0: finetune's own schedule
+                                      help="product path: cap on finetune's steps (default {default}: none)")
+    calibration_min_words: int = 30  # hypothesis words of corrections before calibrating
+    bootstrap: int = 1000  # resamples for the intervals
+    threads: int = setting(0, flag="--threads", threads=True, help="torch threads")
+    cost: CostConfig = field(default_factory=CostConfig)
+
+    def problems(self) -> list[str]:
+        """What keeps the study from running, each a sentence (names: ``runner.check_config``)."""
+        problems = []
+        if "random" not in self.strategies:
+            problems.append("the study compares every order with 'random': add it to --strategies")
+        if self.training not in ("cheap", "product"):
+            problems.append(f"--training {self.training!r}: choose one of cheap, product")
+        if self.rounds < 1 or self.seeds < 1 or self.budget_minutes <= 0:
+            problems.append("the study needs --rounds >= 1, --seeds >= 1 and a positive --budget")
         return problems
 
 

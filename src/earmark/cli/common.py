@@ -119,7 +119,7 @@ def worker_count(text: str) -> int:
     return value
 
 
-def strategy_list(text: str) -> tuple[str, ...]:
+def strategy_list(text: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
     """An argparse ``type`` for ``--strategies``: comma-separated names, none of them empty.
 
     An empty name (``""``, ``random,,entropy``) is most often a shell variable left
@@ -128,16 +128,23 @@ def strategy_list(text: str) -> tuple[str, ...]:
     """
     from earmark.ranking.strategies import STRATEGIES  # lazily, as in thread_count
 
+    known = sorted([*STRATEGIES, *extra])
     names = tuple(part.strip() for part in text.split(","))
     if not text.strip() or any(not n for n in names):
         raise argparse.ArgumentTypeError(
             f"{text!r} holds an empty strategy name; give names separated by single commas, "
-            f"e.g. random,errors-per-second (known: {', '.join(sorted(STRATEGIES))})")
-    unknown = [n for n in names if n not in STRATEGIES]
+            f"e.g. random,errors-per-second (known: {', '.join(known)})")
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown strategy {', '.join(map(repr, unknown))}; "
-                                         f"known: {', '.join(sorted(STRATEGIES))}")
+                                         f"known: {', '.join(known)}")
     return names
+
+
+def study_strategy_list(text: str) -> tuple[str, ...]:
+    """:func:`strategy_list` for ``study --strategies``: the registry's names and ``oracle``
+    (the study's own order, which reads the references)."""
+    return strategy_list(text, extra=("oracle",))
 
 def open_for_writing(root: str, command: str):
     """Open the project and snapshot its database before ``command`` writes to it.
@@ -182,3 +189,12 @@ def warn_unreadable(unreadable: tuple[tuple[int, str], ...]) -> int:
     if len(unreadable) > 10:
         print(f"  ... and {len(unreadable) - 10} more", file=sys.stderr)
     return 2
+
+
+def print_standing(project) -> None:
+    """The unreviewed pool's estimated errors and, with review.target_wer, the review left."""
+    from earmark.review.stopping import standing
+
+    st = standing(project)
+    for line in st.lines() if st is not None else []:
+        print(line)

@@ -14,13 +14,13 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
-from earmark.cli.common import number, strategy_list, thread_count, worker_count
+from earmark.cli.common import number, strategy_list, study_strategy_list, thread_count, worker_count
 from earmark.config import flagged_fields
 
 C = TypeVar("C")
 
 #: how a ``listed`` field's names are read and checked, by the registry they come from
-_NAME_LISTS = {"strategies": strategy_list}
+_NAME_LISTS = {"strategies": strategy_list, "study": study_strategy_list}
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -28,7 +28,9 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def _shown(value: Any) -> str:
-    """A default as help shows it: ``5e-5``, ``0.7``, ``1``, ``auto``."""
+    """A default as help shows it: ``5e-5``, ``0.7``, ``1``, ``auto``, ``random,oracle``."""
+    if isinstance(value, tuple):  # as the flag is written: comma-separated
+        return ",".join(map(str, value))
     if isinstance(value, float):
         return re.sub(r"e([+-])0(\d)", r"e\1\2", f"{value:g}")
     return str(value)

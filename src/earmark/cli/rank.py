@@ -8,7 +8,7 @@ import logging
 import sys
 
 from earmark.cli.common import (PROJECT_HELP, add_command, count, open_checked, open_for_writing, plural, positive_int,
-                                shown, warn_unreadable)
+                                print_standing, shown, warn_unreadable)
 from earmark.cli.flags import add_config_flags, overrides
 from earmark.cli.scale import add_ray_flags, ray_backend
 from earmark.config import DecodeConfig, SelectionConfig
@@ -75,7 +75,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from earmark.store.backup import backup_dir, snapshots
     from earmark.review.reports import status
 
-    st = status(open_checked(args.project))
+    project = open_checked(args.project)
+    st = status(project)
     print(f"project      {args.project}")
     print(f"active model {st.active_model or '-'}")
     print(f"clips        {st.clips} ({st.clip_minutes:.1f} min) from {plural(st.files, 'file')}")
@@ -94,6 +95,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"unfinished   fine-tuning run{'s' if len(st.unfinished) > 1 else ''} "
               f"{', '.join(st.unfinished)}: `earmark finetune {args.project} --resume` continues the "
               "newest")
+    print_standing(project)
     return 0
 
 

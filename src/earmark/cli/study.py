@@ -1,17 +1,17 @@
-"""The ``simulate`` and ``demo`` commands: the loop replayed with reference texts as the
-annotator, and the whole loop on the shipped samples."""
+"""The ``simulate``, ``study`` and ``demo`` commands: the loop replayed with reference
+texts as the annotator, the review-cost study, and the whole loop on the shipped samples."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from earmark.cli.common import add_command, port, positive_int
+from earmark.cli.common import add_command, number, port, positive_int
 from earmark.cli.flags import add_config_flags, overrides
 from earmark.cli.project import cmd_import, cmd_init
 from earmark.cli.rank import cmd_queue, cmd_rank, cmd_status
 from earmark.cli.review import cmd_review
-from earmark.config import SimulateConfig
+from earmark.config import SimulateConfig, StudyConfig
 from earmark.errors import EarmarkError
 
 
@@ -61,11 +61,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from earmark.study.run import run_study
+
+    cfg = overrides(args, StudyConfig())
+    rec = run_study(args.manifest, cfg, args.out, log=lambda m: print(m, flush=True),
+                    compare_product=args.compare_product)
+    print(f"{'partial run' if rec['partial'] else 'full run'}: {rec['seeds']} seeds, pool "
+          f"{rec['pool_minutes']:.1f} min, pool/budget {rec['pool_to_budget']:.1f}")
+    for key in ("review_minutes_ratio_vs_random", "review_minutes_ratio_vs_oracle", "model_label_saving",
+                "pool_wer_estimate_abs_error", "product_loop_gap"):
+        v = rec[key]
+        print(f"{key:34} {'n/a' if v is None else f'{v:.3f}'}")
+    print(f"default strategy: {rec['default_strategy']} ({rec['default_strategy_why']})")
+    print(f"wrote {args.out}/al_study.json and al_study.png (run again to continue a stopped study)")
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``simulate`` and ``demo``."""
+    """Register ``simulate``, ``study`` and ``demo``."""
     s = add_command(sub, "simulate", cmd_simulate,
                     help="replay the loop with reference texts to compare strategies",
                     description="Replay active learning with the manifest's reference texts as the "
@@ -79,6 +96,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--manifest", required=True, help="JSONL with audio, text, speaker (and duration)")
     add_config_flags(s, SimulateConfig)
     s.add_argument("--out", default="simulate", help="output folder (default ./%(default)s)")
+
+    s = add_command(
+        sub, "study", cmd_study, help="measure review minutes saved: strategies against random and the oracle",
+        description="Replay the loop on a large pool with the manifest's references as the corrections, "
+                    "ranking with the product's packed decoder, and measure the WER of the whole pool "
+                    "against review cost (audio minutes and annotator minutes of the cost model) for each "
+                    "strategy, random, file order and the oracle order. Resumable: each (strategy, seed, "
+                    "round) is written to --out as it finishes, and a run again continues there.",
+        epilog="example:\n  earmark study --manifest ../shared/data/speechocean762/manifest_all.jsonl "
+               "--seeds 5 --rounds 5 --budget 3 --out study/")
+    s.add_argument("--manifest", required=True, help="JSONL/CSV with audio, text, speaker and duration")
+    add_config_flags(s, StudyConfig)
+    s.add_argument("--compare-product", type=number(int, 0), default=0,
+                   help="also run the product's finetune loop for the default strategy on this many seeds")
+    s.add_argument("--out", default="study", help="study folder (default ./%(default)s)")
 
     s = add_command(sub, "demo", cmd_demo, help="the whole loop on the shipped samples",
                     description="Create a project from the shipped data_samples/ (synthetic "

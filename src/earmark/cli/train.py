@@ -13,8 +13,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from earmark.cli.common import (PROJECT_HELP, add_command, open_checked, open_for_writing, plural, positive_int, shown,
-                                warn_unreadable, with_overrides)
+from earmark.cli.common import (PROJECT_HELP, add_command, open_checked, open_for_writing, plural, positive_int,
+                                print_standing, shown, warn_unreadable, with_overrides)
 from earmark.cli.flags import add_config_flags, flag_names, overrides
 from earmark.config import DecodeConfig, FinetuneConfig, flagged_fields
 
@@ -100,6 +100,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     print_finetune(report.finetune, args.project)
     if report.ranked is None:
         print("the queue is unchanged (the new version did not pass the gate)")
+        print_standing(project)
         return 0
     q = report.queue
     print(f"re-ranked with {report.ranked.model_version}: transcribed {report.ranked.transcribed} clips "
@@ -110,6 +111,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     for row in report.top_clips:
         print(f"{row.rank:>4}  {row.clip_id:>5}  {row.duration:>4.1f}s  {row.score:>6.3f}  "
               f"{mark_words(row.words, thr, False) or '(empty)'}   [{shown(row.name)}]")
+    print_standing(project)
     return warn_unreadable(report.ranked.unreadable)
 
 

@@ -1,0 +1,71 @@
+"""Where a project stands: the unreviewed pool's estimated errors, and review left to a target.
+
+Reads the corrections (with the transcripts they started from) and the active model's
+transcripts of the clips nobody corrected; the numbers come from
+:mod:`earmark.evaluate.calibration`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from earmark.config import CostConfig
+from earmark.evaluate.calibration import (Calibration, PoolEstimate, ReviewLeft, describe, estimate_pool,
+                                          fit_calibration, review_to_target, word_diff)
+from earmark.store.db import Clip, TranscriptRow
+from earmark.store.project import Project
+
+#: corrected hypothesis words needed before the calibration replaces raw probabilities
+MIN_CALIBRATION_WORDS = 30
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The estimate and, with ``review.target_wer`` set, what remains to reach it."""
+
+    calibration: Calibration
+    estimate: PoolEstimate
+    left: ReviewLeft | None
+
+    def lines(self) -> list[str]:
+        """Lines for `earmark status` and `earmark round`."""
+        return describe(self.estimate, self.left)
+
+
+def standing(project: Project, cost: CostConfig = CostConfig(), resamples: int = 100) -> Standing | None:
+    """The project's :class:`Standing`; None when the active model has transcribed nothing
+    nobody corrected (nothing to estimate)."""
+    store = project.store
+    mv = store.active_model()
+    latest = [c for c in store.latest_corrections() if c.flag is None and c.text]
+    corrected = {c.clip_id for c in store.latest_corrections(include_flagged=True)}
+    with store.session() as s:
+        started = {t.id: t.words for t in s.scalars(select(TranscriptRow).where(
+            TranscriptRow.id.in_([c.transcript_id for c in latest if c.transcript_id])))}
+        rows = []
+        if mv is not None:
+            rows = s.execute(select(TranscriptRow.words, Clip.duration, Clip.id)
+                             .join(Clip, Clip.id == TranscriptRow.clip_id)
+                             .where(TranscriptRow.model_version_id == mv.id)).all()
+    c_probs, c_diffs = [], []
+    for c in latest:
+        words = started.get(c.transcript_id or -1)
+        if words is None:
+            continue  # typed without a stored hypothesis: nothing to learn the words from
+        c_probs.append([float(w["p"]) for w in words])
+        c_diffs.append(word_diff([w["word"] for w in words], c.text or ""))
+    cal = fit_calibration(c_probs, c_diffs, MIN_CALIBRATION_WORDS)
+    pool = [(w, d) for w, d, cid in rows if cid not in corrected]
+    if not pool:
+        return None
+    probs = [[float(x["p"]) for x in w] for w, _ in pool]
+    durations = [float(d) for _, d in pool]
+    est = estimate_pool(cal, probs, durations, (c_probs, c_diffs), resamples=resamples)
+    target = project.config.review.target_wer
+    left = None
+    if target > 0:
+        reviewed_words = float(sum(d.reference_words for d in c_diffs))
+        left = review_to_target(cal, probs, durations, reviewed_words, target, cost)
+    return Standing(cal, est, left)
