@@ -85,11 +85,45 @@ class SelectionConfig:
 
 
 @dataclass(frozen=True)
+class KeymapConfig:
+    """The review editor's keys, each action with the keys that do it.
+
+    A key is written as its modifiers and its name joined by ``+``: ``Ctrl+,``, ``Escape``,
+    ``Shift+Tab``, ``Ctrl+Space``, ``F1`` (``Ctrl`` is also the Command key on a Mac).
+    The defaults follow oTranscribe's (Esc plays and pauses, F1/F2 rewind and skip ahead,
+    F3/F4 slow down and speed up) with Ctrl combinations that work on laptops without
+    function keys; every key works while the cursor is in the text.
+    """
+
+    play_pause: tuple[str, ...] = ("Escape", "Ctrl+Space")
+    back: tuple[str, ...] = ("Ctrl+,", "F1")  # rewind ``review.jump_seconds``
+    forward: tuple[str, ...] = ("Ctrl+.", "F2")
+    slower: tuple[str, ...] = ("F3", "Ctrl+[")
+    faster: tuple[str, ...] = ("F4", "Ctrl+]")
+    replay_word: tuple[str, ...] = ("Ctrl+;", "Ctrl+'")  # the word at the cursor
+    next_uncertain: tuple[str, ...] = ("Tab", "Ctrl+ArrowDown")  # select it and play it
+    previous_uncertain: tuple[str, ...] = ("Shift+Tab", "Ctrl+ArrowUp")
+    save_next: tuple[str, ...] = ("Ctrl+Enter",)
+    skip: tuple[str, ...] = ("Ctrl+Shift+Enter",)
+    guidelines: tuple[str, ...] = ("Ctrl+Shift+G",)
+    help: tuple[str, ...] = ("Ctrl+/", "F10")  # the overlay that lists every key
+
+
+@dataclass(frozen=True)
 class ReviewConfig:
     """The review app's behaviour."""
 
-    lease_minutes: float = 10.0  # a clip shown to one annotator is theirs this long
+    # a clip shown to one annotator is theirs this long; an open tab renews it every
+    # ``keepalive_seconds``, so a closed tab's clip returns to the queue within a minute
+    lease_minutes: float = 1.0
+    keepalive_seconds: float = 20.0
     round_budget_minutes: float = 10.0  # audio minutes to correct per round
+    autoplay: bool = False  # play a clip as soon as it opens
+    jump_seconds: float = 2.0  # how far the back and forward keys move
+    # share of clips (chosen by clip id, the same every time) shown without the marks
+    # on low-confidence words, so the dashboard can compare the work with and without
+    unmarked_share: float = 0.0
+    keys: KeymapConfig = field(default_factory=KeymapConfig)
 
 
 @dataclass(frozen=True)
@@ -248,6 +282,12 @@ def project_config_problems(cfg: ProjectConfig) -> list[str]:
         ("review.lease_minutes", rev.lease_minutes, rev.lease_minutes > 0, "must be above 0"),
         ("review.round_budget_minutes", rev.round_budget_minutes, rev.round_budget_minutes > 0,
          "must be above 0"),
+        ("review.keepalive_seconds", rev.keepalive_seconds,
+         0 < rev.keepalive_seconds < rev.lease_minutes * 60,
+         "must be above 0 and below review.lease_minutes (in seconds)"),
+        ("review.jump_seconds", rev.jump_seconds, rev.jump_seconds > 0, "must be above 0"),
+        ("review.unmarked_share", rev.unmarked_share, 0 <= rev.unmarked_share <= 1,
+         "must be a share from 0 to 1"),
         ("backup.keep", bak.keep, bak.keep >= 0, "must be 0 (no snapshots) or more"),
         ("backup.review_minutes", bak.review_minutes, bak.review_minutes > 0, "must be above 0"),
     ]

@@ -12,6 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from contextlib import contextmanager
 
 import streamlit as st
@@ -21,6 +22,9 @@ from earmark.review import workflow as review
 from earmark.errors import EarmarkError, UnreadableAudio
 from earmark.review.player import Draft, player_html
 from earmark.store.project import Project, open_project
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def literal(text: object) -> str:
@@ -66,12 +70,18 @@ def project() -> Project:
 def header(proj: Project) -> None:
     """The round's progress against its budget and the active model (every page), and
     the message about the last action, if any."""
+    from earmark.review.pace import round_pace
+
     with shown_errors():
         p = review.round_progress(proj)
+        pace = round_pace(proj)
     flagged = f", {p.flagged} flagged" if p.flagged else ""
     clips = f"{p.clips} clip{'' if p.clips == 1 else 's'}"
+    left = (f" · about {pace.minutes_left:.0f} min of work left at the team's pace "
+            f"({pace.seconds_per_audio_second:.1f} s per second of audio)"
+            if pace.minutes_left is not None and p.fraction < 1 else "")
     st.progress(p.fraction, text=f"**Round {p.number}**: {clips} corrected{flagged}, "
-                                 f"{p.minutes:.1f} of {p.budget_minutes:g} min of audio · "
+                                 f"{p.minutes:.1f} of {p.budget_minutes:g} min of audio{left} · "
                                  f"model **{literal(p.model_version or 'none')}**")
     if st.session_state.get("flash"):
         st.success(st.session_state.pop("flash"))
@@ -87,7 +97,7 @@ def _sign_out(proj: Project) -> None:
         review.release(proj, ss.clip_id, holder())
     # the next person starts afresh: no skips, and leases of a session of their own
     for key in ("annotator", "clip_id", "seen", "opened_at", "conflict", "skipped", "had_clip",
-                "lease_token"):
+                "lease_token", "guidelines_seen"):
         ss.pop(key, None)
     st.query_params.pop(NAME_PARAM, None)
 
@@ -168,3 +178,44 @@ def clip_caption(item: review.ReviewItem) -> str:
     if item.model_version:
         bits.append(f"hypothesis by {literal(item.model_version)}")
     return " · ".join(bits)
+
+
+#: the project's guidelines for annotators, in its folder
+GUIDELINES_FILE = "guidelines.md"
+
+
+def guidelines(proj: Project) -> str:
+    """The project's ``guidelines.md`` in an expander, open on an annotator's first clip
+    (the editor shows it too, one key away); "" when the project has none."""
+    path = proj.root / GUIDELINES_FILE
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        st.warning(f"{path}: cannot read the guidelines ({exc}); save it as UTF-8 text.")
+        return ""
+    if text.strip():
+        with st.expander("Guidelines", expanded=not st.session_state.get("guidelines_seen"),
+                         icon="📖"):
+            st.markdown(text)
+    return text
+
+
+def clip_audio(item: review.ReviewItem) -> tuple[bytes, "np.ndarray"]:
+    """The clip as a WAV file and as samples (for the waveform), read once.
+
+    Raises
+    ------
+    UnreadableAudio
+        The stored audio file is missing or unreadable.
+    """
+    import io
+
+    import soundfile as sf
+
+    from earmark.audio import read_clip
+    from earmark.config import SAMPLE_RATE
+
+    samples = read_clip(item.audio_path)
+    buf = io.BytesIO()
+    sf.write(buf, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return buf.getvalue(), samples

@@ -27,7 +27,6 @@ def figure(title: str, frame: pd.DataFrame, empty: str, chart: alt.Chart,
 
 st.set_page_config(page_title="earmark · Dashboard", page_icon="📈", layout="wide")
 proj = ui.project()
-ui.header(proj)
 st.title("Dashboard")
 
 with ui.shown_errors():
