@@ -328,7 +328,12 @@ def cmd_review(args: argparse.Namespace) -> int:
     if not app.is_file():
         raise EarmarkError(f"{app}: the review app is not here; it ships in earmark's source "
                            "tree, so install earmark from a checkout (pip install -e .)")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
+    from earmark.review.server import machine_hosts, run_until_stopped
+
+    # the app answers only requests addressed to this machine (see earmark.review.server)
+    allow = [a for h in machine_hosts(args.host, getattr(args, "allow_host", None) or ())
+             for a in ("--allow", h)]
+    cmd = [sys.executable, "-m", "earmark.review.server", *allow, "--", str(app),
            "--server.address", args.host, "--server.port", str(args.port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "viewer"]
@@ -336,7 +341,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     env = {**os.environ, PROJECT_ENV: str(project.root.resolve())}
     print(f"review app for {args.project}: http://{args.host}:{args.port}  (Ctrl+C stops it)",
           flush=True)
-    return subprocess.run(cmd, env=env).returncode
+    return run_until_stopped(subprocess.Popen(cmd, env=env))
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -533,6 +538,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=port, default=8501, help="port (default 8501)")
+    s.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="also answer requests addressed to NAME (a reverse proxy's name); by "
+                        "default only this machine's names and addresses are answered, which "
+                        "keeps other web sites out (DNS rebinding); repeat for more names")
 
     s = add_command(sub, "simulate", cmd_simulate,
                     help="replay the loop with reference texts to compare strategies",
