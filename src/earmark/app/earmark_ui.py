@@ -12,7 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from contextlib import contextmanager
 
 import streamlit as st
@@ -67,14 +67,20 @@ def project() -> Project:
         return _open(root)
 
 
+# the team's pace moves slowly: read it once a minute, not on every keep-alive and save
+@st.cache_data(ttl=60, show_spinner=False)
+def _pace(root: str) -> Any:
+    from earmark.review.pace import round_pace
+
+    return round_pace(_open(root))
+
+
 def header(proj: Project) -> None:
     """The round's progress against its budget and the active model (every page), and
     the message about the last action, if any."""
-    from earmark.review.pace import round_pace
-
     with shown_errors():
         p = review.round_progress(proj)
-        pace = round_pace(proj)
+        pace = _pace(str(proj.root))
     flagged = f", {p.flagged} flagged" if p.flagged else ""
     clips = f"{p.clips} clip{'' if p.clips == 1 else 's'}"
     left = (f" · about {pace.minutes_left:.0f} min of work left at the team's pace "

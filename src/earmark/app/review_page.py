@@ -26,6 +26,7 @@ from earmark.errors import CorrectedMeanwhile, EarmarkError, PoolExhausted, Unre
 from earmark.review import pace
 from earmark.review import workflow as review
 from earmark.review.editor import DraftPlace, editor_data, marks_shown
+from earmark.review.worddiff import word_diff  # noqa: F401 - loaded before the first save needs it
 
 proj = ui.project()
 name = ui.annotator(proj)

@@ -31,9 +31,14 @@ function esc(s) {
   return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
 }
 
+// the editor's own element(s) in the host (":scope" matches nothing in a shadow root)
+function dropOwn(host) {
+  Array.from(host.children).filter((e) => e.classList.contains("em")).forEach((e) => e.remove());
+}
+
 function build(host, data, api) {
   // the host also holds Streamlit's own wrapper with this component's CSS: keep it
-  host.querySelectorAll(":scope > .em").forEach((e) => e.remove());
+  dropOwn(host);
   const root = document.createElement("div");
   root.className = "em";
   root.dataset.clip = String(data.clip);
@@ -306,7 +311,7 @@ export default function (component) {
     return prev.cleanup;
   }
   if (prev) prev.cleanup();
-  if (!data || !data.tag) { host.querySelectorAll(":scope > .em").forEach((e) => e.remove()); host.__earmark = null; return undefined; }
+  if (!data || !data.tag) { dropOwn(host); host.__earmark = null; return undefined; }
   const state = build(host, data, component);
   host.__earmark = state;
   return state.cleanup;
