@@ -231,10 +231,11 @@ def correct_one(page, reference: str, autoplay: bool, measure_hops: bool = True)
     wrong = next((c for c in chunks if c.type != "equal"), None)
     if wrong is None:  # nothing to correct: just save
         keys.press("Control+Enter")
-        return {"overhead": keys.count, "edit_keys": 0, "chars": 0, "hops": hops,
+        return {"overhead": keys.count, "edit_keys": 0, "chars": 0, "hops": hops, "reach": "none",
                 "playing": playing, "expected": " ".join(hyp)}
     i, j = wrong.ref_start_idx, wrong.hyp_start_idx  # hypothesis word, reference word
     lows = [k for k, w in enumerate(s["words"]) if w["low"]]
+    reach = "marked" if i < len(hyp) and i in lows else "word by word" if i < len(hyp) else "end"
     if i < len(hyp) and i in lows:
         for _ in range(lows.index(i)):  # the editor opened on the first marked word
             if not check_hop(page, state(page), keys):
@@ -255,7 +256,7 @@ def correct_one(page, reference: str, autoplay: bool, measure_hops: bool = True)
     expected = " ".join(hyp[:i] + ref[j:])
     # 4. save
     keys.press("Control+Enter")
-    return {"overhead": keys.count, "edit_keys": edit_keys,
+    return {"overhead": keys.count, "edit_keys": edit_keys, "reach": reach,
             "chars": len(typed), "hops": hops, "playing": playing, "expected": expected}
 
 
@@ -295,9 +296,8 @@ def summarize(off: dict, on: dict) -> dict:
         "overhead_keys_per_clip_autoplay": per_clip(on, "overhead"),
         "overhead_keys_per_clip_median": statistics.median(r["overhead"] for r in off["records"]),
         "overhead_keys_per_clip_autoplay_median": statistics.median(r["overhead"] for r in on["records"]),
-        # clips whose first wrong word was not marked: reached word by word
-        "clips_first_error_unmarked": sum(r["overhead"] > 2 + (p is off) - 1
-                                          for p in (off,) for r in p["records"]),
+        # clips whose first wrong word the model was sure of: reached word by word
+        "clips_first_error_unmarked": sum(r["reach"] == "word by word" for r in off["records"]),
         "edit_keys_per_clip": per_clip(off, "edit_keys"),
         "chars_typed_per_clip": per_clip(off, "chars"),
         "keys_per_uncertain_word": hop_keys / hop_ok if hop_ok else None,
