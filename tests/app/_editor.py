@@ -51,3 +51,12 @@ def save(at, text: str, **work: Any):
 def skip(at):
     data = editor_data(at)
     return fire(at, "skip", {"clip": data["clip"], "tag": data["tag"]})
+
+
+def in_browser(at, browser: str):
+    """Say which browser the page is in, as the editor does on mount, and run the page."""
+    states = at._tree.get_widget_states()
+    ws = states.widgets.add()
+    ws.id = editor(at).proto.id
+    ws.json_value = json.dumps({"browser": browser})
+    return at._run(states)

@@ -19,7 +19,7 @@ from _support import damage
 pytestmark = pytest.mark.slow
 
 
-from _editor import editor_data, save, shown_clip  # the editor's events, as the browser sends them
+from _editor import editor_data, in_browser, save, shown_clip  # the editor's events, as the browser sends them
 
 
 def all_corrections(project) -> list[Correction]:
@@ -322,6 +322,25 @@ def test_two_open_tabs_of_one_annotator_do_not_keep_taking_each_others_clip(rank
     save(tab1, editor_data(tab1)["text"])  # her own clip again: no conflict with herself
     assert not tab1.exception and shown_clip(tab1) == head[2].clip_id  # not tab 2's clip
     tab2.run()
-    assert shown_clip(tab2) == head[1].clip_id
-    # each tab is told that the name is open elsewhere too (a second person under one name?)
-    assert "**ada** is also reviewing in 1 other browser tab" in tab2.warning[0].value
+    assert shown_clip(tab2) == head[1].clip_id and not tab2.warning
+
+
+def also(at) -> list[str]:
+    """The page's warnings that its name is open in another browser."""
+    return [w.value for w in at.warning if "also reviewing" in w.value]
+
+
+def test_two_browsers_under_one_name_are_told_so(ranked, app_for, sign_in):
+    tab1 = in_browser(sign_in(app_for(ranked), "ada"), "laptop")
+    tab2 = app_for(ranked)
+    tab2.query_params = dict(tab1.query_params)
+    in_browser(tab2.run(), "laptop")  # another tab of the same browser: the same person
+    assert not also(tab2) and not also(tab1.run())
+    other = app_for(ranked)
+    other.query_params = dict(tab1.query_params)
+    in_browser(other.run(), "desk-pc")  # another browser under the same name
+    assert "**ada** is also reviewing in 1 other browser right now" in also(other)[0]
+    assert "also reviewing in 1 other browser" in also(in_browser(tab1, "laptop"))[0]
+    # someone else's name is no concern of hers
+    bob = in_browser(sign_in(app_for(ranked), "bob"), "desk-pc")
+    assert not also(bob)

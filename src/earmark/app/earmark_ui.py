@@ -225,3 +225,21 @@ def clip_audio(item: review.ReviewItem) -> tuple[bytes, "np.ndarray"]:
     buf = io.BytesIO()
     sf.write(buf, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
     return buf.getvalue(), samples
+
+
+@st.cache_resource(show_spinner=False)
+def _presence(root: str) -> Any:
+    from earmark.review.pace import Presence
+
+    # a browser that stopped reporting is gone after three missed keep-alives
+    return Presence(window=3 * _open(root).config.review.keepalive_seconds)
+
+
+def other_browsers(proj: Project, name: str, browser: str | None) -> int:
+    """How many other browsers show ``name``'s Review page now (0 before this browser
+    said which it is)."""
+    if not browser:
+        return 0
+    import time
+
+    return _presence(str(proj.root)).visit(name, str(browser), time.time())

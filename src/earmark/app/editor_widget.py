@@ -27,14 +27,16 @@ def _component() -> Callable[..., Any]:
 
 
 def editor(data: dict[str, Any], *, on_save: Callable[[], None], on_skip: Callable[[], None],
-           on_alive: Callable[[], None]) -> Any:
+           on_alive: Callable[[], None], on_browser: Callable[[], None]) -> Any:
     """Mount the editor with ``data`` (:func:`earmark.review.editor.editor_data`).
 
     The callbacks run before the next run of the page, with the event's value in
-    ``st.session_state[KEY]`` (``.save``, ``.skip``, ``.alive``).
+    ``st.session_state[KEY]`` (``.save``, ``.skip``, ``.alive``; ``.browser`` is the
+    state that says which browser this is).
     """
     return _component()(key=KEY, data=data, height="content", on_save_change=on_save,
-                        on_skip_change=on_skip, on_alive_change=on_alive)
+                        on_skip_change=on_skip, on_alive_change=on_alive,
+                        on_browser_change=on_browser)
 
 
 def event(name: str) -> Any:

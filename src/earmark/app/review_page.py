@@ -23,7 +23,6 @@ import streamlit as st
 from editor_widget import editor, event
 
 from earmark.errors import CorrectedMeanwhile, EarmarkError, PoolExhausted, UnreadableAudio
-from earmark.review import pace
 from earmark.review import workflow as review
 from earmark.review.editor import DraftPlace, editor_data, marks_shown
 from earmark.review.worddiff import word_diff  # noqa: F401 - loaded before the first save needs it
@@ -109,13 +108,13 @@ with ui.shown_errors():
             st.warning("Your hold on this clip ran out and another annotator (or another tab "
                        "of yours) has it now. If they save it first, you will see their text "
                        "before yours can replace it.")
-    elsewhere = pace.other_sessions(proj, holder)
 
+elsewhere = ui.other_browsers(proj, name, event("browser"))
 if elsewhere:
-    st.warning(f"**{ui.literal(name)}** is also reviewing in {elsewhere} other browser "
-               f"tab{'' if elsewhere == 1 else 's'} or window{'' if elsewhere == 1 else 's'}. If "
-               "that is someone else, use a name of your own (**Change name** in the sidebar): "
-               "every correction records who made it.", icon="👥")
+    st.warning(f"**{ui.literal(name)}** is also reviewing in {elsewhere} other "
+               f"browser{'' if elsewhere == 1 else 's'} right now. If that is someone else, "
+               "use a name of your own (**Change name** in the sidebar): every correction "
+               "records who made it.", icon="👥")
 
 st.markdown(ui.clip_caption(item))
 guidelines = ui.guidelines(proj)
@@ -141,7 +140,7 @@ if audible:
                        review=cfg.review, marks=marks_shown(item.clip_id, cfg.review.unmarked_share),
                        draft=draft, guidelines=guidelines, show_guidelines=first_visit,
                        attempt=ss.attempt),
-           on_save=_on_save, on_skip=_on_skip, on_alive=_on_alive)
+           on_save=_on_save, on_skip=_on_skip, on_alive=_on_alive, on_browser=_on_alive)
     keys = cfg.review.keys
     st.caption(f"**{' / '.join(keys.save_next)}** saves and opens the next clip · "
                f"**{' / '.join(keys.play_pause)}** plays and pauses · "

@@ -1,4 +1,4 @@
-"""How the team works: who else is open under a name, how long the round has left at the
+"""How the team works: in how many browsers a name is open, how long the round has left at the
 recorded pace, and seconds of work per minute of audio with and without the marks on
 low-confidence words.
 
@@ -8,29 +8,44 @@ Reads only; the review editor records the seconds (``corrections.listen_seconds`
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import func, select
 
-from earmark.review.workflow import _same_annotator, domain_errors, round_progress
-from earmark.store.db import Clip, Correction, Lease, utcnow
+from earmark.review.workflow import domain_errors, round_progress
+from earmark.store.db import Clip, Correction
 from earmark.store.project import Project
 
 #: clips opened longer than this are left out of the pace (a tab left open over lunch)
 MAX_SECONDS_PER_CLIP = 600.0
 
 
-@domain_errors
-def other_sessions(project: Project, holder: str) -> int:
-    """How many other browser sessions of the same annotator hold a clip now.
+class Presence:
+    """Which browsers each annotator name is open in, as their keep-alives report.
 
-    Each open review tab renews its lease every few seconds, so a closed tab stops
-    counting within ``review.lease_minutes``.
+    One per running app (the app keeps it as a shared resource). A browser is known by an
+    id it keeps in its own storage, so a reload or a second tab of the same browser is
+    the same browser; another browser, or another machine, under the same name is
+    another one, and is told so. A browser that stops reporting (a closed tab) drops out
+    after ``window`` seconds.
     """
-    with project.store.session() as s:
-        return s.scalar(select(func.count()).select_from(Lease).where(
-            Lease.expires_at > utcnow(), _same_annotator(holder), Lease.annotator != holder)) or 0
+
+    def __init__(self, window: float):
+        self.window = window
+        self._seen: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def visit(self, name: str, browser: str, now: float) -> int:
+        """Record that ``browser`` shows ``name``'s page at ``now`` (seconds); return how
+        many other browsers showed it within the window."""
+        with self._lock:
+            seen = self._seen.setdefault(name, {})
+            seen[browser] = now
+            for b in [b for b, t in seen.items() if now - t > self.window]:
+                del seen[b]
+            return len(seen) - 1
 
 
 @dataclass(frozen=True)

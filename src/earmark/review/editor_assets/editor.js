@@ -278,6 +278,15 @@ function build(host, data, api) {
     if (draft) { try { localStorage.setItem(draft.key, JSON.stringify({ tag: draft.tag, text: text() })); } catch (e) {} }
   });
 
+  // --- which browser this is (kept in its storage), so that another browser under the
+  // same name is told; a reload or another tab of this browser is the same one
+  let browserId = null;
+  try {
+    browserId = localStorage.getItem("earmark-browser");
+    if (!browserId) { browserId = Math.random().toString(36).slice(2, 12); localStorage.setItem("earmark-browser", browserId); }
+  } catch (e) { browserId = null; }
+  if (browserId && !window.__earmarkBrowserSent) { window.__earmarkBrowserSent = true; api.setStateValue("browser", browserId); }
+
   // --- the lease lives while the tab is open ---------------------------------------------
   if (data.keepalive > 0) state.timers.push(setInterval(() => state.send("alive", Date.now()), data.keepalive * 1000));
 
