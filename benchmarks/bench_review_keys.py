@@ -141,8 +141,10 @@ def serve(root: Path, log: Path) -> Iterator[str]:
 
 
 def open_review(browser, url: str, name: str):
-    """A page on the review app signed in as ``name``, its first clip's editor ready."""
-    page = browser.new_page(viewport={"width": 1100, "height": 860})
+    """A page (of a Browser or a BrowserContext) on the review app signed in as ``name``, its first clip's editor ready."""
+    # a Browser takes the page's size here, a BrowserContext (its own storage) had it given
+    size = {"viewport": {"width": 1100, "height": 860}} if hasattr(browser, "new_context") else {}
+    page = browser.new_page(**size)
     page.goto(f"{url}/?annotator={name}")
     wait_ready(page)
     return page
@@ -187,7 +189,7 @@ def check_hop(page, before: dict, keys: Keys, key: str = "Tab") -> bool:
     """Press the next-uncertain key once; True when the next marked word is selected and
     its span plays (the move ``keys_per_uncertain_word`` counts)."""
     lows = [i for i, w in enumerate(before["words"]) if w["low"]]
-    if key == "Shift+Tab":
+    if key in ("Shift+Tab", "Control+ArrowUp"):  # the previous-word keys
         nxt = next((i for i in reversed(lows) if i < before["at"]), lows[-1])
     else:
         nxt = next((i for i in lows if i > before["at"]), lows[0])

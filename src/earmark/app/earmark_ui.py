@@ -201,7 +201,7 @@ def guidelines(proj: Project) -> str:
         return ""
     if text.strip():
         with st.expander("Guidelines", expanded=not st.session_state.get("guidelines_seen"),
-                         icon="📖"):
+                         icon=":material/menu_book:"):
             st.markdown(text)
     return text
 

@@ -73,7 +73,7 @@ function build(host, data, api) {
       if (w.lead) ed.appendChild(document.createTextNode(w.lead));
       const span = document.createElement("span");
       span.className = "w" + (w.low ? " low" : "");
-      span.dataset.s = w.s; span.dataset.e = w.e;
+      span.dataset.s = w.s; span.dataset.e = w.e; span.dataset.t = w.t;
       if (data.marks) span.title = `p=${w.p.toFixed(2)}`;
       span.textContent = w.t;
       ed.appendChild(span);
@@ -271,7 +271,34 @@ function build(host, data, api) {
     const t = (e.clipboardData || window.clipboardData).getData("text/plain").replace(/\s+/g, " ");
     document.execCommand("insertText", false, t);
   });
+  // Text typed at a word's edge lands inside its span (the browser keeps the caret
+  // there); words typed next to a marked word are moved out of it, so the mark stays on
+  // the model's word alone while the annotator edits around it.
+  function keepMarksOnWords() {
+    const sel = selection(), range = sel && sel.rangeCount ? sel.getRangeAt(0) : null;
+    for (const span of ed.querySelectorAll("span.w")) {
+      const orig = span.dataset.t, t = span.textContent;
+      if (t === orig || !/\s/.test(t)) continue;
+      const after = t.startsWith(orig) ? t.slice(orig.length) : "";
+      const before = !after && t.endsWith(orig) ? t.slice(0, t.length - orig.length) : "";
+      if (!after && !before) continue; // the word itself was edited: its mark stays on it
+      const caret = range && span.contains(range.startContainer) ? range.startOffset : -1;
+      span.textContent = orig;
+      const extra = document.createTextNode(after || before);
+      let node = null, offset = 0;
+      if (after) {
+        span.after(extra);
+        if (caret > orig.length) { node = extra; offset = caret - orig.length; }
+      } else {
+        span.before(extra);
+        if (caret >= 0 && caret <= before.length) { node = extra; offset = caret; }
+        else if (caret >= 0) { node = span.firstChild; offset = caret - before.length; }
+      }
+      if (node) { const r = document.createRange(); r.setStart(node, offset); r.collapse(true); sel.removeAllRanges(); sel.addRange(r); }
+    }
+  }
   ed.addEventListener("input", () => {
+    keepMarksOnWords();
     const now = performance.now();
     if (state.firstEdit === null) state.firstEdit = now;
     state.lastEdit = now;
