@@ -253,7 +253,10 @@ def correct_one(page, reference: str, autoplay: bool, measure_hops: bool = True)
     if i < len(hyp):
         page.keyboard.press("Shift+End")
         edit_keys += 1
-    typed = (" " if i >= len(hyp) else "") + " ".join(ref[j:])
+    # Ctrl+Right stops at a word's end on Linux, so the word-by-word selection starts with
+    # the space before the word: the typed text puts it back, as a person seeing it would
+    lead = i >= len(hyp) or state(page)["selected"][:1].isspace()
+    typed = (" " if lead else "") + " ".join(ref[j:])
     page.keyboard.type(typed)
     expected = " ".join(hyp[:i] + ref[j:])
     # 4. save
