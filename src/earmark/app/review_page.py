@@ -71,13 +71,22 @@ def _save(payload: dict[str, Any], shown: review.ReviewItem) -> None:
 def _on_save() -> None:
     payload = event("save")
     if isinstance(payload, dict) and payload.get("clip") == ss.get("clip_id"):
-        _save(payload, _shown_item())
+        try:
+            _save(payload, _shown_item())
+        except EarmarkError as exc:  # the clip could not even be read again
+            ss.save_error = str(exc)
+            ss.attempt += 1
 
 
 def _on_skip() -> None:
     payload = event("skip")
     if isinstance(payload, dict) and payload.get("clip") == ss.get("clip_id"):
-        review.skip(proj, ss.clip_id, holder)
+        try:
+            review.skip(proj, ss.clip_id, holder)
+        except EarmarkError as exc:
+            ss.save_error = str(exc)
+            ss.attempt += 1
+            return
         ss.skipped = [*ss.skipped, ss.clip_id]
         _done()
 
@@ -136,11 +145,13 @@ if audible:
                        tag=f"{item.clip_id}:{item.seen_correction_id}")
     first_visit = bool(guidelines) and not ss.get("guidelines_seen")
     ss.guidelines_seen = True
-    editor(editor_data(item, wav, samples, threshold=cfg.selection.low_confidence,
+    data = editor_data(item, wav, samples, threshold=cfg.selection.low_confidence,
                        review=cfg.review, marks=marks_shown(item.clip_id, cfg.review.unmarked_share),
                        draft=draft, guidelines=guidelines, show_guidelines=first_visit,
-                       attempt=ss.attempt),
-           on_save=_on_save, on_skip=_on_skip, on_alive=_on_alive, on_browser=_on_alive)
+                       attempt=ss.attempt)
+    # the editor says which browser it is in while this session does not know it yet
+    data["browser_known"] = bool(event("browser"))
+    editor(data, on_save=_on_save, on_skip=_on_skip, on_alive=_on_alive, on_browser=_on_alive)
     keys = cfg.review.keys
     st.caption(f"**{' / '.join(keys.save_next)}** saves and opens the next clip · "
                f"**{' / '.join(keys.play_pause)}** plays and pauses · "

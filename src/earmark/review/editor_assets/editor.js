@@ -190,7 +190,7 @@ function build(host, data, api) {
   }
   function unsure(step) {
     const all = lows();
-    if (!all.length) return;
+    if (!all.length) return false; // nothing marked: the key keeps its usual meaning
     const range = caretNode();
     let target = null;
     if (!range) target = step > 0 ? all[0] : all[all.length - 1];
@@ -256,9 +256,11 @@ function build(host, data, api) {
     if (e.key === "?" && e.target !== ed) { e.preventDefault(); actions.help(); return; }
     for (const [action, keys] of keymap) {
       if (keys.some((k) => matches(k, e))) {
-        e.preventDefault(); e.stopPropagation();
         if (open && action !== "help" && action !== "guidelines") open.remove();
-        actions[action]();
+        // an action that does nothing here (Tab without marked words) leaves the key alone,
+        // so Tab still moves on from the editor
+        if (actions[action]() === false) return;
+        e.preventDefault(); e.stopPropagation();
         return;
       }
     }
@@ -312,7 +314,7 @@ function build(host, data, api) {
     browserId = localStorage.getItem("earmark-browser");
     if (!browserId) { browserId = Math.random().toString(36).slice(2, 12); localStorage.setItem("earmark-browser", browserId); }
   } catch (e) { browserId = null; }
-  if (browserId && !window.__earmarkBrowserSent) { window.__earmarkBrowserSent = true; api.setStateValue("browser", browserId); }
+  if (browserId && !data.browser_known) api.setStateValue("browser", browserId);
 
   // --- the lease lives while the tab is open ---------------------------------------------
   if (data.keepalive > 0) state.timers.push(setInterval(() => state.send("alive", Date.now()), data.keepalive * 1000));
