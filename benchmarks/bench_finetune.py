@@ -258,7 +258,7 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: 
                    test_error_auc=round(ev.confidence.auc, 4), test_ece=round(ev.confidence.ece, 4),
                    test_decode_seconds=round(ev.decode_seconds, 1))
         if reference:
-            from earmark.evaluate.heldout import find_version
+            from earmark.models.versions import find_version
 
             ow = openai_transcribe_wer(find_version(project, res.version).spec, test_manifest)
             errors["openai_transcribe"] = ow["clip_errors"]

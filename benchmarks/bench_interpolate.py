@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from earmark.config import DecodeConfig
     from earmark.evaluate.heldout import evaluate_audio, manifest_clips
-    from earmark.models.loading import load_model, torch_threads
+    from earmark.models.device import torch_threads
+    from earmark.models.loading import load_model
     from earmark.train.trainable import interpolate, trainable_state
 
     clips = manifest_clips(args.manifest)

@@ -112,13 +112,13 @@ def phase_rank(work: Path, limit: int, threads: int) -> dict:
 
     from earmark.store.project import open_project
     from earmark.ranking.rank import rank
-    from earmark.store.db import Transcript
+    from earmark.store.db import TranscriptRow
 
     project = open_project(work / "proj")
 
     def count() -> int:
         with project.store.session() as s:
-            return s.scalar(select(func.count()).select_from(Transcript)) or 0
+            return s.scalar(select(func.count()).select_from(TranscriptRow)) or 0
 
     decode = replace(project.config.decode, threads=threads)
     with Sampler(count) as s:
@@ -137,19 +137,19 @@ def phase_queue(work: Path) -> dict:
     from earmark.store.project import open_project
     from earmark.ranking.rank import build_queue
     from earmark.review.reports import queue, status
-    from earmark.store.db import Clip, Transcript
+    from earmark.store.db import Clip, TranscriptRow
 
     project = open_project(work / "proj")
     mv = project.store.active_model()
     with project.store.session() as s:
-        real = s.scalars(select(Transcript).where(Transcript.model_version_id == mv.id)
-                         .order_by(Transcript.clip_id)).all()
+        real = s.scalars(select(TranscriptRow).where(TranscriptRow.model_version_id == mv.id)
+                         .order_by(TranscriptRow.clip_id)).all()
         done = {t.clip_id for t in real}
         missing = [c for c in s.scalars(select(Clip.id).order_by(Clip.id)) if c not in done]
         # SYNTHETIC rows: copies of real transcripts, so that the queue has 10,000 to order
         for k, clip_id in enumerate(missing):
             t = real[k % len(real)]
-            s.add(Transcript(clip_id=clip_id, model_version_id=mv.id, text=t.text, tokens=t.tokens,
+            s.add(TranscriptRow(clip_id=clip_id, model_version_id=mv.id, text=t.text, tokens=t.tokens,
                              words=t.words, avg_logprob=t.avg_logprob, no_speech_prob=t.no_speech_prob,
                              compression_ratio=t.compression_ratio, scores=t.scores))
     del real

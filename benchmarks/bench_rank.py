@@ -65,7 +65,7 @@ def run_earmark(rows: list[dict], threads: int) -> dict:
     from earmark.ingest import import_audio
     from earmark.store.project import init_project
     from earmark.ranking.rank import rank
-    from earmark.store.db import Clip, Source, Transcript
+    from earmark.store.db import Clip, Source, TranscriptRow
 
     # the libraries are imported before the clock starts, as for the other tools; the
     # model load, decoding, database writes and queue build are all timed
@@ -84,10 +84,10 @@ def run_earmark(rows: list[dict], threads: int) -> dict:
         report = rank(project, progress=False)
         wall = time.perf_counter() - start
         with project.store.session() as s:
-            got = s.execute(select(Source.path, Transcript.text, Transcript.avg_logprob,
-                                   Transcript.tokens, Transcript.words)
+            got = s.execute(select(Source.path, TranscriptRow.text, TranscriptRow.avg_logprob,
+                                   TranscriptRow.tokens, TranscriptRow.words)
                             .join(Clip, Clip.source_id == Source.id)
-                            .join(Transcript, Transcript.clip_id == Clip.id)).all()
+                            .join(TranscriptRow, TranscriptRow.clip_id == Clip.id)).all()
     # the project stores resolved paths; the manifest's may pass through a link
     by_path = {p: (t, lp, len(tok), len(w)) for p, t, lp, tok, w in got}
     stored = [by_path.get(str(Path(r["audio"]).resolve())) for r in rows]

@@ -22,7 +22,7 @@ from earmark.ingest import import_audio
 from earmark.store.project import init_project
 from earmark.ranking.rank import rank
 from earmark.ranking.strategies import DEFAULT_STRATEGY, STRATEGIES, get_strategy
-from earmark.store.db import Clip, Transcript
+from earmark.store.db import Clip, TranscriptRow
 
 
 def main() -> None:
@@ -40,8 +40,8 @@ def main() -> None:
         import_audio(project, manifest)
         report = rank(project)
         with project.store.session() as s:
-            data = s.execute(select(Clip.reference_text, Transcript.text, Transcript.scores)
-                             .join(Transcript, Transcript.clip_id == Clip.id)).all()
+            data = s.execute(select(Clip.reference_text, TranscriptRow.text, TranscriptRow.scores)
+                             .join(TranscriptRow, TranscriptRow.clip_id == Clip.id)).all()
     wers = np.array([clip_wer(ref, hyp) for ref, hyp, _ in data])
     figures: dict[str, float | int | str] = {}
     print(f"{len(data)} clips, corpus mean clip WER {wers.mean():.3f}")

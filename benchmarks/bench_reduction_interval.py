@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_finetune import openai_transcribe_wer, scored_speakers
     from common import write_result
-    from earmark.evaluate.heldout import evaluate, find_version
+    from earmark.evaluate.heldout import evaluate
+    from earmark.models.versions import find_version
     from earmark.evaluate.metrics import relative_reduction
-    from earmark.models.loading import torch_threads
+    from earmark.models.device import torch_threads
     from earmark.store.project import open_project
 
     manifest = args.workdir / "test.jsonl"

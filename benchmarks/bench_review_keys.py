@@ -1,6 +1,6 @@
 """Keys and seconds a keyboard-only annotator spends per clip in the review editor.
 
-Makes a project of the shipped clips (``data_samples/``, whose references play the
+Makes a project of the shipped clips (``src/earmark/samples/``, whose references play the
 annotator's ears), serves it with ``earmark review``, and in headless Chromium corrects
 five clips with the keyboard alone, once with autoplay off and once with it on. Per
 clip the annotator
@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "data_samples"
+SAMPLES = REPO / "src" / "earmark" / "samples"
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

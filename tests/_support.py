@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "data_samples"
+SAMPLES = REPO / "src" / "earmark" / "samples"
 SHARED = REPO.parent / "shared" / "data" / "speechocean762"
 SR = 16_000
 

@@ -63,7 +63,7 @@ def handmade(tmp_path):
 
     from earmark.ingest import import_audio
     from earmark.store.project import init_project
-    from earmark.store.db import Clip, QueueEntry, Transcript
+    from earmark.store.db import Clip, QueueEntry, TranscriptRow
 
     project = init_project(tmp_path / "handmade")
     import_audio(project, write_manifest(tmp_path, ("s06", "s09", "s17")), progress=False)
@@ -72,7 +72,7 @@ def handmade(tmp_path):
         ids = s.scalars(select(Clip.id).order_by(Clip.id)).all()
         for rank, cid in enumerate(ids, start=1):
             score = float(4 - rank)
-            s.add(Transcript(clip_id=cid, model_version_id=mv.id, text=f" hello world{cid}",
+            s.add(TranscriptRow(clip_id=cid, model_version_id=mv.id, text=f" hello world{cid}",
                              tokens=[], avg_logprob=-0.5, no_speech_prob=0.01,
                              compression_ratio=1.0,
                              words=[{"word": " hello", "start": 0.1, "end": 0.5, "p": 0.9},

@@ -89,7 +89,7 @@ def test_replay_takes_the_surest_uncorrected_clips_with_the_models_text(tmp_path
     from earmark.train.dataset import replay_examples
     from earmark.ingest import import_audio
     from earmark.store.project import init_project
-    from earmark.store.db import Clip, Correction, Transcript
+    from earmark.store.db import Clip, Correction, TranscriptRow
 
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in sample_rows()[:5]))
@@ -102,7 +102,7 @@ def test_replay_takes_the_surest_uncorrected_clips_with_the_models_text(tmp_path
         for clip, (text, lp, flags) in zip(clips, [("zero", -0.5, []), ("one", -0.2, []),
                                                    ("two", -0.1, ["loop"]), ("three", -0.05, []),
                                                    ("four", -0.01, [])]):
-            s.add(Transcript(clip_id=clip.id, model_version_id=mv.id, text=text, tokens=[], words=[],
+            s.add(TranscriptRow(clip_id=clip.id, model_version_id=mv.id, text=text, tokens=[], words=[],
                              avg_logprob=lp, no_speech_prob=0.0, compression_ratio=1.0,
                              scores={"flags": flags}))
         s.add(Correction(clip_id=clips[4].id, text="corrected", annotator="a"))  # not replayed

@@ -42,7 +42,7 @@ def read_lines(path: Path) -> list[dict]:
 
 def test_jsonl_export_holds_the_newest_unflagged_corrections(corrected, tmp_path):
     from earmark.export import export
-    from earmark.ingest import read_manifest
+    from earmark.sources import read_manifest
 
     project, texts = corrected
     r = export(project, "jsonl", tmp_path / "out")

@@ -21,8 +21,9 @@ from sqlalchemy import select
 
 from _support import REPO, sample_rows
 from earmark.config import FinetuneConfig, ProjectConfig
-from earmark.train.finetune import gate_message
-from earmark.train.trainer import STATE_FILE, lr_factor, window_text
+from earmark.train.gate import gate_message
+from earmark.train.teacher import lr_factor, window_text
+from earmark.train.trainer import STATE_FILE
 
 CLIPS = ["s06", "s09", "s13", "s16", "s19", "s23", "s26", "s30"]  # the easy clip of each voice
 # without augmentation the 6 training clips fill one 30 s window (with it, two: clips
@@ -104,7 +105,7 @@ def test_a_new_run_never_takes_the_name_of_a_folder_left_on_disk(project):
 
 
 def test_a_copied_project_loads_its_own_checkpoints(project, tmp_path):
-    from earmark.ranking.rank import version_spec
+    from earmark.models.versions import version_spec
     from earmark.store.db import ModelVersion
 
     # the spec was written in the folder the project was copied from
@@ -150,7 +151,7 @@ def test_the_encoder_learns_at_its_own_rate(mode):
     import torch
 
     from earmark.train.trainable import prepare_model
-    from earmark.train.trainer import optimizer
+    from earmark.train.teacher import optimizer
 
     class Toy(torch.nn.Module):  # named like Whisper's two halves
         def __init__(self):
@@ -505,23 +506,23 @@ def test_resume_says_which_flags_it_leaves_unused():
 
 def test_cli_flags_become_a_finetune_config():
     from earmark.cli.main import build_parser
-    from earmark.cli.train import finetune_config
+    from earmark.cli.flags import overrides
 
     args = build_parser().parse_args(["finetune", "p", "--mode", "lora", "--epochs", "2", "--lr", "3e-4",
                                       "--no-augment", "--replay", "0.5", "--seed", "7", "--resume",
                                       "--interpolate", "1", "--encoder-lr-scale", "2", "--drift-clips", "0",
                                       "--max-drift", "0.2"])
-    cfg = finetune_config(args, FinetuneConfig())
+    cfg = overrides(args, FinetuneConfig())
     assert (cfg.mode, cfg.epochs, cfg.lr, cfg.augment, cfg.replay_fraction, cfg.seed, cfg.interpolate,
             cfg.encoder_lr_scale, cfg.drift_clips, cfg.max_drift) == ("lora", 2, 3e-4, False, 0.5, 7, 1.0, 2.0, 0, 0.2)
     assert args.resume
-    assert finetune_config(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
-    cfg = finetune_config(build_parser().parse_args(["finetune", "p", "--dev-confidence", "0"]), SMALL)
+    assert overrides(build_parser().parse_args(["round", "p"]), SMALL) == SMALL
+    cfg = overrides(build_parser().parse_args(["finetune", "p", "--dev-confidence", "0"]), SMALL)
     assert cfg.dev_confidence == 0.0
 
 
 def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
-    from earmark.train.trainer import improves
+    from earmark.train.gate import improves
 
     best = {"wer": 0.30, "cer": 0.15}
     assert improves({"wer": 0.29, "cer": 0.20}, best)
@@ -532,7 +533,7 @@ def test_a_dev_score_improves_on_lower_wer_or_equal_wer_and_lower_cer():
 
 
 def test_newer_weights_are_kept_unless_the_best_is_clearly_better():
-    from earmark.train.trainer import clearly_worse
+    from earmark.train.gate import clearly_worse
 
     best = {"wer": 0.40, "clip_errors": [2, 1, 3, 0, 2, 1, 2, 3, 1, 2] * 3}
     noise = {"wer": 0.42, "clip_errors": [2, 2, 3, 0, 1, 1, 2, 3, 2, 2] * 3}  # +1 here, -1 there
@@ -546,7 +547,7 @@ def test_newer_weights_are_kept_unless_the_best_is_clearly_better():
 
 
 def test_weights_that_pass_the_gate_are_not_swapped_for_tied_ones_that_fail_it():
-    from earmark.train.trainer import beats_parent, held_back
+    from earmark.train.gate import beats_parent, held_back
 
     parent = {"wer": 0.355}
     passing, failing = {"wer": 0.290}, {"wer": 0.371}

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from _support import SR, tone, write_wav
 from earmark.errors import BadManifest
-from earmark.ingest import import_audio, read_manifest
+from earmark.ingest import import_audio
+from earmark.sources import read_manifest
 from earmark.review.reports import status
 from earmark.store.db import Clip, Correction, Source
 

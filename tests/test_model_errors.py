@@ -173,7 +173,7 @@ def test_a_versions_damaged_checkpoint_says_how_to_go_on(tmp_path, project):
     assert str(path) in message and "model version ft-001" in message
     assert f"earmark rank {project.root} --model NAME" in message and "tiny.en" in message
     assert "ft-000" not in message  # its checkpoint is gone too: no way to go on
-    from earmark.ranking.rank import lookup_version
+    from earmark.models.versions import lookup_version
 
     project.store.set_active(lookup_version(project, "ft-001").id)
     with pytest.raises(CorruptCheckpoint, match="model version ft-001"):  # ranking with it, active
@@ -233,7 +233,7 @@ def test_check_decode_config_passes_the_defaults_and_cpu():
 def test_check_device_refuses_a_gpu_this_machine_lacks(monkeypatch):
     import torch
 
-    from earmark.models.loading import check_device
+    from earmark.models.device import check_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

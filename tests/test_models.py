@@ -108,9 +108,9 @@ def test_threads_are_capped_at_the_cores(monkeypatch, capsys):
     """1,000 threads on two cores makes torch crawl; a mistyped count must not look hung."""
     import torch
 
-    from earmark.cli import main as cli
+    from earmark.cli import common as cli
 
-    from earmark.models import loading as models
+    from earmark.models import device as models
 
     monkeypatch.setattr(models, "cpu_cores", lambda: 2)
     assert models.usable_threads(1000) == 2

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from _support import SAMPLES
 from earmark.errors import PoolExhausted, SchemaTooNew
 from earmark.store.db import (SCHEMA_VERSION, Clip, Correction, Lease, Meta, ModelVersion,
-                           QueueEntry, Round, Source, Store, Transcript, migrate, schema_version,
+                           QueueEntry, Round, Source, Store, TranscriptRow, migrate, schema_version,
                            utcnow)
 
 DB_NAME = "earmark_test"
@@ -188,7 +188,7 @@ def _queue(store: Store, clip_ids: list[int]) -> None:
     with store.session() as s:
         for rank, cid in enumerate(clip_ids, start=1):
             score = float(len(clip_ids) + 1 - rank)
-            s.add(Transcript(clip_id=cid, model_version_id=mv.id, text=f" hello world{cid}",
+            s.add(TranscriptRow(clip_id=cid, model_version_id=mv.id, text=f" hello world{cid}",
                              tokens=[{"id": 1, "text": " hello", "p": 0.9, "entropy": 0.1}],
                              words=[{"word": " hello", "start": 0.1, "end": 0.5, "p": 0.9},
                                     {"word": f" world{cid}", "start": 0.5, "end": 1.0, "p": 0.2}],

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from _support import REPO, SAMPLES, wer
 from earmark.review.reports import mark_words, queue, status
-from earmark.store.db import QueueEntry, Transcript
+from earmark.store.db import QueueEntry, TranscriptRow
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def test_queue_puts_the_clips_with_most_errors_first(ranked_project):
     st = status(ranked_project)
     assert len(rows) == st.clips == st.transcribed == st.queued > 20
     with ranked_project.store.session() as s:
-        refs = dict(s.execute(select(Transcript.clip_id, Transcript.text)).all())
+        refs = dict(s.execute(select(TranscriptRow.clip_id, TranscriptRow.text)).all())
     from earmark.store.db import Clip
 
     with ranked_project.store.session() as s:
@@ -74,11 +74,11 @@ def test_rank_stores_embeddings_so_the_diverse_strategy_spreads_the_queue(ranked
     """Without the encoder states rank stored, diverse-errors-per-second would be plain
     errors-per-second: the k-center spread needs an embedding for every shortlisted clip."""
     from earmark.config import SelectionConfig
-    from earmark.ranking.rank import build_queue, candidates, pack_embedding, unpack_embedding
+    from earmark.ranking.rank import build_queue, pack_embedding, pool_candidates, unpack_embedding
 
     mv = ranked_project.store.active_model()
-    assert all(c.embedding is None for c in candidates(ranked_project, mv.id))  # not unless asked
-    pool = candidates(ranked_project, mv.id, embeddings=True)
+    assert all(c.embedding is None for c in pool_candidates(ranked_project, mv.id))  # not unless asked
+    pool = pool_candidates(ranked_project, mv.id, embeddings=True)
     assert all(c.embedding is not None and len(c.embedding) == 384 for c in pool)  # tiny's state
     assert len({c.embedding for c in pool}) == len(pool)  # each clip its own, packed or not
     first = np.asarray(pool[0].embedding)
@@ -114,14 +114,14 @@ def test_killed_rank_resumes_without_losing_or_repeating_work(tmp_path):
     done = 0
     while time.time() < deadline and proc.poll() is None:
         with project.store.session() as s:
-            done = s.scalar(select(func.count()).select_from(Transcript))
+            done = s.scalar(select(func.count()).select_from(TranscriptRow))
         if done >= 2:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with project.store.session() as s:
-        kept = dict(s.execute(select(Transcript.clip_id, Transcript.id)).all())
+        kept = dict(s.execute(select(TranscriptRow.clip_id, TranscriptRow.id)).all())
         total = s.scalar(select(func.count()).select_from(
             __import__("earmark.store.db", fromlist=["Clip"]).Clip))
     assert 2 <= len(kept) < total, "the run should have been killed part way"
@@ -130,7 +130,7 @@ def test_killed_rank_resumes_without_losing_or_repeating_work(tmp_path):
     assert out.returncode == 0, out.stderr
     assert f"transcribed {total - len(kept)} clips" in out.stdout
     with project.store.session() as s:
-        after = dict(s.execute(select(Transcript.clip_id, Transcript.id)).all())
+        after = dict(s.execute(select(TranscriptRow.clip_id, TranscriptRow.id)).all())
         assert s.scalar(select(func.count()).select_from(QueueEntry)) == total
     assert len(after) == total
     assert all(after[c] == i for c, i in kept.items())  # earlier work kept, not redone
@@ -186,7 +186,7 @@ def test_demo_runs_the_loop_on_the_shipped_samples(tmp_path):
     assert "queue: 32 clips ordered by errors-per-second" in out.stdout
     assert "next: earmark review" in out.stdout
     # each step shows the command that repeats it by hand, arguments included
-    assert f"$ earmark import {tmp_path / 'd'} " in out.stdout and "data_samples/manifest.jsonl" in out.stdout
+    assert f"$ earmark import {tmp_path / 'd'} " in out.stdout and "earmark/samples/manifest.jsonl" in out.stdout
     assert f"$ earmark queue {tmp_path / 'd'} --top 5" in out.stdout
     again = _earmark("demo", str(tmp_path / "d"), "--no-app")
     assert again.returncode == 2 and "--fresh" in again.stderr

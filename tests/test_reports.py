@@ -7,10 +7,10 @@ import argparse
 import pytest
 from sqlalchemy import select
 
-from earmark.cli.main import count, number, plural, port, positive_float, positive_int
+from earmark.cli.common import count, number, plural, port, positive_float, positive_int
 from earmark.review.reports import queue, status
 from earmark.rounds import queue_change
-from earmark.store.db import Clip, Correction, QueueEntry, Transcript
+from earmark.store.db import Clip, Correction, QueueEntry, TranscriptRow
 
 
 def _queue_three_clips(project, copy_samples):
@@ -21,7 +21,7 @@ def _queue_three_clips(project, copy_samples):
     with project.store.session() as s:
         ids = sorted(s.scalars(select(Clip.id)))
         for rank, cid in enumerate(ids, 1):
-            s.add(Transcript(clip_id=cid, model_version_id=mv.id, text="a b", tokens=[],
+            s.add(TranscriptRow(clip_id=cid, model_version_id=mv.id, text="a b", tokens=[],
                              words=[{"word": " a", "start": 0, "end": 1, "p": 0.9}], avg_logprob=-0.1,
                              no_speech_prob=0.0, compression_ratio=1.0, scores={}))
             s.add(QueueEntry(clip_id=cid, rank=rank, score=1.0 / rank, strategy="test", model_version_id=mv.id))

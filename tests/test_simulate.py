@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
-import earmark.models.loading
-import earmark.simulate as sim
-import earmark.decode.decoder
+import earmark.simulate.run as sim
 from earmark.config import SimulateConfig
 from earmark.errors import BadConfig
 from earmark.ranking.strategies import Candidate, get_strategy
@@ -134,7 +133,7 @@ def test_too_few_speakers_fail_before_the_model_loads(tmp_path, monkeypatch):
     def no_model(*a, **k):
         raise AssertionError("the model loaded before the speaker check")
 
-    monkeypatch.setattr(earmark.models.loading, "load_model", no_model)
+    monkeypatch.setattr(sim, "load_model", no_model)
     cfg = SimulateConfig(strategies=("random",), test_speakers=2, dev_speakers=1)
     with pytest.raises(BadConfig, match="3 speakers cannot give 2 test and 1 dev.*--test-speakers"):
         sim.simulate(manifest_of(tmp_path, 3), cfg, tmp_path / "out", log=lambda m: None)
@@ -145,22 +144,22 @@ def test_a_bad_manifest_is_named_with_its_line(tmp_path):
     from earmark.errors import BadManifest
 
     with pytest.raises(BadManifest, match="gone.jsonl: no such manifest"):
-        sim.read_manifest(tmp_path / "gone.jsonl")
+        sim.read_study_manifest(tmp_path / "gone.jsonl")
     m = tmp_path / "m.jsonl"
     m.write_text('{"audio": "a.wav", "text": "hi", "speaker": "s1"}\n{"audio": "b.wav", "text": "yo"}\n')
     with pytest.raises(BadConfig, match=r"m.jsonl:2: simulate needs 'audio', 'speaker' and 'text'"):
-        sim.read_manifest(m)
+        sim.read_study_manifest(m)
     m.write_text('{"audio": "a.wav", "text": "hi", "speaker": "s1"}\n{oops\n')
     with pytest.raises(BadManifest, match=r"m.jsonl:2: not valid JSON"):
-        sim.read_manifest(m)
+        sim.read_study_manifest(m)
     c = tmp_path / "m.csv"
     c.write_text("audio,text,speaker,duration\nclips/a.wav,hi,s1,2.5\n")
-    (row,) = sim.read_manifest(c)
+    (row,) = sim.read_study_manifest(c)
     assert row["audio"] == str(tmp_path / "clips" / "a.wav") and row["duration"] == "2.5"
 
 
 def test_random_is_required_before_any_work(tmp_path, monkeypatch):
-    monkeypatch.setattr(sim, "read_manifest", lambda *a: pytest.fail("the manifest was read"))
+    monkeypatch.setattr(sim, "read_study_manifest", lambda *a: pytest.fail("the manifest was read"))
     with pytest.raises(BadConfig, match="random"):
         sim.simulate(tmp_path / "m.jsonl", SimulateConfig(strategies=("entropy",)), tmp_path / "out")
 
@@ -180,8 +179,8 @@ class TestPartialRounds:
                          features=np.zeros((n, 1, 1), np.float16), frames=np.ones(n, int),
                          embeddings=np.zeros((n, 1), np.float32))
 
-        monkeypatch.setattr(earmark.models.loading, "load_model", lambda *a, **k: object())
-        monkeypatch.setattr(earmark.decode.decoder, "Decoder", lambda *a, **k: object())
+        monkeypatch.setattr(sim, "load_model", lambda *a, **k: object())
+        monkeypatch.setattr(sim, "Decoder", lambda *a, **k: object())
         monkeypatch.setattr(sim, "encode_study", study)
         monkeypatch.setattr(sim, "decode", lambda decoder, study, idx, batch=16: {i: None for i in idx})
         monkeypatch.setattr(sim, "error_detection", lambda *a: {})
@@ -193,7 +192,7 @@ class TestPartialRounds:
                 for rnd, wer in enumerate((0.5, 0.4)):
                     r = RoundResult(name, seed, rnd, rnd, float(rnd), 0.0, wer, wer, 0.0)
                     with partial.open("a") as f:
-                        f.write(json.dumps(sim.asdict(r)) + "\n")
+                        f.write(json.dumps(asdict(r)) + "\n")
                     out.append(r)
                     if fail["now"]:
                         raise RuntimeError("stopped")

@@ -194,7 +194,7 @@ def test_a_misspelt_setting_in_earmark_json_is_named_not_silently_ignored(tmp_pa
 
 
 def test_a_mistyped_version_name_lists_the_projects_versions(project):
-    from earmark.ranking.rank import switch_model
+    from earmark.models.versions import switch_model
 
     with pytest.raises(ModelWeightsNotFound, match=r"nor is it a version of this project \(its versions: "
                                                     r"tiny.en; see `earmark models`\)"):

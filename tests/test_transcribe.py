@@ -169,7 +169,7 @@ def test_batched_loop_detector_matches_the_scalar_one():
 
 def test_packed_clips_with_too_few_or_too_many_words_are_suspect():
     from earmark.decode.packing import Placement, suspect
-    from earmark.decode.decoder import WordScore
+    from earmark.decode.types import WordScore
 
     place = Placement(index=0, start=5.0, duration=3.0)
     spill = [WordScore(" over", 4.2, 5.4, 0.9, 1), WordScore(" edge", 7.9, 8.8, 0.9, 1)]

@@ -30,20 +30,38 @@ class Segment:
     duration: float
 
 
-def find_audio(folder: Path, extensions: tuple[str, ...], skip_marker: str | None = None) -> list[Path]:
+def find_audio(folder: Path, extensions: tuple[str, ...], skip_marker: str | None = None,
+               problems: list[str] | None = None) -> list[Path]:
     """Return every entry with an audio extension below ``folder`` (recursively), sorted.
 
     Links to folders are not followed (a link back up would loop). A folder below
     ``folder`` holding a file named ``skip_marker`` is left out with all it holds: an
     earmark project kept among the recordings must not have its own clips, exports and
     snapshots imported as new audio.
+
+    Parameters
+    ----------
+    problems
+        When given, one line is appended for each folder that could not be listed (its
+        files are missing from the result) and for each folder named like an audio file
+        (searched as a folder), so that neither is left out unsaid.
     """
     exts = {e.lower() for e in extensions}
     found = []
-    for here, dirs, files in os.walk(folder):
+
+    def unlisted(exc: OSError) -> None:
+        if problems is not None:
+            problems.append(f"{exc.filename}: cannot list this folder ({exc.strerror or exc}), so "
+                            "none of its files were imported; make it readable (chmod +rx) and "
+                            "import again")
+
+    for here, dirs, files in os.walk(folder, onerror=unlisted):
         if skip_marker and skip_marker in files and Path(here) != folder:
             dirs.clear()
             continue
+        if problems is not None:
+            problems += [f"{Path(here) / d}: a folder named like an audio file; searched as a folder, "
+                         "not imported as a recording" for d in dirs if Path(d).suffix.lower() in exts]
         # everything but folders, broken links and pipes included: the import names them
         # as rejected instead of leaving them out unsaid
         found += [Path(here) / f for f in files if Path(f).suffix.lower() in exts]
@@ -105,6 +123,13 @@ def load_audio(path: Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
         # libsndfile's error_string omits the path, which the message already starts with
         detail = str(getattr(exc, "error_string", None) or exc).strip()
         reason = f"{type(exc).__name__}: {detail}" if detail else "not an audio file this build can decode"
+        if "not a regular file" in detail and path.is_file():
+            # libsndfile says so of a regular file its MP3 reader finds no frame in, which
+            # sends the person looking for a missing file
+            reason = "no audio stream found in it" + (", it holds text" if _looks_like_text(path) else "")
+            raise UnreadableAudio(f"{path}: not decodable audio ({reason}); check it is really "
+                                  f"{path.suffix.lstrip('.') or 'an audio'} audio, not another kind "
+                                  "of file renamed") from exc
         raise UnreadableAudio(f"{path}: cannot decode audio ({reason}); "
                               "check the file is a wav, flac, ogg or mp3 file and not truncated") from exc
     declared = wav_header_seconds(path)
@@ -114,12 +139,30 @@ def load_audio(path: Path, cfg: AudioConfig = AudioConfig()) -> np.ndarray:
                               f"{declared:.2f} s); copy or export the file again")
     if not np.isfinite(audio).all():  # checked before resampling, which would smear it
         raise UnreadableAudio(f"{path}: contains NaN or infinite samples; re-export the file")
+    if rate <= 0:  # a damaged header; resampling would divide by it
+        raise UnreadableAudio(f"{path}: the header gives a sample rate of {rate} Hz, which no "
+                              "recording has; the header is damaged: export the file again")
     if rate != SAMPLE_RATE and audio.size:
         import librosa
 
-        audio = librosa.resample(audio, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+        try:
+            audio = librosa.resample(audio, orig_sr=rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
+        except (ValueError, ArithmeticError, MemoryError) as exc:  # an absurd rate in the header
+            raise UnreadableAudio(f"{path}: cannot resample from the {rate} Hz its header gives "
+                                  f"({type(exc).__name__}: {exc}); export the file again at a usual "
+                                  "rate (16000, 44100 or 48000 Hz)") from exc
     check_audio(audio, str(path), cfg)
     return audio.astype(np.float32, copy=False)
+
+
+def _looks_like_text(path: Path) -> bool:
+    """True when the file's first bytes are printable UTF-8 text."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256).decode("utf-8")
+    except (OSError, UnicodeDecodeError):  # a multi-byte character cut at 256 bytes: say nothing
+        return False
+    return bool(head) and all(ch.isprintable() or ch in "\r\n\t" for ch in head)
 
 
 def _size(path: Path) -> int | None:

@@ -4,18 +4,13 @@ Each file is decoded to 16 kHz mono, checked, split at silences when longer than
 and written as FLAC clips under ``PROJECT/audio``; then its rows are inserted in one
 transaction. A killed import therefore loses at most the file in progress, and a
 re-import skips every file whose content hash is already known (giving it a
-manifest's reference text when it has none). Paths are stored absolute.
-"""
+manifest's reference text when it has none). Paths are stored absolute."""
 
 from __future__ import annotations
 
-import codecs
-import csv
 import hashlib
-import io
-import json
 import os
-from collections import Counter
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,19 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from tqdm.auto import tqdm
 
 from earmark import audio as au
-from earmark.errors import BadConfig, BadManifest, UnreadableAudio
-from earmark.store.project import CONFIG_FILE, Project
+from earmark.errors import BadConfig, UnreadableAudio
+from earmark.sources import ManifestRow, loops, resolve_path, rows_from_source
 from earmark.store.db import Clip, Source
-
-
-@dataclass(frozen=True)
-class ManifestRow:
-    """One file to import, with what the manifest says about it."""
-
-    audio: Path  # absolute, so the project works from any folder
-    text: str | None = None
-    speaker: str | None = None
-    line: int | None = None  # the manifest line (None for a folder import)
+from earmark.store.project import Project
 
 
 @dataclass
@@ -67,176 +53,37 @@ class _Seen:
     known: dict[str, tuple[str, int | None]] = field(default_factory=dict)
 
 
-def _manifest_text(path: Path) -> str:
-    """The manifest's text, decoded as UTF-8 (a byte-order mark, as Excel writes, is dropped)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise BadManifest(f"{path}: no such manifest; check the path (a JSONL or CSV file "
-                          "with an 'audio' column)") from exc
-    except OSError as exc:  # a folder, or no permission
-        raise BadManifest(f"{path}: cannot read the manifest ({exc.strerror or exc}); give a "
-                          "JSONL or CSV file") from exc
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        # utf-8-sig counts positions after the mark it dropped
-        start = exc.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)
-        line = data[:start].count(b"\n") + 1
-        raise BadManifest(f"{path}:{line}: not UTF-8 text (byte 0x{data[start]:02x}); save the "
-                          "manifest as UTF-8 (in Excel: 'CSV UTF-8')") from exc
-
-
-def _csv_rows(path: Path, text: str) -> list[tuple[int, dict]]:
-    # strict: a quote left open would otherwise swallow every later row into one field
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    rows: list[tuple[int, dict]] = []
-    try:
-        if not reader.fieldnames or "audio" not in reader.fieldnames:
-            raise BadManifest(f"{path}: the CSV header has no 'audio' column "
-                              f"(columns: {reader.fieldnames}); add one")
-        for row in reader:
-            # line_num is the last physical line read: a quoted field may span several
-            if None in row:  # more fields than the header: an unquoted comma in a text
-                raise BadManifest(f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(row[None])} "
-                                  f"fields where the header has {len(reader.fieldnames)}; put a text "
-                                  'holding commas in double quotes ("like, this")')
-            rows.append((reader.line_num, row))
-        return rows
-    except csv.Error as exc:  # named by the line its row starts on: an open quote runs to the end
-        start = (rows[-1][0] if rows else 1) + 1
-        raise BadManifest(f"{path}:{start}: not valid CSV ({exc}) in the row starting on this line; "
-                          "fix its quotes") from exc
-
-
-def _jsonl_rows(path: Path, text: str) -> list[tuple[int, dict]]:
-    rows = []
-    # split on newlines only: JSON strings may hold other line separators (U+2028)
-    for n, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadManifest(f"{path}:{n}: not valid JSON ({exc.msg}); fix that line") from exc
-        if not isinstance(row, dict):
-            raise BadManifest(f"{path}:{n}: expected a JSON object per line")
-        rows.append((n, row))
-    return rows
-
-
-def manifest_records(path: Path | str) -> list[tuple[int, dict]]:
-    """Every row of a JSONL or CSV manifest as it is written, with its line number.
-
-    Raises
-    ------
-    BadManifest
-        Missing or unreadable, not UTF-8, or an unparseable line (file and line named).
-    """
-    path = Path(path)
-    text = _manifest_text(path)
-    return _csv_rows(path, text) if path.suffix.lower() == ".csv" else _jsonl_rows(path, text)
-
-
-def read_manifest(path: Path) -> list[ManifestRow]:
-    """Read a JSONL or CSV manifest with an ``audio`` column and optional ``text``, ``speaker``.
-
-    Relative audio paths are taken from the manifest's folder; every path is returned
-    absolute. The file must be UTF-8 (with or without a byte-order mark).
-
-    Raises
-    ------
-    BadManifest
-        Missing or unreadable, not UTF-8, an unparseable line, or a row without
-        ``audio``; the message gives file and line (a CSV's header is line 1).
-    """
-    path = Path(path)
-    base = path.resolve().parent
-    out = []
-    for n, row in manifest_records(path):
-        audio = _field(path, n, row, "audio", int)
-        if audio is None:
-            raise BadManifest(f"{path}:{n}: no 'audio' path; every row needs the audio file's path")
-        out.append(ManifestRow(
-            audio=(base / audio).resolve(),  # an absolute path stays as it is
-            text=_field(path, n, row, "text"),
-            speaker=_field(path, n, row, "speaker", int),
-            line=n,
-        ))
-    return out
-
-
-def _field(path: Path, line: int, row: dict, name: str, *also: type) -> str | None:
-    """A manifest field as text, None when absent or blank.
-
-    Raises
-    ------
-    BadManifest
-        The value is neither a string nor one of ``also`` (a list, say, which would be
-        stored as its Python spelling).
-    """
-    value = row.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, *also)):
-        allowed = " or ".join(["a string", *("a whole number" for t in also if t is int)])
-        raise BadManifest(f"{path}:{line}: '{name}' is {json.dumps(value)[:60]}, not {allowed}; "
-                          "fix that line")
-    text = str(value)
-    return text if text.strip() else None
-
-
-def rows_from_source(source: Path, extensions: tuple[str, ...]) -> list[ManifestRow]:
-    """Files to import from a folder, a manifest, or a single audio file.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``source`` does not exist, or is a folder holding no file with ``extensions``.
-    BadManifest
-        A malformed or empty manifest.
-    """
-    source = Path(source).resolve()
-    if source.is_dir():
-        if (source / CONFIG_FILE).is_file():
-            raise BadConfig(f"{source}: an earmark project folder, not recordings; import the "
-                            "recordings it was made from, or its data with `earmark export "
-                            f"{source}` and then the exported manifest.jsonl")
-        found = au.find_audio(source, extensions, skip_marker=CONFIG_FILE)
-        if not found:
-            raise FileNotFoundError(_no_audio(source, extensions))
-        return [ManifestRow(p) for p in found]
-    if not source.exists():
-        raise FileNotFoundError(f"{source}: no such file or folder")
-    if source.suffix.lower() in (".jsonl", ".json", ".csv"):
-        rows = read_manifest(source)
-        if not rows:
-            raise BadManifest(f"{source}: the manifest lists no audio; add one row per file "
-                              "with an 'audio' path (and 'text', 'speaker' if known)")
-        return rows
-    if source.suffix.lower() not in extensions:  # as a folder's files are chosen
-        raise BadManifest(f"{source}: neither an audio file ({', '.join(extensions)}) nor a manifest "
-                          "(.jsonl, .csv); give one of those, or, if it is audio in another "
-                          "format, add its ending to audio.extensions in the project's earmark.json")
-    return [ManifestRow(source)]
-
-
-def _no_audio(folder: Path, extensions: tuple[str, ...]) -> str:
-    """Why a folder gave nothing to import, and what to do: the file types it does hold."""
-    searched = f"{folder}: no audio files with the extensions {', '.join(extensions)} (searched recursively)"
-    others = Counter(p.suffix.lower() or "(no extension)" for p in folder.rglob("*") if p.is_file())
-    if not others:
-        return f"{searched}; the folder is empty; give the folder that holds the recordings"
-    common = sorted(others.items(), key=lambda e: (-e[1], e[0]))[:5]
-    return (f"{searched}; it holds {sum(others.values())} other files ("
-            + ", ".join(f"{n} {ext}" for ext, n in common) + "); convert them to WAV or FLAC, or "
-            "add their extension to \"audio\": {\"extensions\": [...]} in the project's earmark.json "
-            "if libsndfile reads it (AIFF, for one)")
-
-
 def _path_key(path: Path) -> str:
     # an unreadable file has no content hash; its resolved path keeps its rejection unique
-    return "path:" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:59]
+    return "path:" + hashlib.sha256(str(resolve_path(path)).encode("utf-8", "surrogateescape")).hexdigest()[:59]
+
+
+def _content_key(path: Path) -> str:
+    """The file's content hash; its path key when it cannot be read (it is rejected then)."""
+    try:
+        return au.file_sha256(path) if path.is_file() else _path_key(path)
+    except OSError:
+        return _path_key(path)
+
+
+#: the name :func:`_import_one` gives a stored clip: the source's content hash and its index
+_STORED_CLIP = re.compile(r"([0-9a-f]{64})_\d{4}\.flac")
+
+
+def plural_files(n: int) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n} file{'' if n == 1 else 's'}"
+
+
+def _own_clips(project: Project, rows: list[ManifestRow]) -> list[ManifestRow]:
+    """The rows naming a file inside the project folder: its own stored clips.
+
+    They were resampled to FLAC when imported, so their bytes differ from the recording's
+    and the content hash would take each for a new file: importing them would add every
+    clip a second time.
+    """
+    root = resolve_path(project.root)
+    return [r for r in rows if r.audio.is_relative_to(root)]
 
 
 def import_audio(project: Project, source: Path | str, progress: bool = True) -> ImportReport:
@@ -271,56 +118,108 @@ def import_audio(project: Project, source: Path | str, progress: bool = True) ->
     BadConfig
         ``source`` is inside the project, or is another project's folder.
     """
-    cfg = project.config.audio
-    source = Path(source).resolve()
-    if source.is_relative_to(project.root.resolve()):
+    source = _outside(project, resolve_path(Path(source)))
+    run = _Import(source, *_known_files(project))
+    rows = rows_from_source(source, project.config.audio.extensions, problems=run.report.warnings)
+    rows = _without_own_clips(project, rows, run)
+    for row in tqdm(rows, desc="import", unit="file", disable=not progress):
+        _import_row(project, row, run)
+    if run.copies:
+        run.report.warnings.append(
+            f"{source}: {plural_files(run.copies)} named as this project's stored clips "
+            "(HASH_NNNN.flac of a file it holds); left out as already imported: import the "
+            "original recordings instead")
+    if run.fills or run.speakers:
+        _fill_known(project, run.fills, run.speakers)
+    run.report.texts_added, run.report.speakers_added = len(run.fills), len(run.speakers)
+    return run.report
+
+
+@dataclass
+class _Import:
+    """What an import knows as it goes through the rows."""
+
+    source: Path
+    known: dict[str, _Seen]  # content hash (or path key) -> what is known of that file
+    by_path: dict[str, str]  # path of an imported file -> its content hash
+    stored: dict[str, list]  # content hash -> its clips (path, offset, duration)
+    report: ImportReport = field(default_factory=ImportReport)
+    fills: dict[str, str] = field(default_factory=dict)  # content hash -> text for known files without one
+    speakers: dict[str, str] = field(default_factory=dict)  # content hash -> speaker for known files without one
+    retried: set[str] = field(default_factory=set)  # rejected files tried again in this import
+    copies: int = 0  # the project's own stored clips (HASH_NNNN.flac) met outside its folder
+
+
+def _outside(project: Project, source: Path) -> Path:
+    """``source``, unless it lies inside the project (where earmark keeps its own copies)."""
+    if source.is_relative_to(resolve_path(project.root)):
         raise BadConfig(f"{source}: inside the project folder {project.root}, where earmark keeps "
                         "its own copies of the clips; keep recordings outside the project: move "
                         "them to another folder (or `earmark init` the project elsewhere) and "
                         "import from there")
-    rows = rows_from_source(source, cfg.extensions)
-    report = ImportReport()
+    return source
+
+
+def _without_own_clips(project: Project, rows: list[ManifestRow], run: _Import) -> list[ManifestRow]:
+    """``rows`` less those naming the project's own stored clips (counted as duplicates)."""
+    own = _own_clips(project, rows)
+    if not own:
+        return rows
+    left_out = {id(r) for r in own}
+    run.report.duplicates += len(own)
+    run.report.warnings.append(
+        f"{run.source}: {len(own)} of its files are clips this project stored itself (in "
+        f"{project.audio_dir}); left out, since they are already imported: import the original "
+        "recordings instead")
+    return [r for r in rows if id(r) not in left_out]
+
+
+def _known_files(project: Project) -> tuple[dict[str, _Seen], dict[str, str], dict[str, list]]:
+    """The files the project has seen: by content hash, by path, and their stored clips."""
     with project.store.session() as s:
         known = {sha: _Seen(status == "ok", _values(text, speaker, None))
                  for sha, status, text, speaker in s.execute(
                      select(Source.sha256, Source.status, Source.reference_text, Source.speaker))}
         by_path = dict(s.execute(select(Source.path, Source.sha256).where(Source.status == "ok")).all())
-        stored: dict[str, list] = {}  # content hash -> its clips (path, offset, duration)
+        stored: dict[str, list] = {}
         for sha, *clip in s.execute(select(Source.sha256, Clip.audio_path, Clip.offset, Clip.duration)
                                     .join(Clip, Clip.source_id == Source.id)):
             stored.setdefault(sha, []).append(clip)
-    fills: dict[str, str] = {}  # content hash -> text for known files without one
-    speakers: dict[str, str] = {}  # content hash -> speaker for known files without one
-    retried: set[str] = set()  # rejected files tried again in this import
-    for row in tqdm(rows, desc="import", unit="file", disable=not progress):
-        key = au.file_sha256(row.audio) if row.audio.is_file() else _path_key(row.audio)
-        if key in known and not known[key].ok and key not in retried:
-            # rejected before: tried again, since the reason may be gone (a limit raised in
-            # earmark.json, a file put back); its old rejection is replaced, not repeated
-            retried.add(key)
-            if not _import_one(project, row, key, report, replaces_rejection=True):
-                continue
+    return known, by_path, stored
+
+
+def _import_row(project: Project, row: ManifestRow, run: _Import) -> None:
+    """Import one row: a new file, a rejected one tried again, or a known one (whose text,
+    speaker and missing clips may be filled in)."""
+    known, report = run.known, run.report
+    stored_as = _STORED_CLIP.fullmatch(row.audio.name)
+    if stored_as and stored_as.group(1) in known:
+        run.copies += 1
+        report.duplicates += 1
+        return
+    key = _content_key(row.audio)
+    if key in known and not known[key].ok and key not in run.retried:
+        # rejected before: tried again, since the reason may be gone (a limit raised in
+        # earmark.json, a file put back); its old rejection is replaced, not repeated
+        run.retried.add(key)
+        if _import_one(project, row, key, report, replaces_rejection=True):
             known[key] = _Seen(True, _values(row.text, row.speaker, row.line))
-            continue
-        if key in known:
-            report.duplicates += 1
-            report.text_conflicts += _merge(known[key], row, "text", key, source, fills, report)
-            report.speaker_conflicts += _merge(known[key], row, "speaker", key, source, speakers, report)
-            _restore_missing(project, row, stored.get(key, []), report)
-            continue
-        earlier = by_path.get(str(row.audio))
-        if earlier is not None and earlier != key and not key.startswith("path:"):
-            report.changed.append(str(row.audio))
-            report.warnings.append(f"{row.audio}: the content changed since it was imported; the "
-                                   "new content is added as new clips and the earlier clips stay")
-        known[key] = _Seen(True, _values(row.text, row.speaker, row.line))  # marked rejected below if it is
-        by_path[str(row.audio)] = key
-        if not _import_one(project, row, key, report):
-            known[key].ok = False
-    if fills or speakers:
-        _fill_known(project, fills, speakers)
-    report.texts_added, report.speakers_added = len(fills), len(speakers)
-    return report
+        return
+    if key in known:
+        report.duplicates += 1
+        report.text_conflicts += _merge(known[key], row, "text", key, run.source, run.fills, report)
+        report.speaker_conflicts += _merge(known[key], row, "speaker", key, run.source, run.speakers, report)
+        _restore_missing(project, row, run.stored.get(key, []), report)
+        return
+    earlier = run.by_path.get(str(row.audio))
+    if earlier is not None and earlier != key and not key.startswith("path:"):
+        report.changed.append(str(row.audio))
+        report.warnings.append(f"{row.audio}: the content changed since it was imported; the "
+                               "new content is added as new clips and the earlier clips stay")
+    known[key] = _Seen(True, _values(row.text, row.speaker, row.line))  # marked rejected below if it is
+    run.by_path[str(row.audio)] = key
+    if not _import_one(project, row, key, report):
+        known[key].ok = False
 
 
 def _restore_missing(project: Project, row: ManifestRow, clips: list, report: ImportReport) -> None:
@@ -397,6 +296,21 @@ def _fill_known(project: Project, texts: dict[str, str], speakers: dict[str, str
                         clip.speaker = clip.speaker or src.speaker
 
 
+def _check_readable(path: Path) -> None:
+    """Raise :class:`UnreadableAudio` when the file cannot be opened and read at all.
+
+    A decoder would report a permission or I/O fault as a format it does not know; the
+    person needs to hear it is the file's permissions or the disk.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        fix = ("give your user read permission (chmod +r) or copy it somewhere readable"
+               if isinstance(exc, PermissionError) else "copy the file again from its origin")
+        raise UnreadableAudio(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from exc
+
+
 def _import_one(project: Project, row: ManifestRow, key: str, report: ImportReport, *,
                 replaces_rejection: bool = False) -> bool:
     """Import one file; False when it was rejected (and recorded so).
@@ -409,6 +323,12 @@ def _import_one(project: Project, row: ManifestRow, key: str, report: ImportRepo
                     reference_text=row.text, speaker=row.speaker)
     clips: list[Clip] = []
     try:
+        if "\x00" in str(row.audio):  # no file system allows it; os calls raise ValueError
+            raise UnreadableAudio(f"{row.audio}: the path holds a NUL byte, which no file name can; "
+                                  "fix the path" + (f" on line {row.line} of the manifest" if row.line else ""))
+        if loops(row.audio):
+            raise UnreadableAudio(f"{row.audio}: a symbolic link that leads back to itself (a loop); "
+                                  "point it at the recording or remove it")
         if row.audio.is_dir():
             raise UnreadableAudio(f"{row.audio}: a folder, not an audio file; list its files in the "
                                   "manifest, or import the folder itself")
@@ -421,6 +341,7 @@ def _import_one(project: Project, row: ManifestRow, key: str, report: ImportRepo
                                   "copy the recording into a file and import that")
         if not row.audio.is_file():
             raise UnreadableAudio(f"{row.audio}: file not found; check the path in the manifest")
+        _check_readable(row.audio)
         signal = au.load_audio(row.audio, cfg)
         segments = au.split_points(signal, cfg)
         if not segments:

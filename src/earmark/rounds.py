@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from earmark.config import FinetuneConfig
-from earmark.train.finetune import FinetuneResult, finetune
-from earmark.store.project import Project
 from earmark.ranking.rank import RankReport, rank
+from earmark.review.reports import queue
 from earmark.store.db import QueueEntry, Round, utcnow, waiting_for_review
+from earmark.store.project import Project
+from earmark.train.finetune import FinetuneResult, finetune
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,6 @@ def run_round(project: Project, cfg: FinetuneConfig | None = None, *, resume: bo
     top
         Size of the queue head compared and returned.
     """
-    from earmark.review.reports import queue
-
     cfg = cfg or project.config.finetune
     result = finetune(project, cfg, resume=resume, progress=progress)
     close_round(project, result)

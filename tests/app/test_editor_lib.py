@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from earmark.config import KeymapConfig, ProjectConfig, ReviewConfig, project_config_problems
+from earmark.config import KeymapConfig, ProjectConfig, ReviewConfig
 from earmark.review import workflow as review
 from earmark.review.charts import implausible, readable_step
 from earmark.review.editor import ACTIONS, DraftPlace, editor_data, marks_shown
@@ -93,9 +93,11 @@ def test_the_keymap_and_review_settings_come_from_earmark_json(tmp_path):
     assert loaded.review.autoplay and loaded.review.unmarked_share == 0.25
     project.store.dispose()
     bad = ProjectConfig(review=ReviewConfig(lease_minutes=0.2, keepalive_seconds=30))
-    assert any(p.startswith("review.keepalive_seconds") for p in project_config_problems(bad))
+    assert any(p.startswith("review.keepalive_seconds") for p in bad.problems())
     assert any(p.startswith("review.unmarked_share")
-               for p in project_config_problems(ProjectConfig(review=ReviewConfig(unmarked_share=2))))
+               for p in ProjectConfig(review=ReviewConfig(unmarked_share=2)).problems())
+    blank = ReviewConfig(keys=KeymapConfig(skip=("Ctrl+Shift+Enter", " ")))
+    assert [p.split(" ")[0] for p in blank.problems()] == ["keys.skip"]
 
 
 def test_a_database_of_schema_1_gets_the_new_correction_columns(tmp_path):

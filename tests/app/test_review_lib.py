@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
+from earmark.review import leases
 from earmark.review import workflow as review
 from earmark.errors import (
     CorrectedMeanwhile,
@@ -138,7 +139,7 @@ def test_a_clip_saved_after_it_was_read_as_free_is_not_leased(handmade):
     review.save_correction(handmade, item, "saved late", annotator="ann", seconds_spent=1)
     now = utcnow()
     with handmade.store.session() as s:
-        assert review._claim(s, item.clip_id, "bob#1", now, now + timedelta(minutes=10),
+        assert leases._claim(s, item.clip_id, "bob#1", now, now + timedelta(minutes=10),
                               from_same_annotator=True) is False
         assert s.scalars(select(Lease).where(Lease.clip_id == item.clip_id)).all() == []
 
@@ -159,7 +160,7 @@ def test_save_records_who_when_how_long_and_the_starting_hypothesis(handmade):
     assert (row.clip_id, row.text, row.flag, row.annotator) == (item.clip_id, "hello there", None, "ann")
     assert row.seconds_spent == 12.5
     assert row.transcript_id == item.transcript_id and row.hypothesis == item.hypothesis
-    assert abs((utcnow() - review._utc(row.created_at)).total_seconds()) < 60
+    assert abs((utcnow() - review.as_utc(row.created_at)).total_seconds()) < 60
     with handmade.store.session() as s:
         assert s.scalars(select(Lease)).all() == []  # released with the save
     # the clip left the queue: the next session starts at rank 2
@@ -333,7 +334,7 @@ def test_the_lease_is_one_conditional_statement_on_postgresql_too():
     from sqlalchemy.dialects import postgresql
 
     now = utcnow()
-    stmt = review._lease_stmt(postgresql.insert, 7, "ann#1", now, now + timedelta(minutes=10))
+    stmt = leases._lease_stmt(postgresql.insert, 7, "ann#1", now, now + timedelta(minutes=10))
     sql = str(stmt.compile(dialect=postgresql.dialect()))
     assert "ON CONFLICT (clip_id) DO UPDATE" in sql
     assert "WHERE leases.expires_at <=" in sql and "OR leases.annotator =" in sql
@@ -376,12 +377,12 @@ def test_review_command_refuses_a_missing_project(tmp_path, capsys):
 
 
 def test_a_doubtful_hypothesis_comes_with_what_its_flags_mean(handmade):
-    from earmark.store.db import Transcript
+    from earmark.store.db import TranscriptRow
 
     first = review.next_clip(handmade, "ann#1")
     assert first.flags == () and first.warnings == []
     with handmade.store.session() as s:
-        tr = s.scalar(select(Transcript).where(Transcript.clip_id == first.clip_id))
+        tr = s.scalar(select(TranscriptRow).where(TranscriptRow.clip_id == first.clip_id))
         tr.scores = {**tr.scores, "flags": ["loop", "too-fast", "some-future-flag"]}
     item = review.open_clip(handmade, first.clip_id)
     assert item.flags == ("loop", "too-fast", "some-future-flag")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "data_samples"
+SAMPLES = REPO / "src" / "earmark" / "samples"
 OUT = REPO / "test-output" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
 EARMARK = Path(sys.executable).with_name("earmark")

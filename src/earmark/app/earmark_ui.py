@@ -8,23 +8,27 @@ module by name.
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 from contextlib import contextmanager
+from typing import Any
 
+import numpy as np
+import soundfile as sf
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from earmark.audio import read_clip
+from earmark.config import SAMPLE_RATE
 from earmark.review import workflow as review
 from earmark.errors import EarmarkError, UnreadableAudio
+from earmark.review.pace import Presence, round_pace
 from earmark.review.player import Draft, player_html
 from earmark.store.project import Project, open_project
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 def literal(text: object) -> str:
@@ -44,10 +48,10 @@ def shown_errors() -> Iterator[None]:
     try:
         yield
     except EarmarkError as exc:
-        st.error(str(exc))
+        st.error(literal(exc))  # its file names are the user's: shown as typed, never as Markdown
         st.stop()
     except SQLAlchemyError as exc:  # a database fault earmark did not foresee
-        st.error(f"The project database failed: {getattr(exc, 'orig', exc)}")
+        st.error(f"The project database failed: {literal(getattr(exc, 'orig', exc))}")
         st.stop()
 
 
@@ -70,8 +74,6 @@ def project() -> Project:
 # the team's pace moves slowly: read it once a minute, not on every keep-alive and save
 @st.cache_data(ttl=60, show_spinner=False)
 def _pace(root: str) -> Any:
-    from earmark.review.pace import round_pace
-
     return round_pace(_open(root))
 
 
@@ -164,7 +166,7 @@ def player(proj: Project, item: review.ReviewItem, keep: Draft | None = None) ->
         try:
             wav = review.clip_wav(item)
         except UnreadableAudio as exc:
-            st.error(str(exc))
+            st.error(literal(exc))
             return False
     # an iframe: its script runs, and it sizes itself to the words it shows
     st.iframe(player_html(wav, item.words, proj.config.selection.low_confidence, draft=keep),
@@ -197,7 +199,7 @@ def guidelines(proj: Project) -> str:
     try:
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
     except (OSError, UnicodeDecodeError) as exc:
-        st.warning(f"{path}: cannot read the guidelines ({exc}); save it as UTF-8 text.")
+        st.warning(f"{literal(path)}: cannot read the guidelines ({literal(exc)}); save it as UTF-8 text.")
         return ""
     if text.strip():
         with st.expander("Guidelines", expanded=not st.session_state.get("guidelines_seen"),
@@ -206,7 +208,7 @@ def guidelines(proj: Project) -> str:
     return text
 
 
-def clip_audio(item: review.ReviewItem) -> tuple[bytes, "np.ndarray"]:
+def clip_audio(item: review.ReviewItem) -> tuple[bytes, np.ndarray]:
     """The clip as a WAV file and as samples (for the waveform), read once.
 
     Raises
@@ -214,13 +216,6 @@ def clip_audio(item: review.ReviewItem) -> tuple[bytes, "np.ndarray"]:
     UnreadableAudio
         The stored audio file is missing or unreadable.
     """
-    import io
-
-    import soundfile as sf
-
-    from earmark.audio import read_clip
-    from earmark.config import SAMPLE_RATE
-
     samples = read_clip(item.audio_path)
     buf = io.BytesIO()
     sf.write(buf, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
@@ -229,8 +224,6 @@ def clip_audio(item: review.ReviewItem) -> tuple[bytes, "np.ndarray"]:
 
 @st.cache_resource(show_spinner=False)
 def _presence(root: str) -> Any:
-    from earmark.review.pace import Presence
-
     # a browser that stopped reporting is gone after three missed keep-alives
     return Presence(window=3 * _open(root).config.review.keepalive_seconds)
 
@@ -240,6 +233,4 @@ def other_browsers(proj: Project, name: str, browser: str | None) -> int:
     said which it is)."""
     if not browser:
         return 0
-    import time
-
     return _presence(str(proj.root)).visit(name, str(browser), time.time())

@@ -103,7 +103,7 @@ with ui.shown_errors():
             # reload's): later ones leave an open tab's clip to it
             item = review.next_clip(proj, holder, exclude=ss.skipped, resume=not ss.get("had_clip"))
         except PoolExhausted as exc:
-            st.info(str(exc))
+            st.info(ui.literal(exc))
             if ss.skipped and st.button("Show my skipped clips again", key="unskip"):
                 ss.skipped = []
                 st.rerun()
@@ -130,13 +130,13 @@ guidelines = ui.guidelines(proj)
 for warning in item.warnings:
     st.warning(warning, icon="⚠️")
 if ss.get("save_error"):
-    st.error(ss.pop("save_error"))
+    st.error(ui.literal(ss.pop("save_error")))  # its file names are the user's
 
 audible = True
 try:
     wav, samples = ui.clip_audio(item)
 except UnreadableAudio as exc:
-    st.error(str(exc))
+    st.error(ui.literal(exc))
     audible = False
 
 if audible:

@@ -1,7 +1,7 @@
 """The ``finetune``, ``round``, ``evaluate``, ``models`` and ``export`` commands (argparse only).
 
-Kept apart from :mod:`earmark.cli.main` so that file stays a list of commands; each function
-here parses into :class:`~earmark.config.FinetuneConfig` and calls the library.
+The training options are drawn from :class:`~earmark.config.FinetuneConfig`'s fields
+(:mod:`earmark.cli.flags`); each command turns them into that config and calls the library.
 """
 
 from __future__ import annotations
@@ -13,36 +13,20 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from earmark.cli.main import (PROJECT_HELP, add_command, count, number, open_for_writing, plural, positive_float,
-                  positive_int, shown, thread_count, warn_unreadable, with_overrides)
-
-
-def finetune_config(args: argparse.Namespace, base):
-    """The project's FinetuneConfig with the command line's overrides."""
-    return with_overrides(
-        base, mode=args.mode, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
-        encoder_lr_scale=args.encoder_lr_scale,
-        batch_size=args.batch_size, grad_accum=args.grad_accum, seed=args.seed,
-        replay_fraction=args.replay, drift_clips=args.drift_clips, max_drift=args.max_drift, interpolate=args.interpolate,
-        patience=args.patience,
-        dev_confidence=args.dev_confidence,
-        device=args.device, threads=args.threads, augment=False if args.no_augment else None)
-
-
-# flags that shape the training itself; a resumed run keeps the ones it started with
-_TRAINING_FLAGS = ("mode", "epochs", "max_steps", "lr", "encoder_lr_scale", "batch_size", "grad_accum",
-                   "seed", "replay", "drift_clips", "max_drift", "interpolate", "patience", "dev_confidence")
+from earmark.cli.common import (PROJECT_HELP, add_command, open_checked, open_for_writing, plural, positive_int, shown,
+                                warn_unreadable, with_overrides)
+from earmark.cli.flags import add_config_flags, flag_names, overrides
+from earmark.config import DecodeConfig, FinetuneConfig, flagged_fields
 
 
 def resume_notice(args: argparse.Namespace) -> str | None:
     """The line saying which flags ``--resume`` leaves unused, if any were given."""
-    given = [f for f in _TRAINING_FLAGS if getattr(args, f, None) is not None]
-    given += ["no_augment"] if getattr(args, "no_augment", False) else []
+    given = flag_names(args, FinetuneConfig, skip=[f.name for f in flagged_fields(FinetuneConfig)
+                                                   if f.metadata.get("runtime")])
     if not (args.resume and given):
         return None
-    flags = ", ".join("--" + f.replace("_", "-") for f in given)
     return (f"note: --resume continues the unfinished run with the settings it started with; "
-            f"ignored: {flags} (--device and --threads apply)")
+            f"ignored: {', '.join(given)} (--device and --threads apply)")
 
 
 def unfinished_notice(project, args: argparse.Namespace) -> str | None:
@@ -96,7 +80,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     project = open_for_writing(args.project, "finetune")
     if notice := resume_notice(args) or unfinished_notice(project, args):
         print(notice)
-    result = finetune(project, finetune_config(args, project.config.finetune), resume=args.resume,
+    result = finetune(project, overrides(args, project.config.finetune), resume=args.resume,
                       progress=not args.quiet)
     print_finetune(result, args.project)
     if result.activated:
@@ -111,7 +95,7 @@ def cmd_round(args: argparse.Namespace) -> int:
     project = open_for_writing(args.project, "round")
     if notice := resume_notice(args) or unfinished_notice(project, args):
         print(notice)
-    report = run_round(project, finetune_config(args, project.config.finetune), resume=args.resume,
+    report = run_round(project, overrides(args, project.config.finetune), resume=args.resume,
                        progress=not args.quiet, top=args.top)
     print_finetune(report.finetune, args.project)
     if report.ranked is None:
@@ -257,9 +241,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from earmark.export import export
-    from earmark.store.project import open_project
 
-    r = export(open_project(args.project), args.format, args.out)
+    r = export(open_checked(args.project), args.format, args.out)
     print(f"exported {r.clips} clips ({r.seconds / 60:.1f} min) as {r.format} to {r.path}")
     for f in r.files:
         print(f"  {f}")
@@ -268,44 +251,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _training_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("project", help=PROJECT_HELP)
-    s.add_argument("--mode", choices=("full", "decoder", "lora"),
-                   help="full (default): all weights; decoder: encoder frozen, outputs cached "
-                        "(faster); lora: adapters merged into the checkpoint")
-    s.add_argument("--epochs", type=count, help="passes over the corrections (default 10; early stopping may end sooner)")
-    s.add_argument("--max-steps", type=count, help="stop after this many optimizer steps")
-    s.add_argument("--lr", type=positive_float, help="peak learning rate (default 5e-5; LoRA wants ~10x)")
-    s.add_argument("--encoder-lr-scale", type=positive_float, metavar="X",
-                   help="the encoder learns at X times --lr (default 1: one rate for all)")
-    s.add_argument("--batch-size", type=positive_int, help="30 s windows per step, each packing several clips (default 4)")
-    s.add_argument("--grad-accum", type=positive_int, help="batches summed per optimizer step (default 1)")
-    s.add_argument("--no-augment", action="store_true",
-                   help="no speed, noise or SpecAugment augmentation (on by default)")
-    s.add_argument("--replay", type=number(float, 0), metavar="FRACTION",
-                   help="also train on FRACTION x (training clips) uncorrected clips the model was "
-                        "surest of, with its own transcripts, to limit forgetting (needs `rank` first)")
-    s.add_argument("--drift-clips", type=count, metavar="N",
-                   help="forgetting check: the new version decodes the N uncorrected clips the model "
-                        "was surest of (after any replayed ones) and reports the share of its words it "
-                        "changes (default 100; needs `rank` first; 0: off)")
-    s.add_argument("--max-drift", type=number(float, 0, maximum=1), metavar="SHARE",
-                   help="the gate also refuses a version that changes more than this share of those "
-                        "clips' words, e.g. 0.1 (default 1: reported only)")
-    s.add_argument("--interpolate", type=number(float, 0, strict=True, maximum=1), metavar="SHARE",
-                   help="share of the trained change the saved weights keep, the rest staying at the "
-                        "parent's (default 0.7, which generalised better to new speakers than 1.0; "
-                        "1: the trained weights as they are)")
-    s.add_argument("--seed", type=count, help="data order and augmentation (default 0)")
-    s.add_argument("--patience", type=count,
-                   help="dev evaluations in a row clearly worse than the best before stopping (default 3)")
-    s.add_argument("--dev-confidence", type=number(float, 0, maximum=0.999), metavar="P",
-                   help="keep the newest weights unless an earlier evaluation beats them on the dev "
-                        "clips with this confidence (paired bootstrap; default 0.95; 0: keep the lowest "
-                        "dev WER)")
+    add_config_flags(s, FinetuneConfig)
     s.add_argument("--resume", action="store_true",
                    help="continue the newest unfinished run (a run with the same corrections and "
                         "settings continues anyway)")
-    s.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    s.add_argument("--threads", type=thread_count, help="torch CPU threads")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -329,7 +278,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     "`rank` with it; prints the dev WER change, how the queue moved and its new head.",
         epilog="example:\n  earmark round myproj\n  earmark round myproj --mode decoder --top 5")
     _training_flags(s)
-    s.add_argument("--top", type=positive_int, default=10, help="clips of the new queue to show (default 10)")
+    s.add_argument("--top", type=positive_int, default=10, help="clips of the new queue to show (default %(default)s)")
 
     s = add_command(
         sub, "evaluate", cmd_evaluate,
@@ -353,8 +302,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="also evaluate this baseline (a version, checkpoint path or Whisper name) on the "
                         "same clips and report the relative WER reduction, with a 95%% interval over "
                         "the speakers (the manifest's 'speaker' column)")
-    s.add_argument("--device", help="cpu, cuda or auto")
-    s.add_argument("--threads", type=thread_count, help="torch CPU threads")
+    add_config_flags(s, DecodeConfig, only=("device", "threads"))
     s.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     s = add_command(
@@ -379,7 +327,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  earmark export myproj --format jsonl\n"
                "  earmark export myproj --format hf --out corrected_ds")
     s.add_argument("project", help=PROJECT_HELP)
-    s.add_argument("--format", choices=("jsonl", "nemo", "hf"), default="jsonl", help="layout (default jsonl)")
+    s.add_argument("--format", choices=("jsonl", "nemo", "hf"), default="jsonl", help="layout (default %(default)s)")
     s.add_argument("--out", help="output folder: a new or empty one, or an earlier export, which is "
                                  "replaced (default PROJECT/exports/FORMAT)")
 

@@ -18,88 +18,34 @@ scaled-dot-product attention wherever no attention row is needed, logits only fo
 still decoding, all per-token bookkeeping on tensors, converted to Python once per
 batch); re-decoding only the clips a packed window lost; and a DTW that needs no JIT
 compilation (:mod:`earmark.decode.dtw`).
+
+The loop's rules (suppressed tokens, holding a packed window's end, when a row stops)
+are small classes in :mod:`earmark.decode.rules`; what it records per step is
+:mod:`earmark.decode.steps`; the word times and the split of a window's words between
+its clips are :mod:`earmark.decode.words`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from earmark.config import SAMPLE_RATE, DecodeConfig
-from earmark.decode.dtw import dtw_jumps
-from earmark.decode.packing import WINDOW_SECONDS, Placement, Window, build_window, owners, pack_windows, suspect
+from earmark.decode.packing import WINDOW_SECONDS, Placement, Window, build_window, pack_windows
 from earmark.decode.precision import BlockWeights, quantize_encoder, resolve_precision
-from earmark.decode.repetition import compression_ratio, first_pass, loops_batch
+from earmark.decode.rules import HoldEndOfText, StopRules, SuppressTokens
+from earmark.decode.steps import Decoded, StepRecord
+from earmark.decode.types import Transcript
+from earmark.decode.words import POSITIONS_PER_SECOND, split_window
 
 if TYPE_CHECKING:
     import torch
     import whisper
 
-FRAMES_PER_SECOND = 100  # mel frames
-POSITIONS_PER_SECOND = 50  # encoder positions (whisper.timing.TOKENS_PER_SECOND)
 ENCODE_BATCH = 4  # windows per encoder call (bounds the activations' memory)
-# whisper.transcribe's defaults for merging punctuation into words
-PREPEND_PUNCTUATIONS = "\"'“¿([{-"
-APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
-
-
-@dataclass(frozen=True)
-class TokenScore:
-    """One decoded token.
-
-    ``p`` is the token's probability among text tokens (Whisper's definition, used for
-    word probability); ``logprob`` and ``entropy`` (nats) are over the whole vocabulary.
-    """
-
-    id: int
-    text: str
-    p: float
-    logprob: float
-    entropy: float
-
-
-@dataclass(frozen=True)
-class WordScore:
-    """A word with its time span in the clip (seconds) and its probability."""
-
-    word: str
-    start: float
-    end: float
-    p: float
-    n_tokens: int
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """A model's transcript of one clip with token- and word-level confidence."""
-
-    text: str
-    tokens: tuple[TokenScore, ...]
-    words: tuple[WordScore, ...]
-    duration: float  # seconds of audio in the clip
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
-    stop_reason: str  # "eot" | "max_tokens" | "repetition"
-    #: mean encoder state over the clip's own frames (what diversity strategies compare);
-    #: empty where the decoder was given encoder outputs computed elsewhere
-    embedding: tuple[float, ...] = ()
-
-
-@dataclass
-class _Decoded:
-    """Raw output of one window: text tokens and the data recorded per step."""
-
-    tokens: list[int] = field(default_factory=list)
-    probs: list[float] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    entropies: list[float] = field(default_factory=list)
-    qk: "torch.Tensor | None" = None  # alignment heads' rows: (heads, fed positions, frames)
-    no_speech_prob: float = 0.0
-    stop_reason: str = "eot"
 
 
 class Decoder:
@@ -138,7 +84,7 @@ class Decoder:
         mask[tk.eot + 1 :] = True
         mask[list(tk.non_speech_tokens)] = True
         self.suppress = mask.to(self.device)
-        self.blank = [*tk.encode(" "), tk.eot]  # not allowed as the first token
+        self.suppress_tokens = SuppressTokens(self.suppress, [*tk.encode(" "), tk.eot])
         heads = model.alignment_heads.coalesce().indices().T.tolist()
         self.align_heads = [(int(l), int(h)) for l, h in heads]
         # per decoder layer, the alignment heads it holds (layers without any run SDPA)
@@ -302,7 +248,7 @@ class Decoder:
                     parts.append(self.encoder(mels).float())
             return torch.cat(parts) if len(parts) > 1 else parts[0]
 
-    def _decode(self, windows: list[Window], features: "torch.Tensor") -> list[_Decoded]:
+    def _decode(self, windows: list[Window], features: "torch.Tensor") -> list[Decoded]:
         import torch
 
         self.windows += len(windows)
@@ -314,7 +260,7 @@ class Decoder:
             return self._greedy(features, caps, holds if self.cfg.pack_hold_eot else None)
 
     def _greedy(self, features: "torch.Tensor", caps: list[int],
-                holds: list[tuple[int, int]] | None = None) -> list[_Decoded]:
+                holds: list[tuple[int, int]] | None = None) -> list[Decoded]:
         """Decode a batch greedily; returns each row's tokens, scores and attention rows.
 
         Every row feeds the same number of tokens per step, so one position index serves
@@ -334,85 +280,46 @@ class Decoder:
 
         tk, cfg, dims = self.tokenizer, self.cfg, self.model.dims
         n, dev = features.shape[0], features.device
-        n_init = len(self.initial)
-        cap_t = torch.tensor(caps, device=dev)
         max_new = max(caps)
-        positions = n_init + max_new + 1
-        H, D = dims.n_text_head, dims.n_text_state
-        dh = D // H
+        positions = len(self.initial) + max_new + 1
+        H, dh = dims.n_text_head, dims.n_text_state // dims.n_text_head
         cross = [w.cross_kv(features, H, self.cross_dtype) for w in self._weights]
         self_k = [features.new_empty(n, H, positions, dh) for _ in self._weights]
         self_v = [features.new_empty(n, H, positions, dh) for _ in self._weights]
-
-        # per-step records; converted to Python once, at the end
-        toks = torch.full((n, max_new), tk.eot, dtype=torch.long, device=dev)
-        probs, logps, ents = (torch.zeros(n, max_new, device=dev) for _ in range(3))
-        n_tok = torch.zeros(n, dtype=torch.long, device=dev)
-        reason = torch.zeros(n, dtype=torch.long, device=dev)  # 0 eot, 1 max_tokens, 2 repetition
-        period = torch.zeros(n, dtype=torch.long, device=dev)  # the block a repetition repeated
-        qk_rows: list[tuple[torch.Tensor, torch.Tensor]] = []  # (window ids, (m, heads, L, frames))
-        no_speech = torch.zeros(n, device=dev)
-        hold_t, budget = torch.tensor(holds or [(0, 0)] * n, device=dev).unbind(1)
+        record = StepRecord(n, max_new, tk.eot, dev)  # converted to Python once, at the end
+        hold = HoldEndOfText(tk.eot, torch.tensor(holds or [(0, 0)] * n, device=dev))
+        stops = StopRules(tk.eot, torch.tensor(caps, device=dev), cfg.loop_min_tokens, cfg.loop_max_period)
 
         rows = torch.arange(n, device=dev)  # window id of each tensor row
         state = torch.zeros(n, dtype=torch.long, device=dev)  # 0 decoding, 1 fed EOT next, 2 gone
         x = torch.tensor([self.initial] * n, device=dev)
         offset, step = 0, 0
         while True:
-            fed = state < 2
             hidden, qks = self._forward(x, offset, cross, self_k, self_v)
-            fed_idx = fed.nonzero().squeeze(1)
-            qk_rows.append((rows[fed_idx], qks[fed_idx]))
+            fed = (state < 2).nonzero().squeeze(1)
+            record.attention(rows[fed], qks[fed])
             offset += x.shape[1]
             live = (state == 0).nonzero().squeeze(1)
             if step == 0 and tk.no_speech is not None:
                 ns_logits = hidden[:, self.sot_index] @ self.model.decoder.token_embedding.weight.T
-                no_speech[rows] = ns_logits.softmax(-1)[:, tk.no_speech]
+                record.no_speech[rows] = ns_logits.softmax(-1)[:, tk.no_speech]
             state[state == 1] = 2
             if live.numel() == 0:
                 break
+            win = rows[live]
             logits = self._logits(hidden[live, -1])
             logp = logits.log_softmax(-1)
             entropy = -(logp.exp() * logp).sum(-1)
-            masked = logits.masked_fill(self.suppress, float("-inf"))
-            if step == 0:
-                masked[:, self.blank] = float("-inf")
-            nxt = masked.argmax(-1)
-            win = rows[live]
-            early = (nxt == tk.eot) & (budget[win] > 0)
-            if bool(early.any()):
-                # where the alignment heads look now, in encoder positions
-                where = qks[live, :, -1].softmax(-1).mean(1).argmax(-1)
-                early &= where < hold_t[win]
-                if bool(early.any()):
-                    masked[early, tk.eot] = float("-inf")
-                    nxt = masked.argmax(-1)
-                    budget[win[early]] -= 1
-            # a stop drops the new token, so that every kept token has been fed and has
-            # its attention row
-            stop_eot = nxt == tk.eot
-            stop_cap = ~stop_eot & (step >= cap_t[win])
-            history = toks[win, :step]
-            looped = loops_batch(history, nxt, cfg.loop_min_tokens, cfg.loop_max_period)
-            stop_loop = ~stop_eot & ~stop_cap & (looped > 0)
-            stop = stop_eot | stop_cap | stop_loop
-            reason[win[stop_cap]] = 1
-            reason[win[stop_loop]] = 2
-            period[win[stop_loop]] = looped[stop_loop]
+            masked = self.suppress_tokens.apply(logits, step)
+            nxt = hold.apply(masked, masked.argmax(-1), qks[live, :, -1], win)
+            stop, reason, period = stops.check(nxt, step, record.toks[win, :step], win)
+            record.stopped(win[stop], reason[stop], period[stop])
             keep = ~stop
-            kw, kn = win[keep], nxt[keep]
-            if kw.numel():
-                toks[kw, step] = kn
-                lp = logp[keep].gather(1, kn[:, None]).squeeze(1)
-                text_lse = logits[keep, : tk.eot].logsumexp(-1)
-                logps[kw, step] = lp
-                probs[kw, step] = (logits[keep].gather(1, kn[:, None]).squeeze(1) - text_lse).exp()
-                ents[kw, step] = entropy[keep]
-                n_tok[kw] += 1
+            record.keep(win[keep], nxt[keep], step, logits[keep], logp[keep], entropy[keep])
             state[live[stop]] = 1
             # the next input: the new token, or EOT for rows that stopped or are gone
             col = torch.full((x.shape[0],), tk.eot, dtype=torch.long, device=dev)
-            col[live[keep]] = kn
+            col[live[keep]] = nxt[keep]
             x = col[:, None]
             step += 1
             alive = state < 2
@@ -422,8 +329,7 @@ class Decoder:
                 cross = [(k[idx], v[idx]) for k, v in cross]
                 self_k = [k[idx] for k in self_k]
                 self_v = [v[idx] for v in self_v]
-
-        return self._collect(n, qk_rows, toks, probs, logps, ents, n_tok, reason, period, no_speech)
+        return record.collect(len(self.initial), cfg.loop_min_tokens)
 
     def _logits(self, h: "torch.Tensor") -> "torch.Tensor":
         """Next-token logits (rows, vocab) from final hidden states (rows, D).
@@ -490,114 +396,11 @@ class Decoder:
         h = F.layer_norm(h, (D,), dec.ln.weight, dec.ln.bias)
         return h, torch.cat(rows, dim=1)
 
-    def _collect(self, n, qk_rows, toks, probs, logps, ents, n_tok, reason, period,
-                 no_speech) -> list[_Decoded]:
-        """Per-window results from the batch's tensors (one conversion to Python).
-
-        A row stopped by a loop keeps the loop's first pass only; its attention rows are
-        cut to match (the initial positions, one row per kept token, the EOT row).
-        """
-        import torch
-
-        # attention rows: step 0 has the initial positions, every later step one
-        ids = torch.cat([r.repeat_interleave(q.shape[2]) for r, q in qk_rows])
-        qk = torch.cat([q.permute(0, 2, 1, 3).reshape(-1, q.shape[1], q.shape[3]) for _, q in qk_rows])
-        order = torch.sort(ids, stable=True).indices
-        per_window = list(torch.split(qk[order], torch.bincount(ids, minlength=n).tolist()))
-        counts = n_tok.tolist()
-        toks_l, probs_l, logps_l, ents_l = (t.tolist() for t in (toks, probs, logps, ents))
-        reasons, periods, ns = reason.tolist(), period.tolist(), no_speech.tolist()
-        for w in range(n):
-            if periods[w]:
-                counts[w] = first_pass(counts[w], periods[w], self.cfg.loop_min_tokens)
-                rows = per_window[w]
-                per_window[w] = torch.cat([rows[: len(self.initial) + counts[w]], rows[-1:]])
-        names = ("eot", "max_tokens", "repetition")
-        return [_Decoded(tokens=toks_l[w][: counts[w]], probs=probs_l[w][: counts[w]],
-                         logprobs=logps_l[w][: counts[w]], entropies=ents_l[w][: counts[w]],
-                         qk=per_window[w].transpose(0, 1), no_speech_prob=ns[w],
-                         stop_reason=names[reasons[w]])
-                for w in range(n)]
-
-    # -- alignment and splitting -------------------------------------------------------------
-
-    def _align(self, window: Window, d: _Decoded) -> list[WordScore]:
-        """Word times by Whisper's DTW recipe over the recorded cross-attention rows."""
-        import torch
-        from whisper.timing import WordTiming, median_filter, merge_punctuations
-
-        tk = self.tokenizer
-        if not d.tokens or d.qk is None:
-            return []
-        num_frames = int(round(window.audio.size / SAMPLE_RATE * FRAMES_PER_SECOND))
-        weights = d.qk[:, :, : max(num_frames // 2, 1)]  # heads x tokens x frames
-        weights = weights.softmax(dim=-1)
-        std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
-        weights = median_filter((weights - mean) / std, 7)
-        matrix = weights.mean(dim=0)[len(tk.sot_sequence) : -1]
-        jump_times = dtw_jumps(-matrix.double().numpy()) / POSITIONS_PER_SECOND
-
-        words, word_tokens = tk.split_to_word_tokens(d.tokens + [tk.eot])
-        if len(word_tokens) <= 1:
-            return []
-        bounds = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
-        timings = [WordTiming(word, toks, float(jump_times[a]), float(jump_times[b]),
-                              float(np.mean(d.probs[a:b])))
-                   for word, toks, a, b in zip(words[:-1], word_tokens[:-1], bounds[:-1], bounds[1:])]
-        # punctuation joins its word (as whisper does), so a packed window's "." never
-        # starts the next clip
-        merge_punctuations(timings, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
-        return [WordScore(t.word, t.start, t.end, t.probability, len(t.tokens))
-                for t in timings if t.word]
-
-    def _split(self, window: Window, d: _Decoded,
+    def _split(self, window: Window, d: Decoded,
                frames: "torch.Tensor | None" = None) -> Iterable[tuple[int, Transcript, bool]]:
-        """Give each clip of the window its words and tokens, in clip-relative times.
-
-        Yields (clip index, transcript, suspect): ``suspect`` marks a clip of a packed
-        window whose words look lost (see :func:`earmark.decode.packing.suspect`). With the
-        window's encoder output ``frames`` (positions, state), each clip also gets the
-        mean state over its own positions as its embedding.
-        """
-        words = self._align(window, d)
-        token_scores = [TokenScore(t, self.tokenizer.decode([t]), p, lp, e)
-                        for t, p, lp, e in zip(d.tokens, d.probs, d.logprobs, d.entropies)]
-        packed = len(window.placements) > 1
-        owner = owners(window.placements, words) if packed else [0] * len(words)
-        # tokens follow their word; tokens of no word (none with whole-word splitting) go first
-        spans, pos = [], 0
-        for w in words:
-            spans.append((pos, pos + w.n_tokens))
-            pos += w.n_tokens
-        for k, place in enumerate(window.placements):
-            mine = [i for i, o in enumerate(owner) if o == k]
-            toks = ([t for i in mine for t in token_scores[spans[i][0] : spans[i][1]]] if packed
-                    else token_scores)
-            clip_words = tuple(
-                WordScore(words[i].word, max(0.0, words[i].start - place.start),
-                          min(place.duration, max(0.0, words[i].end - place.start)),
-                          words[i].p, words[i].n_tokens) for i in mine)
-            text = ("".join(w.word for w in clip_words).strip() if packed
-                    else self.tokenizer.decode(d.tokens).strip())
-            # a loop cut to its first pass may have swallowed the words of the clip it
-            # ended in (near-identical clips side by side copy one into another), so that
-            # clip is decoded again with other neighbours, then alone. Only that one: the
-            # window's earlier clips were read before the loop, and decoding them again
-            # as well cost 4 % more windows for no lower WER (benchmarks/RESULTS.md)
-            looped = d.stop_reason == "repetition" and bool(mine) and mine[-1] == len(words) - 1
-            lost = packed and (looped or suspect(place, [words[i] for i in mine], self.cfg))
-            embedding: tuple[float, ...] = ()
-            if frames is not None:
-                first = min(int(place.start * POSITIONS_PER_SECOND), frames.shape[0] - 1)
-                last = min(frames.shape[0], max(first + 1, int((place.start + place.duration)
-                                                               * POSITIONS_PER_SECOND)))
-                embedding = tuple(frames[first:last].mean(dim=0).tolist())
-            yield place.index, Transcript(
-                text=text, tokens=tuple(toks), words=clip_words, duration=place.duration,
-                avg_logprob=float(np.mean([t.logprob for t in toks])) if toks else 0.0,
-                no_speech_prob=d.no_speech_prob, compression_ratio=compression_ratio(text),
-                stop_reason=d.stop_reason, embedding=embedding), lost
-
+        """Each clip of the window with its transcript, and whether it looks lost
+        (:func:`earmark.decode.words.split_window`)."""
+        return split_window(self.tokenizer, self.cfg, window, d, frames)
 
 def transcribe_clips(model: "whisper.Whisper", audios: Sequence[np.ndarray],
                      cfg: DecodeConfig = DecodeConfig()) -> list[Transcript]:

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from earmark.config import SAMPLE_RATE, DecodeConfig
-
-if TYPE_CHECKING:
-    from earmark.decode.decoder import WordScore
+from earmark.decode.types import WordScore
 
 WINDOW_SECONDS = 30.0
 SENTENCE_END = (".", "?", "!", "。", "？", "！")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from earmark.config import PRECISIONS
+
 if TYPE_CHECKING:
     import torch
-
-PRECISIONS = ("auto", "bf16", "int8", "none")
 
 
 def native_bf16() -> bool:

@@ -14,19 +14,25 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
 
 import numpy as np
 
+from earmark import audio as au
 from earmark.config import DecodeConfig
-from earmark.errors import (BadManifest, EarmarkWarning, NoCorrections, UnfinishedModelVersion, UnknownModelVersion,
-                     UnreadableAudio)
-from earmark.evaluate.metrics import (ConfidenceQuality, ErrorRates, Reduction, confidence_quality, error_rates,
-                      relative_reduction, scored_groups)
-
-if TYPE_CHECKING:
-    from earmark.store.project import Project
-    from earmark.store.db import ModelVersion
+from earmark.decode.decoder import Decoder
+from earmark.errors import (BadManifest, EarmarkWarning, NoCorrections, UnfinishedModelVersion,
+                            UnknownModelVersion, UnreadableAudio)
+from earmark.evaluate.metrics import (ConfidenceQuality, ErrorRates, Reduction, confidence_quality,
+                                      error_rates, relative_reduction, scored_groups)
+from earmark.models.device import torch_threads
+from earmark.models.loading import (check_decode_config, is_model_spec, load_model, looks_like_path,
+                                    normalize_spec)
+from earmark.models.versions import find_version, load_version, lookup_version
+from earmark.sources import read_manifest
+from earmark.store.db import ModelVersion
+from earmark.store.project import Project
+from earmark.train.dataset import current_split
 
 
 @dataclass(frozen=True)
@@ -57,31 +63,6 @@ class EvalResult:
 
 # --- wiring: a project, a model version, clips ---------------------------------------
 
-def find_version(project: "Project", model: str | None) -> "ModelVersion":
-    """The version named (or with spec) ``model``; the active one when ``model`` is None.
-
-    Raises
-    ------
-    UnknownModelVersion
-        No such version; the message lists the known ones.
-    UnfinishedModelVersion
-        The version is a fine-tuning run that has not finished (no checkpoint yet).
-    """
-    from earmark.ranking.rank import check_ready, lookup_version, unknown_version
-
-    store = project.store
-    if model is None:
-        mv = store.active_model()
-        if mv is None:
-            mv = store.ensure_model_version(project.config.decode.model)
-        return mv
-    mv = lookup_version(project, model)
-    if mv is None:
-        raise unknown_version(project, model)
-    check_ready(project, mv)
-    return mv
-
-
 def model_to_evaluate(project: "Project", model: str | None) -> tuple[str, str, "ModelVersion | None"]:
     """(name, spec, version) of what ``model`` asks to evaluate.
 
@@ -97,9 +78,6 @@ def model_to_evaluate(project: "Project", model: str | None) -> tuple[str, str, 
         ``model`` names a fine-tuning run that has not finished.
     """
     import whisper
-
-    from earmark.models.loading import is_model_spec, looks_like_path, normalize_spec
-    from earmark.ranking.rank import lookup_version
 
     if model is not None and lookup_version(project, model) is None:
         # a path that does not exist is still meant as a path: load_model says it is missing
@@ -129,9 +107,6 @@ class HeldOut:
 
 def manifest_clips(path: Path | str) -> HeldOut:
     """Audio, reference text and speaker of every manifest row that has a text."""
-    from earmark import audio as au
-    from earmark.ingest import read_manifest
-
     listed = read_manifest(Path(path))
     if not listed:
         raise BadManifest(f"{path}: the manifest lists no clips; give one row per clip with "
@@ -158,9 +133,6 @@ def manifest_clips(path: Path | str) -> HeldOut:
 
 def dev_clips(project: "Project") -> HeldOut:
     """Audio and corrected text of the project's dev split (see :mod:`earmark.train.dataset`)."""
-    from earmark import audio as au
-    from earmark.train.dataset import current_split
-
     try:
         split = current_split(project)
     except NoCorrections as exc:
@@ -177,8 +149,6 @@ def evaluate_audio(model_obj, audios: Sequence[np.ndarray], references: Sequence
     """Transcribe clips with a loaded model and score them against their references
     (with ``progress``, a bar of the clips decoded on stderr)."""
     from tqdm.auto import tqdm
-
-    from earmark.decode.decoder import Decoder
 
     pieces, owner = _windows(audios)
     start = time.perf_counter()
@@ -206,8 +176,6 @@ def _windows(audios: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[int]]
     would be scored on its first 30 s with the rest counted as deletions; it is cut at
     silences as ``import`` cuts a long file, and its pieces' transcripts are joined.
     """
-    from earmark import audio as au
-
     pieces: list[np.ndarray] = []
     owner: list[int] = []
     for i, a in enumerate(audios):
@@ -291,8 +259,6 @@ def compare(project: "Project", against: str, model: str | None = None,
 
 
 def _checked(project: "Project", decode: DecodeConfig | None) -> DecodeConfig:
-    from earmark.models.loading import check_decode_config
-
     decode = decode or project.config.decode
     check_decode_config(decode)
     return decode
@@ -305,9 +271,6 @@ def _held_out(project: "Project", manifest: Path | str | None) -> HeldOut:
 def _evaluate_on(project: "Project", target: tuple[str, str, "ModelVersion | None"], clips: HeldOut,
                  decode: DecodeConfig, progress: bool) -> EvalResult:
     from dataclasses import replace
-
-    from earmark.models.loading import load_model, torch_threads
-    from earmark.ranking.rank import load_version
 
     name, spec, mv = target
     decode = replace(decode, model=spec)

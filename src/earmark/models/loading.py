@@ -9,7 +9,7 @@ A spec is one of:
 - any other openai-whisper name (``"small.en"``...): whisper's normal download;
 - a path to a checkpoint file in openai-whisper's format (a fine-tuned one, say).
 
-It also checks what decoding runs with (:func:`check_device`, :func:`check_decode_config`),
+It also checks what decoding runs with (:func:`check_decode_config`),
 so a wrong setting fails before a model loads or a project changes.
 """
 
@@ -23,18 +23,17 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from earmark.config import DecodeConfig
 from earmark.errors import BadConfig, CorruptCheckpoint, ModelWeightsNotFound
+from earmark.models import ct2
+from earmark.models.device import check_device, device_problem, resolve_device
 
 if TYPE_CHECKING:  # torch and whisper load only when a model is asked for
     import whisper
-
-    from earmark.config import DecodeConfig
 
 
 @dataclass(frozen=True)
@@ -75,82 +74,14 @@ def whisper_cache_file(name: str) -> Path:
     return root / f"{name}.pt"
 
 
-def resolve_device(device: str) -> str:
-    """Map ``"auto"`` to ``"cuda"`` when a GPU is present, else ``"cpu"``."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def decode_config_problems(cfg: DecodeConfig) -> list[str]:
+    """Every value of ``cfg`` that decoding cannot run with, each a line that starts with its
+    field: :meth:`DecodeConfig.problems`, and the device, which only torch can check."""
+    device = device_problem(cfg.device)
+    return cfg.problems() + ([f"device: {device}"] if device else [])
 
 
-DEVICES = "auto, cpu, cuda, cuda:N (a GPU's index) or mps"
-
-
-def _device_problem(device: str) -> str | None:
-    """Why ``device`` cannot run a model here (None when it can).
-
-    torch is imported only for a GPU device, so checking "auto" or "cpu" stays instant.
-    """
-    if device in ("auto", "cpu"):
-        return None
-    if not isinstance(device, str) or not re.fullmatch(r"cuda(:\d+)?|mps", device):
-        return f"{device!r} is not a device; use {DEVICES}"
-    import torch
-
-    if device == "mps":
-        if not torch.backends.mps.is_available():
-            return "'mps' was asked for but torch sees no Apple GPU here; use auto or cpu"
-        return None
-    if not torch.cuda.is_available():
-        return (f"{device!r} was asked for but torch sees no CUDA GPU here (no GPU, no driver, "
-                "or a CPU-only torch); use auto or cpu")
-    count = torch.cuda.device_count()
-    index = int(device.partition(":")[2] or 0)
-    if index >= count:
-        return f"{device!r} was asked for but this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
-    return None
-
-
-def check_device(device: str, field: str = "device") -> None:
-    """Raise :class:`BadConfig` unless ``device`` can run a model on this machine.
-
-    Parameters
-    ----------
-    device
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``; a GPU must be there.
-    field
-        The setting's name for the message (``"decode.device"``, ``"finetune.device"``).
-    """
-    problem = _device_problem(device)
-    if problem:
-        raise BadConfig(f"{field}: {problem}")
-
-
-def decode_config_problems(cfg: "DecodeConfig") -> list[str]:
-    """Every value of ``cfg`` that decoding cannot run with, each a line that starts with its field."""
-    from earmark.decode.precision import PRECISIONS
-
-    checks = [
-        ("batch_size", cfg.batch_size >= 1, "must be at least 1 (30-second windows per batch)"),
-        ("threads", cfg.threads >= 0, "must be 0 (one per core) or more"),
-        ("max_tokens_per_second", cfg.max_tokens_per_second > 0, "must be positive"),
-        ("min_max_tokens", cfg.min_max_tokens >= 1, "must be at least 1"),
-        ("loop_min_tokens", cfg.loop_min_tokens >= 0, "must be 0 (no loop check) or more"),
-        ("pack_gap_seconds", cfg.pack_gap_seconds >= 0, "must be 0 or more"),
-        ("pack_window_seconds", 0 < cfg.pack_window_seconds <= 30,
-         "must be above 0 and at most 30 (Whisper's window)"),
-        ("pack_min_words_per_second", cfg.pack_min_words_per_second >= 0, "must be 0 or more"),
-        ("quantize", cfg.quantize in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
-    ]
-    problems = [f"{name} {rule} (got {getattr(cfg, name)!r})" for name, ok, rule in checks if not ok]
-    device = _device_problem(cfg.device)
-    if device:
-        problems.append(f"device: {device}")
-    return problems
-
-
-def check_decode_config(cfg: "DecodeConfig") -> None:
+def check_decode_config(cfg: DecodeConfig) -> None:
     """Raise :class:`BadConfig` naming every value of ``cfg`` that decoding cannot use.
 
     Called before ranking or evaluating, so a wrong setting fails at once, before a
@@ -214,8 +145,6 @@ def convert_bundled(name: str, dest: Path | None = None) -> Path:
         The package is not installed.
     """
     import torch
-
-    from earmark.models import ct2
 
     pkg = BUNDLED[name]
     dest = dest or cache_dir() / f"{name}.pt"
@@ -454,40 +383,3 @@ def check_spec(spec: str) -> None:
     """
     if not is_model_spec(spec):
         raise _unknown(spec)
-
-
-def cpu_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, which a container narrows)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def usable_threads(n: int) -> int:
-    """``n`` torch CPU threads, at most one per core (0 stays 0: torch's own choice).
-
-    More threads than cores never helps torch and can make it crawl: OpenMP threads
-    spin at every barrier, so 1,000 threads on two cores turn a 3 s clip into minutes.
-    """
-    return min(n, cpu_cores())
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` torch CPU threads (0: leave the count), then restore it.
-
-    torch's thread count is process-wide: ranking sets one thread per overlapped stage,
-    and a fine-tuning run that follows in the same process (a script that ranks, then
-    fine-tunes) must not inherit that and train on one core.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(usable_threads(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-

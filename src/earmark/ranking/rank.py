@@ -10,24 +10,28 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 from tqdm.auto import tqdm
 
 from earmark import audio as au
 from earmark.config import DecodeConfig, SelectionConfig
-from earmark.errors import (CorruptCheckpoint, ModelWeightsNotFound, UnfinishedModelVersion, UnknownModelVersion,
-                     UnreadableAudio)
+from earmark.decode.decoder import Decoder
 from earmark.decode.packing import WINDOW_SECONDS
-from earmark.store.project import Project
+from earmark.decode.types import Transcript
+from earmark.errors import RunInProgress, UnreadableAudio
+from earmark.models.device import cpu_cores, torch_threads, usable_threads
+from earmark.models.loading import check_decode_config
+from earmark.models.versions import load_version, version_to_rank_with
 from earmark.ranking.scoring import hallucination_flags, transcript_scores
 from earmark.ranking.strategies import Candidate, get_strategy, shown_score_name
-from earmark.store.db import Clip, Correction, ModelVersion, QueueEntry, Transcript as TranscriptRow
-from earmark.decode.decoder import Decoder, Transcript
+from earmark.store.db import Clip, Correction, ModelVersion, QueueEntry, TranscriptRow
+from earmark.store.project import Project
 
 if TYPE_CHECKING:
     import whisper
@@ -134,135 +138,10 @@ def _ranking_threads(cfg: DecodeConfig, device: str) -> tuple[int, bool]:
     """
     if device != "cpu":
         return 0, False
-    from earmark.models.loading import cpu_cores, usable_threads
 
     threads = usable_threads(cfg.threads) or cpu_cores()
     overlap = threads >= 2
     return (max(1, threads // 2) if overlap else threads), overlap
-
-
-# --- model versions: find, load, switch ---------------------------------------------------
-
-def lookup_version(project: Project, model: str) -> ModelVersion | None:
-    """The version named ``model``, or whose spec it is (a path as given or made absolute)."""
-    from earmark.models.loading import normalize_spec
-
-    specs = {model, normalize_spec(model)}
-    with project.store.session() as s:
-        rows = s.scalars(select(ModelVersion).where(
-            or_(ModelVersion.name == model, ModelVersion.spec.in_(specs))).order_by(ModelVersion.id)).all()
-    # a name is what people type and see in `earmark status`, so it wins over a spec
-    return next((m for m in rows if m.name == model), rows[0] if rows else None)
-
-
-def unknown_version(project: Project, model: str) -> UnknownModelVersion:
-    """The error for a version name that is not in ``project``, listing the known ones."""
-    with project.store.session() as s:
-        names = list(s.scalars(select(ModelVersion.name).order_by(ModelVersion.id)))
-    return UnknownModelVersion(f"no model version {model!r} in {project.root}; known versions: "
-                               f"{', '.join(names) or 'none'} (see `earmark models`)")
-
-
-def check_ready(project: Project, mv: ModelVersion) -> None:
-    """Raise :class:`UnfinishedModelVersion` when ``mv`` is a fine-tuning run still going.
-
-    Its checkpoint does not exist yet, and loading it would say "no checkpoint file",
-    which hides the cause and the remedy.
-    """
-    if mv.status == "training":
-        raise UnfinishedModelVersion(
-            f"model version {mv.name!r} of {project.root} is an unfinished fine-tuning run, with no "
-            f"checkpoint yet; finish it with `earmark finetune {project.root} --resume`, or use "
-            "another version or model")
-
-
-def _other_models_hint(project: Project, mv: ModelVersion) -> str:
-    """How to go on with another model when ``mv`` cannot load."""
-    from pathlib import Path
-
-    from earmark.models.loading import looks_like_path
-
-    with project.store.session() as s:
-        others = list(s.scalars(select(ModelVersion).where(
-            ModelVersion.id != mv.id, ModelVersion.status != "training").order_by(ModelVersion.id)))
-    # only versions that can load: not one whose checkpoint is gone too
-    names = [o.name for o in others
-             if not looks_like_path(spec := version_spec(project, o)) or Path(spec).is_file()]
-    versions = f"a version ({', '.join(names)}) or " if names else ""
-    return (f"To go on with another model, make it active with `earmark rank {project.root} "
-            f"--model NAME`, NAME being {versions}a Whisper name such as tiny.en")
-
-
-def version_spec(project: Project, mv: ModelVersion) -> str:
-    """What loads a version: a fine-tuned one's checkpoint inside *this* project folder.
-
-    Its record holds the path relative to the project, so a project copied or moved
-    elsewhere loads its own checkpoints, not the ones of the folder it came from (the
-    absolute path stored as its spec); other versions load from their spec.
-    """
-    relative = (mv.record or {}).get("checkpoint")
-    return str(project.root / relative) if relative else mv.spec
-
-
-def load_version(project: Project, mv: ModelVersion, device: str) -> "whisper.Whisper":
-    """Load the model of a project's version.
-
-    Raises
-    ------
-    UnfinishedModelVersion
-        ``mv`` is a fine-tuning run that has not finished.
-    CorruptCheckpoint, ModelWeightsNotFound
-        Its checkpoint is damaged or gone; the message names the version, the file, and
-        how to go on with another model.
-    """
-    from pathlib import Path
-
-    from earmark.models.loading import load_checkpoint, load_model, looks_like_path
-
-    check_ready(project, mv)
-    spec = version_spec(project, mv)
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return load_checkpoint(path, device, remedy=f"It is the checkpoint of model version {mv.name}. "
-                                                    + _other_models_hint(project, mv))
-    if looks_like_path(spec):
-        raise ModelWeightsNotFound(
-            f"model version {mv.name!r} of {project.root}: its checkpoint {path} is gone (moved or "
-            f"deleted); put it back. {_other_models_hint(project, mv)}")
-    return load_model(spec, device)  # a Whisper name: its own messages say what to install
-
-
-def switch_model(project: Project, model: str, device: str) -> tuple[ModelVersion, "whisper.Whisper | None"]:
-    """Make ``model`` (a version's name, or a spec) the active version; return it and its model.
-
-    The model is loaded before the project changes, so a name that is wrong, a path that
-    does not exist or a damaged file leaves the active version and the version table as
-    they were. A new spec is stored as :func:`~earmark.models.loading.normalize_spec` gives it (a
-    checkpoint's absolute path), so the project works from any folder. The model comes
-    back unloaded (None) when ``model`` is already the active version.
-    """
-    from earmark.models.loading import load_model, looks_like_path, normalize_spec
-
-    mv = lookup_version(project, model)
-    active = project.store.active_model()
-    if mv is not None and active is not None and mv.id == active.id:
-        return mv, None
-    if mv is not None:
-        loaded = load_version(project, mv, device)
-    else:
-        try:
-            loaded = load_model(model, device)  # its errors show the path as it was given
-        except ModelWeightsNotFound as exc:
-            if looks_like_path(model) or isinstance(exc, CorruptCheckpoint):
-                raise
-            # a mistyped version name ("ft-09") is more likely here than a Whisper name
-            with project.store.session() as s:
-                names = ", ".join(s.scalars(select(ModelVersion.name).order_by(ModelVersion.id)))
-            raise ModelWeightsNotFound(f"{exc}; nor is it a version of this project (its versions: "
-                                       f"{names or 'none yet'}; see `earmark models`)") from exc
-        mv = project.store.ensure_model_version(normalize_spec(model))
-    project.store.set_active(mv.id)
-    return mv, loaded
 
 
 # --- transcription ---------------------------------------------------------------------------
@@ -276,8 +155,6 @@ def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     is ``mv``'s model when the caller has loaded it already; otherwise it loads here,
     and only when there is something to transcribe.
     """
-    from earmark.models.loading import torch_threads
-
     pending = _pending(project, mv.id, limit)
     if not pending:
         return Transcribed()
@@ -303,6 +180,7 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     unreadable: list[tuple[int, str]] = []
     bar = tqdm(total=round(total, 1), unit="audio-s", desc=f"rank {mv.name}",
                disable=not progress, dynamic_ncols=True)
+    counted = 0.0  # seconds of the clips done so far (transcribed or unreadable)
     with bar:
         for part in _chunks(pending, chunk, chunk_seconds):
             readable, audios = [], []
@@ -312,8 +190,9 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
                     readable.append(item)
                 except UnreadableAudio as exc:  # one damaged file must not stop the pool's ranking
                     unreadable.append((item[0], str(exc)))
-            skipped = sum(d for _, _, d in part) - sum(d for _, _, d in readable)
-            bar.update(round(skipped, 1))
+            # unreadable clips count as done at once: nothing more comes of them
+            counted += sum(d for _, _, d in part) - sum(d for _, _, d in readable)
+            _advance(bar, counted)
             part = readable
             if not part:
                 continue
@@ -328,7 +207,8 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
             n += len(part)
             seconds = sum(d for _, _, d in part)
             done_s += seconds
-            bar.update(round(seconds, 1))
+            counted += seconds
+            _advance(bar, counted)
             bar.set_postfix(clips=f"{n}/{len(pending)}", hours=f"{done_s / 3600:.2f}")
     if unreadable and not n:  # nothing could be read: the audio folder itself is gone or wrong
         more = f" (and {len(unreadable) - 1} more stored clips)" if len(unreadable) > 1 else ""
@@ -337,7 +217,20 @@ def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,
                        tuple(unreadable))
 
 
-def candidates(project: Project, mv_id: int, embeddings: bool = False) -> list[Candidate]:
+def _advance(bar: tqdm, counted: float) -> None:
+    """Move ``bar`` to ``counted`` seconds, rounded as its total is.
+
+    Adding each chunk's rounded seconds would drift from the rounded total and end past
+    it (tqdm then warns "clamping frac to range [0, 1]"); the bar is set from the running
+    sum instead, never past its total.
+    """
+    target = min(round(counted, 1), bar.total)
+    if target > bar.n:
+        bar.update(round(target - bar.n, 1))
+        bar.n = target  # the difference of two rounded floats may be off in its last bit
+
+
+def pool_candidates(project: Project, mv_id: int, embeddings: bool = False) -> list[Candidate]:
     """Clips transcribed by ``mv_id`` and not yet corrected or flagged, as candidates.
 
     ``embeddings``: with each clip's stored encoder embedding (about 10 kB per clip once
@@ -357,7 +250,7 @@ def candidates(project: Project, mv_id: int, embeddings: bool = False) -> list[C
 def build_queue(project: Project, mv_id: int, sel: SelectionConfig) -> int:
     """Replace the queue with the strategy's order over the uncorrected pool."""
     strategy = get_strategy(sel.strategy, seed=sel.seed)
-    ordered = strategy.order(candidates(project, mv_id, embeddings=strategy.uses_embeddings))
+    ordered = strategy.order(pool_candidates(project, mv_id, embeddings=strategy.uses_embeddings))
     shown = shown_score_name(strategy.name)
     with project.store.session() as s:
         s.execute(delete(QueueEntry))
@@ -366,6 +259,49 @@ def build_queue(project: Project, mv_id: int, sel: SelectionConfig) -> int:
                              model_version_id=mv_id)
                   for i, c in enumerate(ordered))
     return len(ordered)
+
+
+#: the lock file held by the ``rank`` running on a project (in its folder)
+RANK_LOCK = ".rank.lock"
+
+
+@contextmanager
+def ranking_alone(project: Project) -> Iterator[None]:
+    """Hold the project's rank lock; refuse if another process is ranking it.
+
+    Two ranks at once would each transcribe every pending clip (a clip is claimed only
+    when its transcript is stored), doubling hours of work for nothing. The lock is an
+    OS file lock in the project folder, which the OS releases when a process dies, so a
+    killed rank never leaves it held; it works alike for a project on PostgreSQL, since
+    the folder is where every command of the project starts.
+
+    Raises
+    ------
+    RunInProgress
+        Another process holds the lock; the message gives its process id.
+    """
+    import fcntl
+    import os
+
+    path = project.root / RANK_LOCK
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise RunInProgress(
+                f"{project.root}: another `earmark rank` (or `earmark round`) is ranking this project "
+                f"right now (process {holder}); wait for it to finish: it transcribes every clip "
+                "this one would, then run this again if its model was not the one you wanted") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | None = None,
@@ -394,21 +330,17 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
         A decoding setting out of range, or a device this machine lacks.
     ModelWeightsNotFound, CorruptCheckpoint, UnfinishedModelVersion
         ``model`` (or the active version) cannot load; nothing in the project changed.
+    RunInProgress
+        Another process is ranking the project (see :func:`ranking_alone`).
     """
-    from earmark.models.loading import check_decode_config
-
     decode = decode or project.config.decode
     selection = selection or project.config.selection
     check_decode_config(decode)  # a bad setting fails here, before the project changes
     get_strategy(selection.strategy)  # fail before hours of decoding, not after
-    loaded = None
-    if model:
-        mv, loaded = switch_model(project, model, decode.device)
-    else:
-        active = project.store.active_model()
-        mv, loaded = (active, None) if active else switch_model(project, decode.model, decode.device)
-    decode = replace(decode, model=mv.spec)
-    done = transcribe_pending(project, mv, decode, progress, limit, model=loaded)
-    del loaded  # the queue needs no model; free its memory before building it
-    queued = build_queue(project, mv.id, selection)
+    with ranking_alone(project):  # before the switch: a second rank must not change the model
+        mv, loaded = version_to_rank_with(project, model, decode)
+        decode = replace(decode, model=mv.spec)
+        done = transcribe_pending(project, mv, decode, progress, limit, model=loaded)
+        del loaded  # the queue needs no model; free its memory before building it
+        queued = build_queue(project, mv.id, selection)
     return RankReport(**asdict(done), model_version=mv.name, queued=queued, strategy=selection.strategy)

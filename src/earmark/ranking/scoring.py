@@ -8,12 +8,11 @@ an empty hypothesis for a clip that passed the silence check is usually a miss.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from earmark.decode.decoder import Transcript
+from earmark.decode.types import Transcript
 
 # Expected word errors per second for a clip with no words: every word of speech at a
 # typical 2.5 words/s was missed.

@@ -19,10 +19,10 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from earmark.store.project import Project
 from earmark.review import reports
-from earmark.review.workflow import clip_name, domain_errors, score_name
-from earmark.store.db import Clip, Correction, Lease, ModelVersion, QueueEntry, Source, Transcript, utcnow
+from earmark.review.items import clip_name, domain_errors, score_name
+from earmark.store.db import Clip, Correction, Lease, ModelVersion, QueueEntry, Source, TranscriptRow, utcnow
+from earmark.store.project import Project
 
 #: a clip's state as the Browse page shows it, in the order of the workflow
 STATUSES = ("queued", "in review", "corrected", "flagged", "not ranked")
@@ -62,8 +62,8 @@ def clips_frame(project: Project) -> pd.DataFrame:
                                        .join(Source, Source.id == Clip.source_id)
                                        .order_by(Clip.id)).all(),
                              columns=["clip", "path", "offset", "speaker", "duration"])
-        trs = pd.DataFrame(s.execute(select(Transcript.clip_id, Transcript.text, Transcript.scores)
-                                     .where(Transcript.model_version_id == active)).all(),
+        trs = pd.DataFrame(s.execute(select(TranscriptRow.clip_id, TranscriptRow.text, TranscriptRow.scores)
+                                     .where(TranscriptRow.model_version_id == active)).all(),
                            columns=["clip", "hypothesis", "scores"])
         queue = pd.DataFrame(s.execute(select(QueueEntry.clip_id, QueueEntry.rank,
                                               QueueEntry.score)).all(),
@@ -227,8 +227,8 @@ def edit_rates(project: Project) -> pd.DataFrame:
         corr = _corrections_frame(s)
         corr = corr[corr["text"].notna()].groupby("clip").tail(1)
         trs = {tid: (text, scores) for tid, text, scores in s.execute(
-            select(Transcript.id, Transcript.text, Transcript.scores)
-            .where(Transcript.id.in_([int(t) for t in corr["transcript_id"].dropna()])))}
+            select(TranscriptRow.id, TranscriptRow.text, TranscriptRow.scores)
+            .where(TranscriptRow.id.in_([int(t) for t in corr["transcript_id"].dropna()])))}
     rows = []
     for c in corr.itertuples():
         text, scores = trs.get(c.transcript_id, (c.hypothesis or "", {}))

@@ -18,7 +18,7 @@ import numpy as np
 
 from earmark.config import KeymapConfig, ReviewConfig
 from earmark.review.waveform import peaks
-from earmark.review.workflow import ReviewItem, Word
+from earmark.review.items import ReviewItem, Word
 
 #: what each key does, as the ``?`` overlay lists it (the order of the overlay)
 ACTIONS = {

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import func, select
 
-from earmark.review.workflow import domain_errors, round_progress
-from earmark.store.db import Clip, Correction
+from earmark.review.items import domain_errors
+from earmark.review.progress import round_progress
+from earmark.store.db import Clip, Correction, TranscriptRow
 from earmark.store.project import Project
 
 #: clips opened longer than this are left out of the pace (a tab left open over lunch)
@@ -90,14 +91,12 @@ def work_with_and_without_marks(project: Project) -> pd.DataFrame:
     hypothesis's words the model was unsure of; corrections saved without a record of
     the marks (before the editor) are left out.
     """
-    from earmark.store.db import Transcript
-
     threshold = project.config.selection.low_confidence
     with project.store.session() as s:
         rows = s.execute(select(Correction.annotator, Correction.marks_shown,
-                                Correction.seconds_spent, Clip.duration, Transcript.words)
+                                Correction.seconds_spent, Clip.duration, TranscriptRow.words)
                          .join(Clip, Clip.id == Correction.clip_id)
-                         .outerjoin(Transcript, Transcript.id == Correction.transcript_id)
+                         .outerjoin(TranscriptRow, TranscriptRow.id == Correction.transcript_id)
                          .where(Correction.text.is_not(None), Correction.marks_shown.is_not(None),
                                 Correction.seconds_spent > 0,
                                 Correction.seconds_spent <= MAX_SECONDS_PER_CLIP)).all()

@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from earmark.review.workflow import Word
+from earmark.review.items import Word
 
 #: playback speeds offered, as multiples of real time
 SPEEDS = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)

@@ -10,8 +10,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from earmark.models.versions import lookup_version, unknown_version, version_spec
+from earmark.store.db import Clip, ModelVersion, QueueEntry, Source, TranscriptRow, waiting_for_review
 from earmark.store.project import Project
-from earmark.store.db import Clip, ModelVersion, QueueEntry, Source, Transcript, waiting_for_review
+from earmark.train.finetune import RECORD_FILE
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,8 @@ def status(project: Project) -> Status:
         files = s.scalar(select(func.count()).where(Source.status == "ok")) or 0
         rejected = [(p, r) for p, r in s.execute(select(Source.path, Source.reason)
                                                  .where(Source.status == "rejected").order_by(Source.id))]
-        transcribed = s.scalar(select(func.count()).select_from(Transcript)
-                               .where(Transcript.model_version_id == (mv.id if mv else -1))) or 0
+        transcribed = s.scalar(select(func.count()).select_from(TranscriptRow)
+                               .where(TranscriptRow.model_version_id == (mv.id if mv else -1))) or 0
         labeled = s.scalar(select(func.coalesce(func.sum(Clip.duration), 0.0))
                            .where(Clip.id.in_(corrected_ids))) if corrected_ids else 0.0
         queued = s.scalar(select(func.count()).select_from(QueueEntry).where(waiting_for_review())) or 0
@@ -73,11 +75,11 @@ def queue(project: Project, top: int = 20) -> list[QueueRow]:
     """The first ``top`` clips of the queue with their hypotheses."""
     with project.store.session() as s:
         rows = s.execute(
-            select(QueueEntry, Clip, Source, Transcript)
+            select(QueueEntry, Clip, Source, TranscriptRow)
             .join(Clip, Clip.id == QueueEntry.clip_id)
             .join(Source, Source.id == Clip.source_id)
-            .join(Transcript, (Transcript.clip_id == Clip.id)
-                  & (Transcript.model_version_id == QueueEntry.model_version_id))
+            .join(TranscriptRow, (TranscriptRow.clip_id == Clip.id)
+                  & (TranscriptRow.model_version_id == QueueEntry.model_version_id))
             .where(waiting_for_review())
             .order_by(QueueEntry.rank).limit(top)).all()
     out = []
@@ -139,9 +141,6 @@ def minute(timestamp: str | None) -> str:
 
 
 def _details(project: Project, mv: ModelVersion) -> VersionDetails:
-    from earmark.train.finetune import RECORD_FILE
-    from earmark.ranking.rank import version_spec
-
     record, config = mv.record or {}, mv.config or {}
     return VersionDetails(
         name=mv.name, spec=version_spec(project, mv), status="active" if mv.active else (mv.status or ""),
@@ -170,8 +169,6 @@ def version_details(project: Project, name: str) -> VersionDetails:
     UnknownModelVersion
         No such version; the message lists the known ones.
     """
-    from earmark.ranking.rank import lookup_version, unknown_version
-
     mv = lookup_version(project, name)
     if mv is None:
         raise unknown_version(project, name)

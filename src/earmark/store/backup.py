@@ -29,44 +29,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from earmark.errors import BadConfig, CorruptDatabase, EarmarkError
+from earmark.store.db import V2_CORRECTION_COLUMNS, damage_error, damage_found, is_damage, quick_check
 from earmark.store.project import Project, database_file, load_config
-from earmark.store.db import DEFAULT_RECOVERY, damage_error, damage_found, is_damage, quick_check
+from earmark.store.snapshots import (SNAPSHOT_PREFIX, SNAPSHOT_STAMP, Contents, Snapshot, advice, backup_dir,
+                                     contents, describe, newest_sound, snapshots)
 
-BACKUP_DIR = "backups"
-_PREFIX = "earmark-"
-_STAMP = "%Y%m%d-%H%M%S"  # UTC; a snapshot's name adds milliseconds, so names sort by time
 #: where a replaced database is kept, and what could not be copied back from it
 UNRESTORED_FILE = "unrestored_corrections.jsonl"
 _CORRECTION_COLUMNS = ("id", "clip_id", "text", "flag", "note", "annotator", "seconds_spent",
-                       "transcript_id", "hypothesis", "round_id", "created_at")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One kept copy of the database."""
-
-    path: Path
-    taken_at: datetime  # UTC, to the millisecond
-    reason: str  # what it was taken before: import, rank, finetune, round, review, backup
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-@dataclass(frozen=True)
-class Contents:
-    """What a database file holds, as far as it can be read."""
-
-    problem: str  # why it cannot be used ("" when it passes SQLite's check)
-    clips: int = 0
-    corrected: int = 0  # clips whose newest saved row is a text (as `earmark status` counts)
-    flagged: int = 0  # clips whose newest saved row is a flag
-    last_correction_id: int = 0
-
-    @property
-    def readable(self) -> bool:
-        return not self.problem
+                       "transcript_id", "hypothesis", "round_id", "created_at", *V2_CORRECTION_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -81,78 +52,8 @@ class Restored:
     salvage_problem: str  # why the replaced file could not be read to the end ("" if it could)
 
 
-def backup_dir(root: Path | str) -> Path:
-    """``PROJECT/backups``."""
-    return Path(root) / BACKUP_DIR
-
-
-def snapshots(root: Path | str) -> list[Snapshot]:
-    """The project's snapshots, newest first (files of other names in the folder are ignored)."""
-    found = []
-    for path in backup_dir(root).glob(f"{_PREFIX}*.db"):
-        stamp, _, rest = path.stem.removeprefix(_PREFIX).partition("_")
-        try:
-            taken = datetime.strptime(stamp, f"{_STAMP}.%f").replace(tzinfo=timezone.utc)
-        except ValueError:
-            continue
-        found.append(Snapshot(path=path, taken_at=taken, reason=rest.split(".")[0] or "?"))
-    return sorted(found, key=lambda s: (s.taken_at, s.path.name), reverse=True)
-
-
-def contents(db: Path) -> Contents:
-    """Check a database file and count its clips and corrections; never raises."""
-    if not db.is_file():
-        return Contents(problem="the file is missing")
-    if db.stat().st_size == 0:
-        return Contents(problem="the file is empty (0 bytes)")
-    try:
-        with closing(sqlite3.connect(db, timeout=30)) as conn:
-            problem = quick_check(conn)
-            if problem:
-                return Contents(problem=problem)
-            clips = conn.execute("SELECT count(*) FROM clips").fetchone()[0]
-            corrected, flagged = conn.execute(
-                "SELECT coalesce(sum(flag IS NULL), 0), coalesce(sum(flag IS NOT NULL), 0) FROM corrections "
-                "WHERE id IN (SELECT max(id) FROM corrections GROUP BY clip_id)").fetchone()
-            last = conn.execute("SELECT coalesce(max(id), 0) FROM corrections").fetchone()[0]
-    except sqlite3.Error as exc:
-        return Contents(problem=str(exc))
-    return Contents(problem="", clips=clips, corrected=corrected, flagged=flagged, last_correction_id=last)
-
-
-def describe(snapshot: Snapshot, held: Contents | None = None) -> str:
-    """``earmark-…db (before rank, 2026-12-06 22:30 UTC: 1,250 clips, 148 corrected)``;
-    ``held``: its :func:`contents`, when already read."""
-    c = held or contents(snapshot.path)
-    held = (f"{c.clips:,} clips, {c.corrected:,} corrected"
-            + (f", {c.flagged:,} flagged" if c.flagged else "") if c.readable
-            else f"damaged: {c.problem}")
-    return f"{snapshot.name} (before {snapshot.reason}, {snapshot.taken_at:%Y-%m-%d %H:%M} UTC: {held})"
-
-
-def advice(root: Path | str) -> str:
-    """What to do about a damaged database: restore the newest snapshot, if there is one."""
-    root = Path(root)
-    good = _newest_sound(snapshots(root))
-    if good is None:
-        return f"{DEFAULT_RECOVERY} (there is no snapshot in {backup_dir(root)})"
-    return (f"stop the review app and run `earmark restore {root}`: it puts back the newest "
-            f"snapshot, {describe(*good)}, keeps the damaged file, and copies back every "
-            "correction saved since that can still be read")
-
-
-def _newest_sound(found: list[Snapshot]) -> tuple[Snapshot, Contents] | None:
-    """The newest of ``found`` that passes SQLite's check, with its contents (the older
-    ones are not read)."""
-    for snap in found:
-        held = contents(snap.path)
-        if held.readable:
-            return snap, held
-    return None
-
-
 def _unique_path(folder: Path, reason: str, now: datetime) -> Path:
-    base = f"{_PREFIX}{now:{_STAMP}}.{now.microsecond // 1000:03d}_{reason}"
+    base = f"{SNAPSHOT_PREFIX}{now:{SNAPSHOT_STAMP}}.{now.microsecond // 1000:03d}_{reason}"
     path, n = folder / f"{base}.db", 1
     while path.exists():  # two snapshots in one millisecond (two annotators saving at once)
         n += 1
@@ -266,7 +167,7 @@ def _choose(root: Path, name: str | None) -> tuple[Snapshot, Contents]:
                 return s, held
         raise EarmarkError(f"{backup_dir(root)}: no snapshot named {name!r}; the snapshots are: "
                            + ", ".join(s.name for s in found))
-    good = _newest_sound(found)
+    good = newest_sound(found)
     if good is not None:
         return good
     raise CorruptDatabase(f"{backup_dir(root)}: every snapshot is damaged; restore the database "
@@ -286,8 +187,10 @@ def _read_newer(db: Path, after_id: int, clips: set[int], *,
     uri = f"file:{db}?mode=ro" if read_only else f"file:{db}"
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
-            cursor = conn.execute(f"SELECT {', '.join(_CORRECTION_COLUMNS)} FROM corrections "
-                                  "WHERE id > ? ORDER BY id", (after_id,))
+            # a file of an older schema lacks the newer columns: they are read as empty
+            have = _columns(conn)
+            picked = ", ".join(c if c in have else f"NULL AS {c}" for c in _CORRECTION_COLUMNS)
+            cursor = conn.execute(f"SELECT {picked} FROM corrections WHERE id > ? ORDER BY id", (after_id,))
             for row in cursor:  # row by row: a damaged page ends the read, not what came before
                 rows.append(row)
             lacking = sorted({r[col["clip_id"]] for r in rows} - clips)
@@ -302,41 +205,77 @@ def _read_newer(db: Path, after_id: int, clips: set[int], *,
     return rows, places, ""
 
 
-# The part of SQLite's 100-byte file header that a database never changes after it is
-# made: the magic string, page size, format versions, reserved bytes and payload fractions.
-_FIXED_HEADER = slice(0, 24)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_HEADER_SIZE = 100
+
+
+def mended_header(good: bytes, file_size: int, wal: bool) -> bytes:
+    """A whole 100-byte SQLite header for a file whose own header is overwritten.
+
+    Parameters
+    ----------
+    good
+        The header of a sound copy of the same database (a snapshot): it gives the page
+        size, the text encoding and the schema format, which never change.
+    file_size
+        Bytes of the damaged file: its page count is computed from it.
+    wal
+        Read the file as a WAL database (its newest pages may be only in the -wal file).
+
+    Notes
+    -----
+    Every field that describes the file's state rather than its format is made neutral:
+    the page count is the file's size over the page size (and its "valid for" counter is
+    made to disagree, so SQLite counts the pages of the file itself), the free-page list is
+    emptied (a stale one would send a read after pages it does not own). That is enough
+    to read every intact page.
+    """
+    head = bytearray(good[:_HEADER_SIZE])
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size  # 1 stands for 65536
+    if wal:
+        head[18:20] = b"\x02\x02"
+    head[28:32] = (file_size // page_size).to_bytes(4, "big")
+    head[32:40] = bytes(8)  # no free pages: the list of the snapshot's file is not this file's
+    change = int.from_bytes(head[24:28], "big")
+    head[92:96] = ((change + 1) & 0xFFFFFFFF).to_bytes(4, "big")  # the page count is not trusted
+    return bytes(head)
 
 
 def _read_with_mended_header(damaged: Path, snapshot: Path, after_id: int, clips: set[int],
                              kept: Path) -> tuple[list[tuple], dict[int, tuple], str] | None:
-    """Read a file whose header alone is overwritten, from a copy given the snapshot's.
+    """Read a file whose header alone is overwritten, from a copy given a mended header.
 
-    A few bytes written over the start of the file make SQLite refuse all of it ("file
-    is not a database") though every page is intact; the snapshot of the same database
-    holds the same fixed header. The copy is removed afterwards: ``kept`` keeps the file
-    as it was found. None when the header is not what stops the read.
+    Bytes written over the start of the file (up to its whole 100-byte header) make
+    SQLite refuse all of it ("file is not a database") though every page is intact; the
+    snapshot of the same database gives the fields that never change, and the rest is
+    rebuilt by :func:`mended_header`. The copy is removed afterwards: ``kept`` keeps the
+    file as it was found. None when the header is not what stops the read.
     """
     with damaged.open("rb") as f:
-        head = f.read(100)
+        head = f.read(_HEADER_SIZE)
     with snapshot.open("rb") as f:
-        good = bytearray(f.read(100))
-    if head[:16] == _SQLITE_MAGIC and head[_FIXED_HEADER] == bytes(good[_FIXED_HEADER]):
+        good = f.read(_HEADER_SIZE)
+    if len(good) < _HEADER_SIZE or good[:16] != _SQLITE_MAGIC:
+        return None
+    if head == good:
         return None
     wal = damaged.with_name(damaged.name + "-wal")
-    if wal.is_file():  # the newest corrections may be only there: read it as a WAL database
-        good[18:20] = b"\x02\x02"
     copy = kept / f".mended-{damaged.name}"
     try:
         shutil.copyfile(damaged, copy)
         if wal.is_file():
             shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
         with copy.open("r+b") as f:
-            f.write(bytes(good[_FIXED_HEADER]))
+            f.write(mended_header(good, damaged.stat().st_size, wal.is_file()))
         return _read_newer(copy, after_id, clips, read_only=False)
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
             copy.with_name(copy.name + suffix).unlink(missing_ok=True)
+
+
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(corrections)")}
 
 
 def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path,
@@ -359,6 +298,12 @@ def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path,
     known = [r for r in rows if r[col["clip_id"]] in clips]
     unknown = [r for r in rows if r[col["clip_id"]] not in clips]
     with closing(sqlite3.connect(restored, timeout=30)) as conn, conn:
+        # a snapshot of an older schema gets the newer columns now (its next opening
+        # migrates it and finds them there), so the rows keep all they hold
+        have = _columns(conn)
+        for name, kind in V2_CORRECTION_COLUMNS.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE corrections ADD COLUMN {name} {kind}")
         for r in known:
             r = list(r)  # links to rows the snapshot lacks are dropped, the text is kept
             if r[col["transcript_id"]] not in transcripts:
@@ -433,7 +378,7 @@ def restore(root: Path | str, name: str | None = None, *, force: bool = False) -
         raise EarmarkError(f"{db}: another process has the database open (the review app, or "
                            "an earmark command); stop it first, since what it writes now would "
                            "go to the replaced file, then run the restore again")
-    kept = backup_dir(root) / f"replaced-{datetime.now(timezone.utc):{_STAMP}}-{uuid.uuid4().hex[:6]}"
+    kept = backup_dir(root) / f"replaced-{datetime.now(timezone.utc):{SNAPSHOT_STAMP}}-{uuid.uuid4().hex[:6]}"
     kept.mkdir(parents=True)
     for suffix in ("", "-wal", "-shm"):  # the -wal file may hold the newest corrections
         part = db.with_name(db.name + suffix)

@@ -11,9 +11,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from earmark.config import ProjectConfig, from_dict, project_config_problems, to_json, unknown_keys
-from earmark.errors import BadConfig, EarmarkWarning, CorruptDatabase, EarmarkError, ProjectExists, ProjectNotFound
+from earmark.config import ProjectConfig, from_dict, to_json, unknown_keys
+from earmark.errors import (BadConfig, CorruptDatabase, EarmarkError, EarmarkWarning, ProjectExists,
+                            ProjectNotFound)
+from earmark.models.loading import check_spec
+from earmark.ranking.strategies import STRATEGIES
 from earmark.store.db import DEFAULT_RECOVERY, Store, sqlite_url
+from earmark.store.snapshots import advice
 
 CONFIG_FILE = "earmark.json"
 DB_FILE = "earmark.db"
@@ -40,15 +44,40 @@ class Project:
 def _recovery(root: Path, config: ProjectConfig) -> Callable[[], str]:
     """What a person should do about a damaged database (read when the damage is found)."""
     def recovery() -> str:
-        from earmark.store.backup import advice
-
         return advice(root) if database_file(root, config) else DEFAULT_RECOVERY
 
     return recovery
 
 
 def _store(root: Path, config: ProjectConfig) -> Store:
-    return Store(config.database_url or sqlite_url(root / DB_FILE), _recovery(root, config))
+    return Store(database_url(root, config), _recovery(root, config))
+
+
+def database_url(root: Path | str, config: ProjectConfig) -> str:
+    """The URL the project's database is opened with.
+
+    A SQLite file given by a relative path is taken from the project folder, not from the
+    folder a command happens to run in: SQLite would otherwise create a new, empty
+    database beside every other working folder, and the project would look empty there.
+    """
+    if not config.database_url:
+        return sqlite_url(Path(root) / DB_FILE)
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not _in_memory(config.database_url) \
+            and not Path(url.database).is_absolute():
+        return url.set(database=str(Path(root).resolve() / url.database)).render_as_string(hide_password=False)
+    return config.database_url
+
+
+def _in_memory(database_url: str) -> bool:
+    """True for a SQLite URL of a database held in memory (gone when the command ends)."""
+    try:
+        url = make_url(database_url)
+    except Exception:  # noqa: BLE001 - an unparsable URL is refused by the Store itself
+        return False
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+        or (url.database or "").startswith("file::memory:"))
 
 
 def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> Project:
@@ -69,9 +98,15 @@ def init_project(root: Path | str, config: ProjectConfig = ProjectConfig()) -> P
     root = Path(root)
     if (root / CONFIG_FILE).exists():
         raise ProjectExists(f"{root}: already an earmark project; use it, or choose another folder")
-    from earmark.models.loading import check_spec
 
     check_spec(config.decode.model)  # a typo fails here, not at the first `rank`
+    if config.database_url and _in_memory(config.database_url):
+        # each command would get a new, empty database: an import would report files it
+        # stored nowhere
+        raise BadConfig(f"database URL {config.database_url}: a SQLite database in memory lasts "
+                        "only while one command runs, so nothing imported or corrected would be "
+                        "kept; leave out --db-url (a file in the project folder) or give "
+                        "sqlite:///PATH/TO/FILE.db")
     if root.exists() and not root.is_dir():
         raise ProjectExists(f"{root}: is a file, not a folder; choose a new folder name for the project")
     created = not root.exists()
@@ -118,12 +153,11 @@ def load_config(root: Path | str) -> ProjectConfig:
         config = from_dict(ProjectConfig, data)
     except (json.JSONDecodeError, TypeError) as exc:
         raise ProjectNotFound(f"{cfg_file}: not a valid project config ({exc}); fix or restore it") from exc
-    from earmark.ranking.strategies import STRATEGIES
 
     if config.selection.strategy not in STRATEGIES:
         raise BadConfig(f"{cfg_file}: selection.strategy {config.selection.strategy!r} is not one of "
                         f"{', '.join(sorted(STRATEGIES))}; fix it there")
-    problems = project_config_problems(config)
+    problems = config.problems()
     if problems:
         raise BadConfig(f"{cfg_file}: {'; '.join(problems)}; fix it there")
     unknown = unknown_keys(ProjectConfig, data)
@@ -138,7 +172,7 @@ def database_file(root: Path | str, config: ProjectConfig) -> Path | None:
     """The project's SQLite file, or None when its database is on a server."""
     if not config.database_url:
         return Path(root) / DB_FILE
-    url = make_url(config.database_url)
+    url = make_url(database_url(root, config))
     return Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
 
 
@@ -157,8 +191,13 @@ def open_project(root: Path | str) -> Project:
     """
     root = Path(root)
     config = load_config(root)
-    if not config.database_url:
-        _check_database_file(root / DB_FILE, _recovery(root, config))
+    if config.database_url and _in_memory(config.database_url):
+        raise BadConfig(f"{root / CONFIG_FILE}: database_url {config.database_url} is a database in "
+                        "memory, which keeps nothing between commands; set database_url to \"\" "
+                        "(a file in the project folder) or sqlite:///PATH/TO/FILE.db")
+    db = database_file(root, config)
+    if db is not None:  # a file named in database_url too: SQLite would create an empty one
+        _check_database_file(db, _recovery(root, config))
     return Project(root=root, config=config, store=_store(root, config))
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from earmark.config import DecodeConfig, FinetuneConfig
-from earmark.errors import NoCorrections
 from earmark.decode.packing import pack_windows
+from earmark.errors import NoCorrections
+from earmark.store.db import Clip, Correction, ModelVersion, TranscriptRow
 from earmark.store.project import Project
-from earmark.store.db import Clip, Correction, ModelVersion, Transcript
 
 DEV_SALT = "earmark-dev-v1"  # changing it would move every group: never change it
 
@@ -164,10 +164,10 @@ def replay_examples(project: Project, model_version_id: int, n: int) -> list[Exa
         return []
     with project.store.session() as s:
         touched = select(Correction.clip_id)
-        rows = s.execute(select(Clip, Transcript).join(Transcript, Transcript.clip_id == Clip.id)
-                         .where(Transcript.model_version_id == model_version_id,
+        rows = s.execute(select(Clip, TranscriptRow).join(TranscriptRow, TranscriptRow.clip_id == Clip.id)
+                         .where(TranscriptRow.model_version_id == model_version_id,
                                 Clip.id.not_in(touched))
-                         .order_by(Transcript.avg_logprob.desc(), Clip.id)).all()
+                         .order_by(TranscriptRow.avg_logprob.desc(), Clip.id)).all()
     out = []
     for clip, tr in rows:
         if tr.text.strip() and not (tr.scores or {}).get("flags"):

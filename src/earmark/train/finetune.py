@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,18 @@ from typing import Any
 from sqlalchemy import func, select
 
 from earmark.config import FinetuneConfig, from_dict, to_dict
-from earmark.train.dataset import Example, Split, correction_examples, previous_dev_groups, replay_examples, \
-    split_dev
 from earmark.errors import NoCorrections, NothingToResume, RunInProgress
-from earmark.store.project import Project
+from earmark.models.device import torch_threads
+from earmark.models.loading import non_finite_weights, save_checkpoint
+from earmark.models.versions import active_or_base, load_version
 from earmark.store.db import Clip, ModelVersion, dumps
+from earmark.store.project import Project
+from earmark.train.dataset import (Example, Split, correction_examples, previous_dev_groups, replay_examples,
+                                   split_dev)
+from earmark.train.gate import gate_message
+from earmark.train.run import Run
 from earmark.train.trainable import merge_lora, prepare_model
-from earmark.train.trainer import Trainer, beats_parent, check_config
+from earmark.train.trainer import Trainer, check_config
 
 
 #: the run's record, written beside its checkpoint (``models/NAME/``)
@@ -81,27 +86,10 @@ class FinetuneResult:
     drift_clips: int = 0
 
 
-@dataclass
-class Run:
-    """A fine-tuning run's identity: its version row, config and data."""
-
-    version_id: int
-    name: str
-    folder: Path
-    cfg: FinetuneConfig
-    parent: dict[str, Any]  # {"id", "name", "spec"}
-    split: Split
-    replay: tuple[Example, ...]
-    # uncorrected clips the parent was surest of (after the replayed ones), with its own
-    # transcripts: the forgetting check (FinetuneConfig.drift_clips)
-    anchor: tuple[Example, ...]
-    record: dict[str, Any]
-
-
 # --- run setup ------------------------------------------------------------------------
 
 # where a run computes, not what it computes: a run continues under other values of these
-RUNTIME_FIELDS = ("device", "threads")
+RUNTIME_FIELDS = tuple(f.name for f in fields(FinetuneConfig) if f.metadata.get("runtime"))
 
 
 def _with_runtime(cfg: FinetuneConfig, runtime: FinetuneConfig) -> FinetuneConfig:
@@ -222,7 +210,7 @@ def open_run(project: Project, cfg: FinetuneConfig, resume: bool = False) -> Run
     if not examples:
         raise NoCorrections(f"{project.root}: no saved corrections to fine-tune on (flagged clips "
                             f"do not count); correct clips with `earmark review {project.root}` first")
-    parent = store.active_model() or store.ensure_model_version(project.config.decode.model)
+    parent = active_or_base(project)
     fp = _fingerprint([e.correction_id for e in examples], cfg, parent.id)  # type: ignore[misc]
     for mv in unfinished:
         if (mv.record or {}).get("fingerprint") == fp:
@@ -239,44 +227,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def gate_message(name: str, parent: str, before: float, after: float, n_dev: int, margin: float,
-                 drift: dict[str, Any] | None = None, max_drift: float = 1.0,
-                 mode: str = "full") -> tuple[bool, str]:
-    """Whether the new version passes the gate, and sentences saying why.
-
-    It must beat the active one on dev WER by more than ``margin``; where the forgetting
-    check ran (``drift``), it must also change no more than ``max_drift`` of the parent's
-    words on the uncorrected clips the parent was surest of.
-    """
-    passed = beats_parent(after, before, margin)
-    clips = f"{n_dev} held-out clip{'' if n_dev == 1 else 's'}"
-    if passed:
-        message = (f"{name} is now the active model: dev WER {before:.3f} -> {after:.3f} "
-                   f"({(before - after) / before if before else 0:.0%} lower) on {clips}")
-    elif before <= max(margin, 0.0):  # nothing left to beat: no training can pass
-        message = (f"{name} was kept but NOT activated: the active {parent} already makes no errors "
-                   f"on the {clips} of the dev split (dev WER {before:.3f}), so no version can beat "
-                   f"it there; {parent} stays active. Correct clips from the head of the queue (the "
-                   "ones it finds hard): the dev split grows with the corrections")
-    else:
-        message = (f"{name} was kept but NOT activated: its dev WER {after:.3f} does not beat the "
-                   f"active {parent}'s {before:.3f} on the same {clips}"
-                   f"{f' by more than {margin:g}' if margin else ''}; {parent} stays active. "
-                   "Try more corrections, a lower --lr"
-                   f"{', or --mode decoder' if mode != 'decoder' else ''}")
-    if drift is None:
-        return passed, message
-    n = drift["clips"]
-    check = (f"on the {n} uncorrected clip{'' if n == 1 else 's'} {parent} was surest of, {name} changes "
-             f"{drift['changed']:.1%} of {parent}'s words")
-    if passed and drift["changed"] > max_drift:
-        return False, (f"{name} was kept but NOT activated: its dev WER {after:.3f} beats the active "
-                       f"{parent}'s {before:.3f}, but {check}, more than --max-drift {max_drift:g} "
-                       f"allows (a sign of forgetting); {parent} stays active. Try --replay 0.5 or "
-                       "a lower --interpolate, which keep more of what it did well")
-    return passed, f"{message}. {check[0].upper()}{check[1:]} (some may be fixes; a high share is a sign of forgetting)"
-
-
 def _superseded(project: Project, run: Run, active: str) -> str:
     """Why a version that beat its parent is not activated: another became active meanwhile."""
     return (f"{run.name} was kept but NOT activated: it beat its parent {run.parent['name']} on the dev "
@@ -287,23 +237,53 @@ def _superseded(project: Project, run: Run, active: str) -> str:
 
 
 def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> FinetuneResult:
-    st, cfg, model = trainer.state, run.cfg, trainer.model
+    """Save the kept weights, judge them at the gate, record the run, maybe activate it."""
+    model, before, after, drift = _final_weights(run, trainer)
+    passed, message = _verdict(run, trainer, model, before, after, drift)
+    checkpoint = save_checkpoint(model, run.folder / "model.pt",
+                                 {"version": run.name, "parent": run.parent["name"]})
+    passed, message = _commit(project, run, _record(run, trainer, before, after, drift), passed, message)
+    trainer.state_path.unlink(missing_ok=True)
+    st = trainer.state
+    return FinetuneResult(
+        version=run.name, version_id=run.version_id, parent=run.parent["name"], activated=passed,
+        message=message, dev_wer_before=before["wer"], dev_wer_after=after["wer"],
+        dev_cer_before=before["cer"], dev_cer_after=after["cer"],
+        decode_speed_before=before["speed"], decode_speed_after=after["speed"],
+        train_clips=len(run.split.train), dev_clips=len(run.split.dev), replay_clips=len(run.replay),
+        steps=st.step, stopped_early=st.stopped_early, kept_step=st.kept_step, best_step=st.best_step,
+        best_dev_wer=st.best_score["wer"] if st.best_score else math.nan,
+        resumed_from_step=trainer.resumed_from,
+        train_seconds=st.train_seconds, total_seconds=time.perf_counter() - started,
+        checkpoint=checkpoint,
+        not_kept_why=(st.history[-1].get("why_not_kept") or "") if st.history else "",
+        drift=drift["changed"] if drift else math.nan, drift_clips=drift["clips"] if drift else 0)
+
+
+def _final_weights(run: Run, trainer: Trainer) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """The weights the run keeps, as they will be saved (LoRA merged, interpolated, float16),
+    with the parent's and their dev scores and the forgetting check."""
+    st, model = trainer.state, trainer.model
     if trainer.kept is not None:
         trainer.load_trainable(trainer.kept)
-    if cfg.mode == "lora":
+    if run.cfg.mode == "lora":
         merge_lora(model)
     trainer.as_saved(model)
     drift = trainer.drift(model)
     after = st.kept_score  # scored on exactly these (merged, interpolated, float16) weights
     if after is None:
         after = trainer.dev_score()
-    before = st.before or {}
-    passed, message = gate_message(run.name, run.parent["name"], before["wer"], after["wer"],
-                                   len(run.split.dev), cfg.gate_margin, drift, cfg.max_drift, cfg.mode)
+    return model, st.before or {}, after, drift
+
+
+def _verdict(run: Run, trainer: Trainer, model: Any, before: dict[str, Any], after: dict[str, Any],
+             drift: dict[str, Any] | None) -> tuple[bool, str]:
+    """Whether the gate passes the kept weights, and the message that says why, with notes."""
     import torch
 
-    from earmark.models.loading import non_finite_weights
-
+    cfg = run.cfg
+    passed, message = gate_message(run.name, run.parent["name"], before["wer"], after["wer"],
+                                   len(run.split.dev), cfg.gate_margin, drift, cfg.max_drift, cfg.mode)
     diverged = non_finite_weights(model.state_dict(), torch.float16)
     if diverged:  # whatever its dev WER: a checkpoint of NaN and inf decodes nothing
         passed = False
@@ -320,21 +300,29 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
     if after["speed"] and before.get("speed") and after["speed"] < before["speed"] / 2:
         message += (f"; warning: dev decoding is {before['speed'] / after['speed']:.1f}x slower than "
                     "before, a sign of looping output")
-    from earmark.models.loading import save_checkpoint
+    return passed, message
 
-    checkpoint = save_checkpoint(model, run.folder / "model.pt",
-                                 {"version": run.name, "parent": run.parent["name"]})
-    record = {**run.record, "config": to_dict(cfg),
-              "dev_wer_before": before["wer"], "dev_wer_after": after["wer"],
-              "dev_cer_before": before["cer"], "dev_cer_after": after["cer"],
-              "decode_speed_before": before["speed"], "decode_speed_after": after["speed"],
-              "dev_before": before, "dev_after": after, "history": st.history, "drift": drift,
-              "steps": st.step, "total_steps": trainer.total_steps, "best_step": st.best_step,
-              "kept_step": st.kept_step,
-              "stopped_early": st.stopped_early, "resumes": st.resumes,
-              "discarded_state": trainer.discarded_state or None,
-              "train_seconds": round(st.train_seconds, 2),
-              "finished_at": datetime.now(timezone.utc).isoformat()}
+
+def _record(run: Run, trainer: Trainer, before: dict[str, Any], after: dict[str, Any],
+            drift: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's record (``record.json`` and the version row), the gate's verdict aside."""
+    st = trainer.state
+    return {**run.record, "config": to_dict(run.cfg),
+            "dev_wer_before": before["wer"], "dev_wer_after": after["wer"],
+            "dev_cer_before": before["cer"], "dev_cer_after": after["cer"],
+            "decode_speed_before": before["speed"], "decode_speed_after": after["speed"],
+            "dev_before": before, "dev_after": after, "history": st.history, "drift": drift,
+            "steps": st.step, "total_steps": trainer.total_steps, "best_step": st.best_step,
+            "kept_step": st.kept_step,
+            "stopped_early": st.stopped_early, "resumes": st.resumes,
+            "discarded_state": trainer.discarded_state or None,
+            "train_seconds": round(st.train_seconds, 2),
+            "finished_at": datetime.now(timezone.utc).isoformat()}
+
+
+def _commit(project: Project, run: Run, record: dict[str, Any], passed: bool, message: str) -> tuple[bool, str]:
+    """Write the record and the version's status, and activate it if it passed, in one
+    transaction; returns the verdict, changed when another version became active meanwhile."""
     with project.store.session() as s:  # one transaction: status, record and activation
         mv = s.get(ModelVersion, run.version_id)
         other = s.scalars(select(ModelVersion.name).where(
@@ -352,20 +340,7 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         if passed:
             s.execute(ModelVersion.__table__.update().values(active=False))
             mv.active = True
-    trainer.state_path.unlink(missing_ok=True)
-    return FinetuneResult(
-        version=run.name, version_id=run.version_id, parent=run.parent["name"], activated=passed,
-        message=message, dev_wer_before=before["wer"], dev_wer_after=after["wer"],
-        dev_cer_before=before["cer"], dev_cer_after=after["cer"],
-        decode_speed_before=before["speed"], decode_speed_after=after["speed"],
-        train_clips=len(run.split.train), dev_clips=len(run.split.dev), replay_clips=len(run.replay),
-        steps=st.step, stopped_early=st.stopped_early, kept_step=st.kept_step, best_step=st.best_step,
-        best_dev_wer=st.best_score["wer"] if st.best_score else math.nan,
-        resumed_from_step=trainer.resumed_from,
-        train_seconds=st.train_seconds, total_seconds=time.perf_counter() - started,
-        checkpoint=checkpoint,
-        not_kept_why=(st.history[-1].get("why_not_kept") or "") if st.history else "",
-        drift=drift["changed"] if drift else math.nan, drift_clips=drift["clips"] if drift else 0)
+    return passed, message
 
 
 def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: bool = False,
@@ -398,9 +373,6 @@ def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: boo
     BadConfig
         A setting out of range.
     """
-    from earmark.models.loading import torch_threads
-    from earmark.ranking.rank import load_version
-
     started = time.perf_counter()
     cfg = cfg or project.config.finetune
     check_config(cfg)

@@ -15,8 +15,9 @@ import numpy as np
 
 from earmark.config import FinetuneConfig
 from earmark.errors import BadConfig
+from earmark.train.teacher import IGNORE, Targets, optimizer
 from earmark.train.trainable import merge_lora, prepare_model
-from earmark.train.trainer import IGNORE, Targets, check_config, optimizer
+from earmark.train.trainer import check_config
 
 if TYPE_CHECKING:
     import whisper
@@ -29,8 +30,9 @@ def train_pairs(model: "whisper.Whisper", texts: list[str], *, audios: list[np.n
 
     The library's training step without a project, store, dev split or gate (used by
     :mod:`earmark.simulate`). One clip per window, no packing or augmentation; the
-    same teacher forcing and AdamW schedule as :class:`earmark.train.trainer.Trainer`. Runs
-    ``cfg.max_steps`` steps, or ``cfg.epochs`` passes over the clips.
+    same teacher forcing and AdamW schedule as :class:`earmark.train.trainer.Trainer`
+    (:mod:`earmark.train.teacher`). Runs ``cfg.max_steps`` steps, or ``cfg.epochs``
+    passes over the clips.
 
     Parameters
     ----------

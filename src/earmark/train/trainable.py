@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     import torch
     import whisper
 
-MODES = ("full", "decoder", "lora")
 LORA_TARGETS = r".*blocks\.\d+\.(attn|cross_attn)\.(query|key|value|out)|.*blocks\.\d+\.mlp\.(0|2)"
 
 

@@ -19,8 +19,7 @@ Modes (set up by :func:`earmark.train.trainable.prepare_model`):
 The loop's state (weights, optimizer, scheduler, step, RNG) is saved atomically to
 :data:`STATE_FILE` in the run's folder, so a killed run continues where it stopped.
 Runs themselves (their version row, split and record) and what becomes of the trained
-model are :mod:`earmark.train.finetune`'s job.
-"""
+model are :mod:`earmark.train.finetune`'s job."""
 
 from __future__ import annotations
 
@@ -38,28 +37,28 @@ from sqlalchemy import select
 from tqdm.auto import tqdm
 
 from earmark import audio as au
-from earmark.decode import packing
-from earmark.train.augment import augment_wave, spec_augment
 from earmark.config import FinetuneConfig, to_dict
-from earmark.train.dataset import pack_epoch
+from earmark.decode.decoder import Decoder
 from earmark.errors import BadConfig
 from earmark.evaluate.heldout import evaluate_audio
-from earmark.evaluate.metrics import error_rates, prob_fewer_errors
-from earmark.store.project import Project
+from earmark.evaluate.metrics import error_rates
+from earmark.models.device import check_device
 from earmark.store.db import ModelVersion
-from earmark.train.trainable import MODES, interpolate, merge_lora, parent_weights, round_to_half, trainable_state
+from earmark.store.project import Project
+from earmark.train.augment import augment_wave, spec_augment
+from earmark.train.dataset import pack_epoch
+from earmark.train.gate import clearly_worse, held_back, improves
+from earmark.train.run import Run
+from earmark.train.state_file import load_state_file
+from earmark.train.teacher import IGNORE, Targets, optimizer, window_text
+from earmark.train.trainable import interpolate, merge_lora, parent_weights, round_to_half, trainable_state
 
 if TYPE_CHECKING:
     import torch
     import whisper
 
-    from earmark.train.finetune import Run
-
 STATE_FILE = ".train-state.pt"
 STATE_FORMAT = 2  # 2: the kept weights are the newest not clearly worse than the best
-IGNORE = -100  # target id that the loss skips (prompt and padding)
-
-
 @dataclass
 class _State:
     """Everything a killed run needs to continue (saved with the weights)."""
@@ -81,172 +80,14 @@ class _State:
 
 
 def check_config(cfg: FinetuneConfig) -> None:
-    """Raise :class:`BadConfig` for values that cannot train."""
-    problems = []
-    if cfg.mode not in MODES:
-        problems.append(f"mode {cfg.mode!r} is not one of {', '.join(MODES)}")
-    if cfg.epochs < 1 and cfg.max_steps < 1:
-        problems.append("epochs must be at least 1")
-    for name in ("max_steps", "patience", "eval_every", "threads"):
-        if getattr(cfg, name) < 0:
-            problems.append(f"{name} must be 0 or more (got {getattr(cfg, name)})")
-    if cfg.save_every < 1 or cfg.dev_min_clips < 1 or cfg.lora_rank < 1:
-        problems.append("save_every, dev_min_clips and lora_rank must be at least 1")
-    if not 0 <= cfg.warmup_fraction < 1:
-        problems.append(f"warmup_fraction must be at least 0 and below 1 (got {cfg.warmup_fraction})")
-    if cfg.batch_size < 1 or cfg.grad_accum < 1:
-        problems.append("batch_size and grad_accum must be at least 1")
-    if not cfg.lr > 0:
-        problems.append(f"lr must be positive (got {cfg.lr})")
-    if not 0 <= cfg.dev_confidence < 1:
-        problems.append(f"dev_confidence must be at least 0 and below 1 (got {cfg.dev_confidence})")
-    if not 0 < cfg.dev_fraction < 1:
-        problems.append(f"dev_fraction must be between 0 and 1 (got {cfg.dev_fraction})")
-    if cfg.replay_fraction < 0:
-        problems.append("replay_fraction must be 0 or more")
-    if cfg.drift_clips < 0:
-        problems.append("drift_clips must be 0 or more")
-    if not 0 <= cfg.max_drift <= 1:
-        problems.append(f"max_drift must be a share from 0 to 1 (got {cfg.max_drift})")
-    if not cfg.encoder_lr_scale > 0:
-        problems.append(f"encoder_lr_scale must be positive (got {cfg.encoder_lr_scale})")
-    if not 0 < cfg.interpolate <= 1:
-        problems.append(f"interpolate must be above 0 and at most 1 (got {cfg.interpolate})")
+    """Raise :class:`BadConfig` for values that cannot train (:meth:`FinetuneConfig.problems`),
+    or a device this machine lacks."""
+    problems = cfg.problems()
     if problems:
         raise BadConfig("fine-tuning settings (a name_like_this is the flag --name-like-this, or "
                         "finetune.name_like_this in earmark.json): " + "; ".join(problems))
-    from earmark.models.loading import check_device
-
     check_device(cfg.device, "finetune.device")
 
-
-# what ends a sentence for the training targets: the packed decoder's list (it tells
-# clips apart by these), and an ellipsis, which a reviewer may type to end a clip
-SENTENCE_END = packing.SENTENCE_END + ("…",)
-
-
-def window_text(texts: list[str], end_punctuation: bool = True) -> str:
-    """The target text of a packed window: its clips' texts in order.
-
-    With ``end_punctuation`` a clip's text that does not end a sentence gets a full
-    stop, as Whisper writes at the end of an utterance; the packed decoder relies on it
-    to tell where one clip's words end (see ``earmark.decode.packing``).
-    """
-    parts = [t.strip() for t in texts if t.strip()]
-    if end_punctuation:
-        parts = [t if t.endswith(SENTENCE_END) else t + "." for t in parts]
-    return " ".join(parts)
-
-
-def improves(score: dict[str, float], best: dict[str, float] | None) -> bool:
-    """Whether a dev score beats the best so far: lower WER, or the same WER and lower CER.
-
-    A dev split of a few dozen clips often ties on WER between epochs while CER, which
-    counts finer, still falls; without the tie-break early stopping would keep an older,
-    less trained state.
-    """
-    if best is None:
-        return True
-    return (score["wer"], score["cer"]) < (best["wer"], best["cer"])
-
-
-def clearly_worse(score: dict[str, Any], best: dict[str, Any] | None,
-                  confidence: float) -> tuple[bool, float]:
-    """Whether the best dev evaluation so far beats ``score`` with at least ``confidence``.
-
-    Returns the verdict and the paired-bootstrap probability that ``best`` makes fewer
-    word errors on the dev clips (:func:`earmark.evaluate.metrics.prob_fewer_errors`). An
-    evaluation is never worse than itself; with ``confidence`` 0 any evaluation that is
-    not the best counts as worse (plain lowest-WER selection).
-    """
-    if best is None or score is best:
-        return False, 0.0
-    p = prob_fewer_errors(best["clip_errors"], score["clip_errors"])
-    return p >= confidence, p
-
-
-def beats_parent(wer: float, parent_wer: float, margin: float) -> bool:
-    """The gate: whether a dev WER beats the parent's by more than ``margin``."""
-    return wer < parent_wer - margin
-
-
-def held_back(score: dict[str, Any], kept: dict[str, Any] | None, parent: dict[str, Any] | None,
-              margin: float) -> bool:
-    """Whether the kept weights should stay in place of newer ones that are not clearly worse.
-
-    They do when the kept weights pass the gate and the newer ones would not: the dev
-    split cannot tell the two apart, and swapping them would throw away a version the
-    gate accepts for one it refuses.
-    """
-    if kept is None or parent is None:
-        return False
-    return (beats_parent(kept["wer"], parent["wer"], margin)
-            and not beats_parent(score["wer"], parent["wer"], margin))
-
-
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
-# --- teacher forcing and the optimizer, shared with earmark.train.pairs ---------------------
-
-class Targets:
-    """Token sequences for teacher forcing: the prompt, the text's tokens, EOT."""
-
-    def __init__(self, model: "whisper.Whisper"):
-        import whisper
-
-        self.tokenizer = whisper.tokenizer.get_tokenizer(
-            model.is_multilingual, num_languages=model.num_languages,
-            language="en" if model.is_multilingual else None, task="transcribe")
-        self.prompt = list(self.tokenizer.sot_sequence_including_notimestamps)
-        self.max_len = model.dims.n_text_ctx + 1
-
-    def sequence(self, text: str) -> list[int]:
-        """The prompt, ``text``'s tokens and EOT, cut to the decoder's context."""
-        ids = self.tokenizer.encode(" " + text) if text else []
-        return (self.prompt + ids + [self.tokenizer.eot])[: self.max_len]
-
-    def tensors(self, seqs: list[list[int]]) -> tuple["torch.Tensor", "torch.Tensor"]:
-        """Inputs (padded with EOT) and targets (prompt and padding ignored)."""
-        import torch
-
-        width = max(len(s) for s in seqs) - 1
-        inputs = torch.full((len(seqs), width), self.tokenizer.eot, dtype=torch.long)
-        targets = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
-        skip = len(self.prompt) - 1  # targets that are still prompt tokens
-        for i, s in enumerate(seqs):
-            inputs[i, : len(s) - 1] = torch.tensor(s[:-1])
-            targets[i, skip : len(s) - 1] = torch.tensor(s[skip + 1 :])
-        return inputs, targets
-
-
-def optimizer(model: "torch.nn.Module", cfg: FinetuneConfig, total_steps: int) -> tuple[list, Any, Any]:
-    """AdamW over the weights of ``model`` that train, and its schedule.
-
-    The encoder's weights (or adapters) learn at ``lr * encoder_lr_scale``, the rest
-    at ``lr``; the schedule warms up over ``warmup_fraction`` of ``total_steps``, then
-    decays linearly (:func:`lr_factor`). Returns the trained parameters, the optimizer
-    and the scheduler.
-    """
-    import torch
-
-    groups: dict[bool, list] = {True: [], False: []}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            groups[name.startswith("encoder.")].append(p)
-    opt = torch.optim.AdamW([{"params": groups[enc], "lr": cfg.lr * (cfg.encoder_lr_scale if enc else 1.0)}
-                             for enc in (True, False) if groups[enc]],
-                            lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warm = max(1, round(cfg.warmup_fraction * total_steps))
-    return groups[True] + groups[False], opt, torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total_steps, warm))
-
-
-# --- the training loop ------------------------------------------------------------------
 
 class Trainer:
     """The training loop of one run: batches, steps, dev evaluation, saved state."""
@@ -413,8 +254,6 @@ class Trainer:
 
     def anchor_texts(self, model: "whisper.Whisper | None" = None) -> list[str]:
         """Decode the forgetting check's clips (with the model as it is now, by default)."""
-        from earmark.decode.decoder import Decoder
-
         if not self.anchor:
             return []
         outs = Decoder(model or self._decodable(), self.decode).transcribe(
@@ -522,9 +361,8 @@ class Trainer:
     def _load_state(self) -> None:
         import torch
 
-        # our own file, written by save_state; it holds RNG states, not only tensors
         try:
-            payload = torch.load(self.state_path, map_location=self.device, weights_only=False)
+            payload = load_state_file(self.state_path, self.device)
         except Exception as e:  # damaged on disk (written atomically, so not by a kill)
             aside = self.state_path.with_name(self.state_path.name + ".unreadable")
             os.replace(self.state_path, aside)

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Regenerate the sample speech clips in data_samples/ from sentences.tsv.
+# Regenerate the sample speech clips in src/earmark/samples/ from sentences.tsv.
 #
-# Usage (from anywhere):   bash data_samples/make_samples.sh
+# Usage (from anywhere):   bash src/earmark/samples/make_samples.sh
 #
 # Needs: espeak-ng, flite, sox (soxi), python3
 #   Debian/Ubuntu: apt-get install -y espeak-ng flite sox
 #
-# Input:  data_samples/sentences.tsv   tab-separated, header "id voice text"
+# Input:  src/earmark/samples/sentences.tsv   tab-separated, header "id voice text"
 #           voice is "espeak-ng:<voice>" or "flite:<voice>".
 #           Rows whose id starts with "long_dictation." are not written as
 #           their own clips: they are joined, in file order, with 0.8 s of
 #           silence between sentences into audio/long_dictation.wav.
-# Output: data_samples/audio/<id>.wav  16 kHz, mono, 16-bit signed PCM WAV
-#         data_samples/manifest.jsonl  {"audio": ..., "text": ..., "speaker": ...}
+# Output: src/earmark/samples/audio/<id>.wav  16 kHz, mono, 16-bit signed PCM WAV
+#         src/earmark/samples/manifest.jsonl  {"audio": ..., "text": ..., "speaker": ...}
 #
 # The output is deterministic for a given set of tool versions (sox runs with
 # dither disabled), so rerunning the script reproduces the same files.

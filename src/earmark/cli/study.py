@@ -1,0 +1,94 @@
+"""The ``simulate`` and ``demo`` commands: the loop replayed with reference texts as the
+annotator, and the whole loop on the shipped samples."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from earmark.cli.common import add_command, port, positive_int
+from earmark.cli.flags import add_config_flags, overrides
+from earmark.cli.project import cmd_import, cmd_init
+from earmark.cli.rank import cmd_queue, cmd_rank, cmd_status
+from earmark.cli.review import cmd_review
+from earmark.config import SimulateConfig
+from earmark.errors import EarmarkError
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import shutil
+
+    from earmark.resources import sample_manifest
+    from earmark.store.project import CONFIG_FILE
+
+    samples = Path(args.samples) if args.samples else sample_manifest()
+    if not samples.is_file():
+        raise EarmarkError(f"{samples}: no sample manifest here; pass --samples MANIFEST, or "
+                           "leave it out for the samples that ship with earmark")
+    root = Path(args.project)
+    if (root / CONFIG_FILE).exists():
+        if not args.fresh:
+            raise EarmarkError(f"{root}: already a project; pass --fresh to rebuild the demo there")
+        shutil.rmtree(root)
+    # each step with the command line that does the same by hand, printed before it runs
+    steps = [
+        ("", cmd_init, argparse.Namespace(project=str(root), model="tiny.en", db_url=None)),
+        (f" {samples}", cmd_import, argparse.Namespace(project=str(root), source=str(samples), quiet=False)),
+        ("", cmd_rank, argparse.Namespace(project=str(root), model=None, quiet=False)),  # no option given
+        (f" --top {args.top}", cmd_queue, argparse.Namespace(project=str(root), top=args.top, plain=False)),
+        ("", cmd_status, argparse.Namespace(project=str(root), show_rejected=10)),
+    ]
+    for extra, func, ns in steps:
+        print(f"\n$ earmark {func.__name__.removeprefix('cmd_')} {root}{extra}", flush=True)
+        if code := func(ns):
+            return code
+    if args.no_app:
+        print(f"\nnext: earmark review {root}")
+        return 0
+    print(f"\n$ earmark review {root}", flush=True)
+    return cmd_review(argparse.Namespace(project=str(root), host="127.0.0.1", port=args.port))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from earmark.simulate.run import simulate
+
+    cfg = overrides(args, SimulateConfig())
+    record = simulate(Path(args.manifest), cfg, Path(args.out))
+    print(record["table"])
+    print(record["verdict"])
+    print(f"default {record['default_strategy']} word-error AUC {record['default_error_auc']:.3f}")
+    print(f"wrote {args.out}/rounds.csv, rounds.json, summary.json, learning_curve.png")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``simulate`` and ``demo``."""
+    s = add_command(sub, "simulate", cmd_simulate,
+                    help="replay the loop with reference texts to compare strategies",
+                    description="Replay active learning with the manifest's reference texts as the "
+                                "annotator: split speakers into pool/dev/test, then each round rank "
+                                "the pool, label clips up to the budget of audio minutes, fine-tune "
+                                "the base model's decoder on everything labeled, and score the test "
+                                "set. Writes rounds.csv/json, learning_curve.png and summary.json.",
+                    epilog="example:\n  earmark simulate --manifest ../shared/data/speechocean762/manifest.jsonl "
+                           "\\\n      --strategies random,errors-per-second --rounds 4 --budget 2 --seeds 3 "
+                           "--out sim/")
+    s.add_argument("--manifest", required=True, help="JSONL with audio, text, speaker (and duration)")
+    add_config_flags(s, SimulateConfig)
+    s.add_argument("--out", default="simulate", help="output folder (default ./%(default)s)")
+
+    s = add_command(sub, "demo", cmd_demo, help="the whole loop on the shipped samples",
+                    description="Create a project from the shipped data_samples/ (synthetic "
+                                "speech full of drug names, legal and engineering terms), rank "
+                                "it, show the queue and status, and open the review app.",
+                    epilog="examples:\n  earmark demo                     # ./demo_project, then the app\n"
+                           "  earmark demo /tmp/d --fresh --no-app")
+    s.add_argument("project", nargs="?", default="demo_project", help="folder (default %(default)s)")
+    s.add_argument("--samples", help="manifest to import (default: the shipped data_samples)")
+    s.add_argument("--fresh", action="store_true", help="delete an existing project in the folder first")
+    s.add_argument("--top", type=positive_int, default=15, help="queue rows to show (default %(default)s)")
+    s.add_argument("--no-app", action="store_true", help="stop before opening the review app")
+    s.add_argument("--port", type=port, default=8501, help="review app port (default %(default)s)")
