@@ -235,8 +235,11 @@ def test_an_empty_strategy_name_is_refused(value):
 
 
 def test_review_on_every_address_warns_that_the_app_has_no_login(handmade, monkeypatch):
-    ran = []
-    monkeypatch.setattr(subprocess, "run", lambda cmd, env: ran.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    from earmark.cli import review as review_cli
+
+    ran = []  # the app is not started: its command line is kept, and it "ends" at once
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, env: ran.append(cmd) or cmd)
+    monkeypatch.setattr(review_cli, "run_until_stopped", lambda child: 0)
     r = run_cli(["review", str(handmade.root), "--host", "0.0.0.0", "--port", "8599"])
     assert r.code == 0 and ran, r
     assert "has no login" in r.err and "reverse proxy with authentication" in r.err

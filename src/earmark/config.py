@@ -172,15 +172,54 @@ class SelectionConfig:
 
 
 @dataclass(frozen=True)
+class KeymapConfig:
+    """The review editor's keys, each action with the keys that do it.
+
+    A key is written as its modifiers and its name joined by ``+``: ``Ctrl+,``, ``Escape``,
+    ``Shift+Tab``, ``Ctrl+Space``, ``F1`` (``Ctrl`` is also the Command key on a Mac).
+    The defaults follow oTranscribe's (Esc plays and pauses, F1/F2 rewind and skip ahead,
+    F3/F4 slow down and speed up) with Ctrl combinations that work on laptops without
+    function keys; every key works while the cursor is in the text.
+    """
+
+    play_pause: tuple[str, ...] = ("Escape", "Ctrl+Space")
+    back: tuple[str, ...] = ("Ctrl+,", "F1")  # rewind ``review.jump_seconds``
+    forward: tuple[str, ...] = ("Ctrl+.", "F2")
+    slower: tuple[str, ...] = ("F3", "Ctrl+[")
+    faster: tuple[str, ...] = ("F4", "Ctrl+]")
+    replay_word: tuple[str, ...] = ("Ctrl+;", "Ctrl+'")  # the word at the cursor
+    next_uncertain: tuple[str, ...] = ("Tab", "Ctrl+ArrowDown")  # select it and play it
+    previous_uncertain: tuple[str, ...] = ("Shift+Tab", "Ctrl+ArrowUp")
+    save_next: tuple[str, ...] = ("Ctrl+Enter",)
+    skip: tuple[str, ...] = ("Ctrl+Shift+Enter",)
+    guidelines: tuple[str, ...] = ("Ctrl+Shift+G",)
+    help: tuple[str, ...] = ("Ctrl+/", "F10")  # the overlay that lists every key
+
+    def problems(self) -> list[str]:
+        """Every action with a blank key, each a line starting with its field."""
+        return _checked([(f.name, list(getattr(self, f.name)), all(k.strip() for k in getattr(self, f.name)),
+                          'must list keys by name, e.g. ["Ctrl+Enter"]') for f in dataclasses.fields(self)])
+
+
+@dataclass(frozen=True)
 class ReviewConfig:
     """The review app's behaviour."""
 
-    lease_minutes: float = 10.0  # how long a clip shown to one annotator stays theirs, minutes
+    # a clip shown to one annotator is theirs this long, minutes; an open tab renews it every
+    # ``keepalive_seconds``, so a closed tab's clip returns to the queue within a minute
+    lease_minutes: float = 1.0
+    keepalive_seconds: float = 20.0
     round_budget_minutes: float = 10.0  # audio to correct per round, minutes
     # the WER of the whole pool's transcripts (corrected clips count as right) at which
     # review may stop; `status` and `round` then say how many estimated minutes remain
     # (earmark.evaluate.calibration); 0: no target
     target_wer: float = 0.0
+    autoplay: bool = False  # play a clip as soon as it opens
+    jump_seconds: float = 2.0  # how far the back and forward keys move, s
+    # share of clips (chosen by clip id, the same every time) shown without the marks
+    # on low-confidence words, so the dashboard can compare the work with and without
+    unmarked_share: float = 0.0
+    keys: KeymapConfig = field(default_factory=KeymapConfig)
 
     def problems(self) -> list[str]:
         """Every value that cannot work, each a line starting with its field."""
@@ -189,7 +228,11 @@ class ReviewConfig:
             ("round_budget_minutes", self.round_budget_minutes, self.round_budget_minutes > 0, "must be above 0"),
             ("target_wer", self.target_wer, 0 <= self.target_wer < 1,
              "must be a WER from 0 (no target) to below 1, e.g. 0.1"),
-        ])
+            ("keepalive_seconds", self.keepalive_seconds, 0 < self.keepalive_seconds < self.lease_minutes * 60,
+             "must be above 0 and below review.lease_minutes (in seconds)"),
+            ("jump_seconds", self.jump_seconds, self.jump_seconds > 0, "must be above 0"),
+            ("unmarked_share", self.unmarked_share, 0 <= self.unmarked_share <= 1, "must be a share from 0 to 1"),
+        ]) + [f"keys.{line}" for line in self.keys.problems()]
 
 
 @dataclass(frozen=True)

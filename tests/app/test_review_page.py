@@ -19,10 +19,7 @@ from _support import damage
 pytestmark = pytest.mark.slow
 
 
-def shown_clip(at) -> int:
-    """The id of the clip the page shows (its text box is keyed by clip id)."""
-    (box,) = at.text_area
-    return int(box.key.removeprefix("text-"))
+from _editor import editor_data, in_browser, save, shown_clip  # the editor's events, as the browser sends them
 
 
 def all_corrections(project) -> list[Correction]:
@@ -34,11 +31,11 @@ def test_asks_the_name_once_then_shows_the_queue_in_order(ranked, app_for, sign_
     at = app_for(ranked).run()
     assert not at.exception
     assert at.text_input(key="annotator_name").label == "Your name"
-    assert not at.text_area  # no clip before a name
+    assert not at.get("bidi_component")  # no clip before a name
     sign_in(at, "ada")
     head = queue(ranked, top=3)
     assert shown_clip(at) == head[0].clip_id
-    assert at.text_area[0].value == head[0].text.strip()  # pre-filled with the hypothesis
+    assert editor_data(at)["text"] == head[0].text.strip()  # pre-filled with the hypothesis
     assert head[0].name in at.markdown[0].value and "queue #1" in at.markdown[0].value
     progress = at.get("progress")[0].proto.text
     assert "Round 1" in progress and "model **tiny.en**" in progress
@@ -52,8 +49,7 @@ def test_asks_the_name_once_then_shows_the_queue_in_order(ranked, app_for, sign_
 def test_save_records_the_correction_and_opens_the_next_clip(ranked, app_for, sign_in):
     head = queue(ranked, top=2)
     at = sign_in(app_for(ranked), "ada")
-    at.text_area[0].input("Metoprolol was started for rate control.")
-    at.button(key="save").click().run()
+    save(at, "Metoprolol was started for rate control.")
     assert not at.exception
     (row,) = all_corrections(ranked)
     assert (row.clip_id, row.annotator, row.flag) == (head[0].clip_id, "ada", None)
@@ -68,8 +64,7 @@ def test_save_records_the_correction_and_opens_the_next_clip(ranked, app_for, si
 def test_an_empty_correction_shows_advice_not_a_traceback(ranked, app_for, sign_in):
     at = sign_in(app_for(ranked))
     first = shown_clip(at)
-    at.text_area[0].input("   ")
-    at.button(key="save").click().run()
+    save(at, "   ")
     assert not at.exception
     assert "the correction is empty" in at.error[0].value
     assert all_corrections(ranked) == [] and shown_clip(at) == first
@@ -120,11 +115,9 @@ def test_two_sessions_never_get_the_same_clip_until_the_lease_runs_out(ranked, a
     # ada comes back: she is told, and saves first
     ada.run()
     assert "another annotator (or another tab of yours) has it now" in ada.warning[0].value
-    ada.text_area[0].input("ada's text")
-    ada.button(key="save").click().run()
+    save(ada, "ada's text")
     # cy's save would replace ada's unseen: she is shown it and chooses to replace it
-    cy.text_area[0].input("cy's text")
-    cy.button(key="save").click().run()
+    save(cy, "cy's text")
     assert not cy.exception and shown_clip(cy) == head[0].clip_id
     assert "ada saved “ada's text” at" in cy.warning[0].value
     cy.button(key="overwrite").click().run()
@@ -146,13 +139,11 @@ def test_a_save_over_a_text_saved_meanwhile_asks_first(ranked, app_for, sign_in)
     expire(ranked, head[0].clip_id)
     bob = sign_in(app_for(ranked), "bob")
     assert shown_clip(bob) == head[0].clip_id
-    bob.text_area[0].input("bob's careful text")
-    bob.button(key="save").click().run()
+    save(bob, "bob's careful text")
     # bob's save freed the clip, so ada's page renews her hold without a word ...
     ada.run()
     assert not ada.warning
-    ada.text_area[0].input("ada's text from the hypothesis")
-    ada.button(key="save").click().run()
+    save(ada, "ada's text from the hypothesis")
     # ... but her save is refused, naming who saved what and when
     assert not ada.exception and shown_clip(ada) == head[0].clip_id
     assert "bob saved “bob's careful text” at 20" in ada.warning[0].value
@@ -179,8 +170,7 @@ def test_a_save_over_a_text_saved_meanwhile_asks_first(ranked, app_for, sign_in)
 def test_a_text_too_long_for_the_clip_is_refused_on_the_page(ranked, app_for, sign_in):
     at = sign_in(app_for(ranked))
     first = shown_clip(at)
-    at.text_area[0].input(" ".join(["word"] * 20_000))
-    at.button(key="save").click().run()
+    save(at, " ".join(["word"] * 20_000))
     assert not at.exception and "the correction is too long" in at.error[0].value
     assert all_corrections(ranked) == [] and shown_clip(at) == first
 
@@ -192,7 +182,7 @@ def test_a_clip_whose_audio_is_gone_can_be_skipped_or_flagged(ranked, app_for, s
     assert not ada.exception
     assert "stored clip is missing" in ada.error[0].value
     assert ada.selectbox(key=f"flag_reason-{head[0].clip_id}")
-    assert not ada.text_area  # nothing to correct without the audio
+    assert not ada.get("bidi_component")  # nothing to correct without the audio
     ada.button(key="skip").click().run()
     assert shown_clip(ada) == head[1].clip_id and not ada.error
     bob = sign_in(app_for(ranked), "bob")
@@ -218,7 +208,7 @@ def test_a_reload_keeps_the_name_and_the_clip(ranked, app_for, sign_in):
     assert not [w for w in again.text_input if w.key == "annotator_name"]
     assert again.sidebar.markdown[0].value == "Annotating as **ada**"
     assert shown_clip(again) == head[0].clip_id  # her clip, not the next one
-    again.button(key="save").click().run()
+    save(again, editor_data(again)["text"])
     assert [(c.clip_id, c.annotator) for c in all_corrections(ranked)] == [(head[0].clip_id, "ada")]
     # signing out forgets the name in the URL too
     again.button(key="sign_out").click().run()
@@ -230,7 +220,7 @@ def test_when_every_clip_is_reviewed_the_page_says_so(ranked, app_for, sign_in):
         item = review.open_clip(ranked, row.clip_id)
         review.save_correction(ranked, item, f"text {i}", annotator="bot", seconds_spent=1)
     at = sign_in(app_for(ranked))
-    assert not at.exception and not at.text_area
+    assert not at.exception and not at.get("bidi_component")
     assert "all clips reviewed" in at.info[0].value
 
 
@@ -256,7 +246,7 @@ def test_a_damaged_database_is_a_message_that_names_the_snapshot(ranked, app_for
     snap = backup.take(ranked, "review")
     damage(ranked, "clips")
     at = sign_in(app_for(ranked), "ada")
-    assert not at.exception and not at.text_area
+    assert not at.exception and not at.get("bidi_component")
     message = at.error[0].value.replace("\\", "")  # Markdown's escapes off: the text as shown
     assert "the project database is damaged" in message
     assert f"earmark restore {ranked.root}" in message and snap.name in message
@@ -278,7 +268,7 @@ def test_no_project_given_is_a_clear_message(app_for, monkeypatch):
 def test_change_name_releases_the_clip(ranked, app_for, sign_in):
     at = sign_in(app_for(ranked), "ada")
     at.button(key="sign_out").click().run()
-    assert at.text_input(key="annotator_name").label == "Your name" and not at.text_area
+    assert at.text_input(key="annotator_name").label == "Your name" and not at.get("bidi_component")
     with ranked.store.session() as s:
         assert s.scalars(select(Lease)).all() == []
 
@@ -306,7 +296,7 @@ def test_a_name_or_text_is_shown_as_typed_not_as_markdown(ranked, app_for, sign_
 
 def test_an_empty_name_is_asked_for_again_with_a_message(ranked, app_for, sign_in):
     at = sign_in(app_for(ranked), "   ")
-    assert not at.text_area and "Enter your name first" in at.warning[0].value
+    assert not at.get("bidi_component") and "Enter your name first" in at.warning[0].value
 
 
 def test_change_name_gives_the_next_person_a_fresh_start(ranked, app_for, sign_in):
@@ -327,9 +317,30 @@ def test_two_open_tabs_of_one_annotator_do_not_keep_taking_each_others_clip(rank
     tab2.query_params = dict(tab1.query_params)
     tab2.run()
     assert shown_clip(tab2) == head[0].clip_id  # a new tab (or a reload) resumes her clip
-    tab2.button(key="save").click().run()
+    save(tab2, editor_data(tab2)["text"])
     assert shown_clip(tab2) == head[1].clip_id
-    tab1.button(key="save").click().run()  # her own clip again: no conflict with herself
+    save(tab1, editor_data(tab1)["text"])  # her own clip again: no conflict with herself
     assert not tab1.exception and shown_clip(tab1) == head[2].clip_id  # not tab 2's clip
     tab2.run()
     assert shown_clip(tab2) == head[1].clip_id and not tab2.warning
+
+
+def also(at) -> list[str]:
+    """The page's warnings that its name is open in another browser."""
+    return [w.value for w in at.warning if "also reviewing" in w.value]
+
+
+def test_two_browsers_under_one_name_are_told_so(ranked, app_for, sign_in):
+    tab1 = in_browser(sign_in(app_for(ranked), "ada"), "laptop")
+    tab2 = app_for(ranked)
+    tab2.query_params = dict(tab1.query_params)
+    in_browser(tab2.run(), "laptop")  # another tab of the same browser: the same person
+    assert not also(tab2) and not also(tab1.run())
+    other = app_for(ranked)
+    other.query_params = dict(tab1.query_params)
+    in_browser(other.run(), "desk-pc")  # another browser under the same name
+    assert "**ada** is also reviewing in 1 other browser right now" in also(other)[0]
+    assert "also reviewing in 1 other browser" in also(in_browser(tab1, "laptop"))[0]
+    # someone else's name is no concern of hers
+    bob = in_browser(sign_in(app_for(ranked), "bob"), "desk-pc")
+    assert not also(bob)

@@ -8,17 +8,25 @@ module by name.
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import numpy as np
+import soundfile as sf
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from earmark.audio import read_clip
+from earmark.config import SAMPLE_RATE
 from earmark.review import workflow as review
 from earmark.errors import EarmarkError, UnreadableAudio
+from earmark.review.pace import Presence, round_pace
 from earmark.review.player import Draft, player_html
 from earmark.store.project import Project, open_project
 
@@ -63,15 +71,25 @@ def project() -> Project:
         return _open(root)
 
 
+# the team's pace moves slowly: read it once a minute, not on every keep-alive and save
+@st.cache_data(ttl=60, show_spinner=False)
+def _pace(root: str) -> Any:
+    return round_pace(_open(root))
+
+
 def header(proj: Project) -> None:
     """The round's progress against its budget and the active model (every page), and
     the message about the last action, if any."""
     with shown_errors():
         p = review.round_progress(proj)
+        pace = _pace(str(proj.root))
     flagged = f", {p.flagged} flagged" if p.flagged else ""
     clips = f"{p.clips} clip{'' if p.clips == 1 else 's'}"
+    left = (f" · about {pace.minutes_left:.0f} min of work left at the team's pace "
+            f"({pace.seconds_per_audio_second:.1f} s per second of audio)"
+            if pace.minutes_left is not None and p.fraction < 1 else "")
     st.progress(p.fraction, text=f"**Round {p.number}**: {clips} corrected{flagged}, "
-                                 f"{p.minutes:.1f} of {p.budget_minutes:g} min of audio · "
+                                 f"{p.minutes:.1f} of {p.budget_minutes:g} min of audio{left} · "
                                  f"model **{literal(p.model_version or 'none')}**")
     if st.session_state.get("flash"):
         st.success(st.session_state.pop("flash"))
@@ -87,7 +105,7 @@ def _sign_out(proj: Project) -> None:
         review.release(proj, ss.clip_id, holder())
     # the next person starts afresh: no skips, and leases of a session of their own
     for key in ("annotator", "clip_id", "seen", "opened_at", "conflict", "skipped", "had_clip",
-                "lease_token"):
+                "lease_token", "guidelines_seen"):
         ss.pop(key, None)
     st.query_params.pop(NAME_PARAM, None)
 
@@ -168,3 +186,51 @@ def clip_caption(item: review.ReviewItem) -> str:
     if item.model_version:
         bits.append(f"hypothesis by {literal(item.model_version)}")
     return " · ".join(bits)
+
+
+#: the project's guidelines for annotators, in its folder
+GUIDELINES_FILE = "guidelines.md"
+
+
+def guidelines(proj: Project) -> str:
+    """The project's ``guidelines.md`` in an expander, open on an annotator's first clip
+    (the editor shows it too, one key away); "" when the project has none."""
+    path = proj.root / GUIDELINES_FILE
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        st.warning(f"{literal(path)}: cannot read the guidelines ({literal(exc)}); save it as UTF-8 text.")
+        return ""
+    if text.strip():
+        with st.expander("Guidelines", expanded=not st.session_state.get("guidelines_seen"),
+                         icon=":material/menu_book:"):
+            st.markdown(text)
+    return text
+
+
+def clip_audio(item: review.ReviewItem) -> tuple[bytes, np.ndarray]:
+    """The clip as a WAV file and as samples (for the waveform), read once.
+
+    Raises
+    ------
+    UnreadableAudio
+        The stored audio file is missing or unreadable.
+    """
+    samples = read_clip(item.audio_path)
+    buf = io.BytesIO()
+    sf.write(buf, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return buf.getvalue(), samples
+
+
+@st.cache_resource(show_spinner=False)
+def _presence(root: str) -> Any:
+    # a browser that stopped reporting is gone after three missed keep-alives
+    return Presence(window=3 * _open(root).config.review.keepalive_seconds)
+
+
+def other_browsers(proj: Project, name: str, browser: str | None) -> int:
+    """How many other browsers show ``name``'s Review page now (0 before this browser
+    said which it is)."""
+    if not browser:
+        return 0
+    return _presence(str(proj.root)).visit(name, str(browser), time.time())

@@ -7,6 +7,7 @@ import sys
 
 from earmark.cli.common import PROJECT_HELP, add_command, open_for_writing, port
 from earmark.errors import EarmarkError
+from earmark.review.server import machine_hosts, run_until_stopped
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -18,7 +19,9 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     project = open_for_writing(args.project, "review")  # a wrong path fails here, not in the browser
     app = review_app()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
+    # the app answers only requests addressed to this machine (see earmark.review.server)
+    allow = [a for h in machine_hosts(args.host, args.allow_host or ()) for a in ("--allow", h)]
+    cmd = [sys.executable, "-m", "earmark.review.server", *allow, "--", str(app),
            "--server.address", args.host, "--server.port", str(args.port),
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "viewer"]
@@ -30,10 +33,10 @@ def cmd_review(args: argparse.Namespace) -> int:
               "save corrections under any name. Keep it on a trusted network, or keep the default "
               "--host 127.0.0.1 and put a reverse proxy with authentication in front (e.g. nginx "
               "with auth_basic, or Caddy with basicauth, forwarding to 127.0.0.1:"
-              f"{args.port})", file=sys.stderr, flush=True)
+              f"{args.port}, and name its host with --allow-host)", file=sys.stderr, flush=True)
     print(f"review app for {args.project}: http://{args.host}:{args.port}  (Ctrl+C stops it)",
           flush=True)
-    return subprocess.run(cmd, env=env).returncode
+    return run_until_stopped(subprocess.Popen(cmd, env=env))
 
 
 def _loopback(host: str) -> bool:
@@ -83,3 +86,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default %(default)s: this machine only)")
     s.add_argument("--port", type=port, default=8501, help="port (default %(default)s)")
+    s.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="also answer requests addressed to NAME (a reverse proxy's name); by "
+                        "default only this machine's names and addresses are answered, which "
+                        "keeps other web sites out (DNS rebinding); repeat for more names")

@@ -7,6 +7,7 @@ chosen to replace it).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from earmark.config import to_dict
 from earmark.errors import CorrectedMeanwhile, EarmarkError, InvalidReview
 from earmark.review.items import FLAG_REASONS, ReviewItem, as_utc, dialect_insert, domain_errors
+from earmark.review.worddiff import word_diff
 from earmark.store.backup import take_if_due
 from earmark.store.db import Clip, Correction, Lease, ModelVersion, Round, utcnow
 from earmark.store.project import Project
@@ -28,6 +30,16 @@ _MIN_WORDS = 20
 # and at most this many characters a word on average: one long run of letters without
 # spaces is as implausible as too many words (the longest English words are ~30 letters)
 _CHARS_PER_WORD = 30
+
+
+@dataclass(frozen=True)
+class Work:
+    """How a clip was worked on, as the review editor measured it (None: not measured)."""
+
+    listen_seconds: float | None = None  # seconds the audio played
+    edit_seconds: float | None = None  # seconds from the first edit of the text to the last
+    marks_shown: bool | None = None  # whether the low-confidence words were marked
+
 
 def _open_round(s: Session, project: Project) -> Round:
     """The open round, opened now (numbered after the last) if there is none.
@@ -109,14 +121,18 @@ def _refuse_lost_update(s: Session, item: ReviewItem, annotator: str) -> None:
 
 def _append(project: Project, item: ReviewItem, *, annotator: str, seconds_spent: float,
             holder: str | None, text: str | None = None, flag: str | None = None,
-            note: str | None = None) -> int:
+            note: str | None = None, work: Work | None = None) -> int:
+    work = work or Work()
     with project.store.session() as s:
         _refuse_lost_update(s, item, annotator)
         round_ = _open_round(s, project)
         row = Correction(clip_id=item.clip_id, text=text, flag=flag, note=note,
                          annotator=annotator, seconds_spent=max(0.0, float(seconds_spent)),
                          transcript_id=item.transcript_id, hypothesis=item.start_text,
-                         round_id=round_.id)
+                         round_id=round_.id,
+                         word_diff=word_diff(item.hypothesis, text) if text is not None else None,
+                         listen_seconds=work.listen_seconds, edit_seconds=work.edit_seconds,
+                         marks_shown=work.marks_shown)
         s.add(row)
         if holder is not None:
             s.execute(delete(Lease).where(Lease.clip_id == item.clip_id, Lease.annotator == holder))
@@ -137,7 +153,8 @@ def _snapshot_if_due(project: Project) -> None:
 
 @domain_errors
 def save_correction(project: Project, item: ReviewItem, text: str, *, annotator: str,
-                    seconds_spent: float, holder: str | None = None) -> int:
+                    seconds_spent: float, holder: str | None = None,
+                    work: Work | None = None) -> int:
     """Append a correction of ``item`` and release the holder's lease, in one transaction.
 
     Parameters
@@ -155,6 +172,10 @@ def save_correction(project: Project, item: ReviewItem, text: str, *, annotator:
         How long the clip was open, in seconds.
     holder
         The lease to release, if the clip was leased.
+    work
+        Seconds listening and editing, and whether the marks were shown. The word-level
+        diff against the model's hypothesis (:func:`earmark.review.worddiff.word_diff`)
+        is stored with the row as well.
 
     Returns
     -------
@@ -177,12 +198,13 @@ def save_correction(project: Project, item: ReviewItem, text: str, *, annotator:
                             "on the Review page (for example as 'no speech')")
     _check_length(text, item)
     return _append(project, item, annotator=_check_annotator(annotator),
-                   seconds_spent=seconds_spent, holder=holder, text=text)
+                   seconds_spent=seconds_spent, holder=holder, text=text, work=work)
 
 
 @domain_errors
 def flag(project: Project, item: ReviewItem, reason: str, *, annotator: str,
-         seconds_spent: float, note: str | None = None, holder: str | None = None) -> int:
+         seconds_spent: float, note: str | None = None, holder: str | None = None,
+         work: Work | None = None) -> int:
     """Append a flag (a clip nobody can transcribe as is) and release the lease.
 
     Parameters
@@ -204,7 +226,7 @@ def flag(project: Project, item: ReviewItem, reason: str, *, annotator: str,
         raise InvalidReview(f"unknown flag reason {reason!r}; choose one of: {', '.join(FLAG_REASONS)}")
     return _append(project, item, annotator=_check_annotator(annotator),
                    seconds_spent=seconds_spent, holder=holder, flag=reason,
-                   note=(note or "").strip() or None)
+                   note=(note or "").strip() or None, work=work)
 
 
 # --- progress and history -------------------------------------------------------------

@@ -220,7 +220,7 @@ def edit_rates(project: Project) -> pd.DataFrame:
 
     Each clip's newest text correction is compared with the model hypothesis it was made
     on. Columns: ``clip``, ``score`` (the ranking score of that transcript), ``edits``,
-    ``words``, ``edit_rate`` (edits / corrected words).
+    ``words``, ``edit_rate`` (edits / corrected words), ``hyp_words`` (the hypothesis's).
     """
     sname = score_name(project)
     with project.store.session() as s:
@@ -233,8 +233,9 @@ def edit_rates(project: Project) -> pd.DataFrame:
     for c in corr.itertuples():
         text, scores = trs.get(c.transcript_id, (c.hypothesis or "", {}))
         edits, words = word_edits(text, c.text)
-        rows.append((c.clip, scores.get(sname, np.nan), edits, words, edits / max(words, 1)))
-    return pd.DataFrame(rows, columns=["clip", "score", "edits", "words", "edit_rate"])
+        rows.append((c.clip, scores.get(sname, np.nan), edits, words, edits / max(words, 1),
+                     len(text.split())))
+    return pd.DataFrame(rows, columns=["clip", "score", "edits", "words", "edit_rate", "hyp_words"])
 
 
 def edit_rate_by_band(project: Project, bands: int = 4) -> pd.DataFrame:

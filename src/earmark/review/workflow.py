@@ -22,7 +22,7 @@ This module gathers the workflow in one namespace for the app; the work is done 
 (saving texts and flags) and :mod:`.progress` (the round's progress, a clip's history).
 """
 
-from earmark.review.corrections import flag, max_words, save_correction
+from earmark.review.corrections import Work, flag, max_words, save_correction
 from earmark.review.items import (AUDIO_MISSING, FLAG_REASONS, HYPOTHESIS_WARNINGS, PROJECT_ENV, ClipHistory,
                                   HistoryEntry, ReviewItem, RoundProgress, Word, annotator_of, as_utc,
                                   clip_name, clip_wav, dialect_insert, domain_errors, open_clip, score_name)
@@ -33,4 +33,4 @@ __all__ = ["AUDIO_MISSING", "FLAG_REASONS", "HYPOTHESIS_WARNINGS", "PROJECT_ENV"
            "HistoryEntry", "ReviewItem", "RoundProgress", "Word", "annotator_of", "as_utc", "clip_history",
            "clip_name", "clip_wav", "dialect_insert", "domain_errors", "flag", "holder_id", "max_words",
            "next_clip", "open_clip", "release", "renew", "round_progress", "save_correction", "score_name",
-           "skip"]
+           "skip", "Work"]

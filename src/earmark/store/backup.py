@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from earmark.errors import BadConfig, CorruptDatabase, EarmarkError
-from earmark.store.db import damage_error, damage_found, is_damage, quick_check
+from earmark.store.db import V2_CORRECTION_COLUMNS, damage_error, damage_found, is_damage, quick_check
 from earmark.store.project import Project, database_file, load_config
 from earmark.store.snapshots import (SNAPSHOT_PREFIX, SNAPSHOT_STAMP, Contents, Snapshot, advice, backup_dir,
                                      contents, describe, newest_sound, snapshots)
@@ -37,7 +37,7 @@ from earmark.store.snapshots import (SNAPSHOT_PREFIX, SNAPSHOT_STAMP, Contents, 
 #: where a replaced database is kept, and what could not be copied back from it
 UNRESTORED_FILE = "unrestored_corrections.jsonl"
 _CORRECTION_COLUMNS = ("id", "clip_id", "text", "flag", "note", "annotator", "seconds_spent",
-                       "transcript_id", "hypothesis", "round_id", "created_at")
+                       "transcript_id", "hypothesis", "round_id", "created_at", *V2_CORRECTION_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -187,8 +187,10 @@ def _read_newer(db: Path, after_id: int, clips: set[int], *,
     uri = f"file:{db}?mode=ro" if read_only else f"file:{db}"
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
-            cursor = conn.execute(f"SELECT {', '.join(_CORRECTION_COLUMNS)} FROM corrections "
-                                  "WHERE id > ? ORDER BY id", (after_id,))
+            # a file of an older schema lacks the newer columns: they are read as empty
+            have = _columns(conn)
+            picked = ", ".join(c if c in have else f"NULL AS {c}" for c in _CORRECTION_COLUMNS)
+            cursor = conn.execute(f"SELECT {picked} FROM corrections WHERE id > ? ORDER BY id", (after_id,))
             for row in cursor:  # row by row: a damaged page ends the read, not what came before
                 rows.append(row)
             lacking = sorted({r[col["clip_id"]] for r in rows} - clips)
@@ -272,6 +274,10 @@ def _read_with_mended_header(damaged: Path, snapshot: Path, after_id: int, clips
             copy.with_name(copy.name + suffix).unlink(missing_ok=True)
 
 
+def _columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(corrections)")}
+
+
 def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path,
              snapshot: Path) -> tuple[int, int, str]:
     """Copy the corrections newer than the snapshot from the replaced file into the restored one.
@@ -292,6 +298,12 @@ def _salvage(damaged: Path, restored: Path, after_id: int, kept: Path,
     known = [r for r in rows if r[col["clip_id"]] in clips]
     unknown = [r for r in rows if r[col["clip_id"]] not in clips]
     with closing(sqlite3.connect(restored, timeout=30)) as conn, conn:
+        # a snapshot of an older schema gets the newer columns now (its next opening
+        # migrates it and finds them there), so the rows keep all they hold
+        have = _columns(conn)
+        for name, kind in V2_CORRECTION_COLUMNS.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE corrections ADD COLUMN {name} {kind}")
         for r in known:
             r = list(r)  # links to rows the snapshot lacks are dropped, the text is kept
             if r[col["transcript_id"]] not in transcripts:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from earmark.errors import BadConfig, CorruptDatabase, SchemaTooNew
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: what to do about a damaged database when nothing better is known (a project says more)
 DEFAULT_RECOVERY = ("restore it from a backup of your own, or start the project again: move "
@@ -144,6 +144,14 @@ class Correction(Base):
     hypothesis: Mapped[str | None] = mapped_column(Text, default=None)  # what they started from
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # schema 2: what the correction teaches. The word-level diff against the model's
+    # hypothesis (see earmark.review.worddiff), the seconds the audio played and the
+    # seconds between the first and the last edit, and whether the low-confidence
+    # words were marked; None for rows saved before (or without the editor)
+    word_diff: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    listen_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    edit_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    marks_shown: Mapped[bool | None] = mapped_column(Boolean, default=None)
 
 
 class Lease(Base):
@@ -181,9 +189,23 @@ def _create_v1(conn: Any) -> None:
     Base.metadata.create_all(conn)
 
 
+#: the columns schema 2 adds to ``corrections``, with their SQL types (a restore copies them too)
+V2_CORRECTION_COLUMNS = {"word_diff": "JSON", "listen_seconds": "FLOAT",
+                          "edit_seconds": "FLOAT", "marks_shown": "BOOLEAN"}
+
+
+def _add_v2(conn: Any) -> None:
+    # a database created by this release already has them (create_all makes the
+    # current tables); an older one gets them added, empty for its earlier rows
+    have = {c["name"] for c in inspect(conn).get_columns("corrections")}
+    for name, kind in V2_CORRECTION_COLUMNS.items():
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE corrections ADD COLUMN {name} {kind}")
+
+
 # schema version reached -> step that reaches it from the version before. A new
 # release appends a step (ALTER TABLE...), and old databases are walked forward.
-MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _create_v1}
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _create_v1, 2: _add_v2}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -16,7 +16,6 @@ from earmark.errors import CorrectedMeanwhile
 
 st.set_page_config(page_title="earmark · Browse", page_icon="🔎", layout="wide")
 proj = ui.project()
-ui.header(proj)
 st.title("Browse")
 ss = st.session_state
 
