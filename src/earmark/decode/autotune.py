@@ -275,6 +275,14 @@ def choose(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, threads: int,
     return choice
 
 
+def settled(cfg: DecodeConfig, choice: Choice) -> DecodeConfig:
+    """``cfg`` with ``choice`` fixed in it, so another process (a Ray worker) decodes
+    alike without measuring again."""
+    if choice.engine == "ct2":
+        return replace(cfg, engine="ct2", ct2_compute_type=choice.quantize)
+    return replace(cfg, engine="torch", quantize=choice.quantize)
+
+
 def decoder_for(model: "whisper.Whisper", spec: str, cfg: DecodeConfig,
                 overlap: bool = False) -> tuple["Decoder", Choice]:
     """The decoder ``cfg`` asks for on this machine (measured where it says "auto").

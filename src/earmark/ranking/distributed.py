@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from earmark import audio as au
 from earmark.config import DecodeConfig
-from earmark.decode.decoder import Decoder
+from earmark.decode.autotune import choose, decoder_for, settled
 from earmark.decode.gpu import for_device
 from earmark.decode.packing import WINDOW_SECONDS
 from earmark.errors import ClusterUnavailable, MissingExtra, UnreadableAudio
@@ -161,7 +161,7 @@ class ShardTranscriber:
         cfg = for_device(cfg, self.model)  # a GPU's batch size
         # as ranking does on one machine: with 2+ threads the next batch's encoder runs
         # beside this batch's decoding
-        self.decoder = Decoder(self.model, cfg, overlap=not gpu and threads >= 2)
+        self.decoder, _ = decoder_for(self.model, spec, cfg, overlap=not gpu and threads >= 2)
         if not gpu and threads >= 2:
             torch.set_num_threads(max(1, threads // 2))
 
@@ -233,6 +233,8 @@ def transcribe_on_ray(project: "Project", mv: "ModelVersion", cfg: DecodeConfig,
     try:
         workers, cpus, gpus = plan(ray.cluster_resources(), ray_cfg)
         shards = _shards(project, pending, cfg)
+        if model is not None and not gpus:  # the driver's measured choice, the same in every worker
+            cfg = settled(cfg, choose(model, version_spec(project, mv), replace(cfg, threads=cpus), cpus))
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
