@@ -185,6 +185,8 @@ def hostile_commands(tmp: Path, project: Path) -> list[list[str]]:
         ["rank", p, "--batch-size", "0"],
         ["rank", p, "--threads", "-1"],
         ["rank", p, "--strategy", "nonsense"],
+        ["rank", p, "--ray-workers", "0"],
+        ["rank", p, "--ray", "no.such.host.invalid:6379"],
         ["queue", p, "--top", "0"],
         ["queue", str(a_file)],
         ["status", str(tmp / "no_project")],
@@ -202,6 +204,9 @@ def hostile_commands(tmp: Path, project: Path) -> list[list[str]]:
         ["finetune", p, "--mode", "everything"],
         ["evaluate", p, "--model", "no-such-version"],
         ["export", p, "--out", str(a_file)],
+        ["export-model", p, "--format", "ct2", "--out", str(a_file)],
+        ["export-model", p, "--format", "onnx", "--out", str(tmp / "onnx_model")],
+        ["export-model", p, "--model", "no-such-version", "--format", "hf", "--out", str(tmp / "hf_model")],
         ["round", p, "--lr", "-1"],
         ["round", p],  # no corrections yet
         ["models", p, "--show", "no-such-version"],

@@ -101,6 +101,14 @@ class CorrectedMeanwhile(EarmarkError):
         self.newest_id = newest_id
 
 
+class MissingExtra(EarmarkError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class ClusterUnavailable(EarmarkError):
+    """A Ray cluster cannot be reached, or has no resources to run on."""
+
+
 class EarmarkWarning(UserWarning):
     """Something left out that the user should hear of (an unknown key in ``earmark.json``,
     manifest rows without a text); the command goes on. The CLI prints it as one line."""

@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from earmark import __version__
-from earmark.cli import backup, project, rank, review, study, train
+from earmark.cli import backup, deploy, project, rank, review, study, train
 from earmark.cli.common import Parser, shown
 from earmark.errors import EarmarkError, EarmarkWarning
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"earmark {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    for group in (project, rank, backup, train, review, study):  # in the order of the loop
+    for group in (project, rank, backup, train, deploy, review, study):  # in the order of the loop
         group.add_commands(sub)
     return p
 

@@ -9,6 +9,7 @@ import sys
 from earmark.cli.common import (PROJECT_HELP, add_command, count, open_checked, open_for_writing, plural, positive_int,
                                 shown, warn_unreadable)
 from earmark.cli.flags import add_config_flags, overrides
+from earmark.cli.scale import add_ray_flags, ray_backend
 from earmark.config import DecodeConfig, SelectionConfig
 from earmark.ranking.strategies import STRATEGIES
 
@@ -20,7 +21,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     decode = overrides(args, project.config.decode)
     selection = overrides(args, project.config.selection)
     report = rank(project, model=args.model, decode=decode, selection=selection,
-                  progress=not args.quiet)
+                  progress=not args.quiet, transcribe=ray_backend(args))
     if report.transcribed:
         print(f"transcribed {plural(report.transcribed, 'clip')} ({report.audio_seconds / 60:.1f} min of audio) "
               f"in {report.wall_seconds:.1f} s: {report.audio_seconds_per_second:.1f} audio s/s")
@@ -97,13 +98,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                 "(resumable: a killed run continues where it stopped), store token "
                                 "probabilities, entropies and word times, and order the review queue.",
                     epilog="examples:\n  earmark rank myproj\n  earmark rank myproj --strategy entropy\n"
-                           "  earmark rank myproj --model ft-002     # a version, a Whisper name or a checkpoint")
+                           "  earmark rank myproj --model ft-002     # a version, a Whisper name or a checkpoint\n"
+                           "  earmark rank myproj --ray HEAD:6379    # on a Ray cluster")
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--model", help="a version's name, a Whisper name or a checkpoint path; it becomes "
                                    "active once it has loaded")
     add_config_flags(s, DecodeConfig)
     add_config_flags(s, SelectionConfig, choices={"strategy": sorted(STRATEGIES)})
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_ray_flags(s)  # hand-made: where the work runs is no setting of the project
 
     s = add_command(sub, "queue", cmd_queue, help="show the head of the review queue",
                     description="Show the clips to review first (those nobody has corrected or "

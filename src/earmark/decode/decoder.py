@@ -95,11 +95,12 @@ class Decoder:
         self.encoder = quantize_encoder(model.encoder) if self.precision == "int8" else model.encoder
         # bf16: the decoder's matrix products read half the bytes (decoding one token at
         # a time is bound by memory traffic), with float32 residuals, norms and softmaxes
-        low = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        # fp16: the same on a GPU, in half precision (its tensor cores' type)
+        low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
         self._weights = [BlockWeights(b, low) for b in model.decoder.blocks]
         self.cross_dtype = low
         self.vocab_low = (model.decoder.token_embedding.weight.detach().to(low)
-                          if self.precision == "bf16" else None)
+                          if low != torch.float32 else None)
         self.logits_topk = 16  # tokens per row whose logits are recomputed exactly
         self.retried = 0  # clips of packed windows decoded again
         self.windows = 0  # windows decoded (retries included)
@@ -243,8 +244,8 @@ class Decoder:
             parts = []
             for k in range(0, len(windows), ENCODE_BATCH):
                 mels = self._mels(windows[k : k + ENCODE_BATCH])
-                with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                    enabled=self.precision == "bf16"):
+                with torch.autocast(self.device.type, dtype=self.cross_dtype,
+                                    enabled=self.precision in ("bf16", "fp16")):
                     parts.append(self.encoder(mels).float())
             return torch.cat(parts) if len(parts) > 1 else parts[0]
 

@@ -1,4 +1,4 @@
-"""The arithmetic decoding runs in: float32, bfloat16 or an int8 encoder.
+"""The arithmetic decoding runs in: float32, bfloat16, float16 (a GPU) or an int8 encoder.
 
 :func:`resolve_precision` turns ``DecodeConfig.quantize`` into the arithmetic for a
 device; :func:`quantize_encoder` makes the int8 copy of an encoder; :class:`BlockWeights`
@@ -27,13 +27,17 @@ def native_bf16() -> bool:
 def resolve_precision(quantize: str, device: str) -> str:
     """The arithmetic (``DecodeConfig.quantize``) to decode with on ``device``.
 
-    Returns "bf16", "int8" or "float32". ``auto`` is bf16 on a CPU that has bfloat16
-    instructions and float32 elsewhere (without them bfloat16 is emulated, and slower;
-    on a GPU this module keeps float32). ``int8`` quantizes the encoder's linear layers
-    only; ``none`` is float32 throughout, whisper's own arithmetic.
+    Returns "bf16", "fp16", "int8" or "float32". ``auto`` is bf16 on a CPU that has
+    bfloat16 instructions, fp16 on a CUDA GPU (the encoder under float16 autocast, the
+    decoder's products on float16 weights, each step's best tokens' logits exact in
+    float32, as bf16 does on a CPU), and float32 elsewhere (without the instructions
+    bfloat16 is emulated, and slower). ``int8`` quantizes the encoder's linear layers
+    only, on a CPU; ``none`` is float32 throughout, whisper's own arithmetic.
     """
     if quantize not in PRECISIONS:
         raise ValueError(f"DecodeConfig.quantize={quantize!r}: use one of {', '.join(PRECISIONS)}")
+    if device == "cuda" and quantize == "auto":
+        return "fp16"
     if device != "cpu" or quantize == "none":
         return "float32"
     if quantize == "auto":

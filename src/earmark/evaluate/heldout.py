@@ -21,6 +21,7 @@ import numpy as np
 from earmark import audio as au
 from earmark.config import DecodeConfig
 from earmark.decode.decoder import Decoder
+from earmark.decode.gpu import for_device
 from earmark.errors import (BadManifest, EarmarkWarning, NoCorrections, UnfinishedModelVersion,
                             UnknownModelVersion, UnreadableAudio)
 from earmark.evaluate.metrics import (ConfidenceQuality, ErrorRates, Reduction, confidence_quality,
@@ -154,7 +155,7 @@ def evaluate_audio(model_obj, audios: Sequence[np.ndarray], references: Sequence
     start = time.perf_counter()
     with tqdm(total=len(pieces), unit="clip", desc=f"evaluate {name}", disable=not progress,
               dynamic_ncols=True) as bar:
-        outs = Decoder(model_obj, decode).transcribe(pieces, on_batch=bar.update)
+        outs = Decoder(model_obj, for_device(decode, model_obj)).transcribe(pieces, on_batch=bar.update)
     seconds = time.perf_counter() - start
     texts: list[list[str]] = [[] for _ in audios]
     words: list[list[tuple[str, float]]] = [[] for _ in audios]

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from earmark import audio as au
 from earmark.config import DecodeConfig, SelectionConfig
 from earmark.decode.decoder import Decoder
+from earmark.decode.gpu import for_device
 from earmark.decode.packing import WINDOW_SECONDS
 from earmark.decode.types import Transcript
 from earmark.errors import RunInProgress, UnreadableAudio
@@ -159,6 +160,7 @@ def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     if not pending:
         return Transcribed()
     model = model if model is not None else load_version(project, mv, cfg.device)
+    cfg = for_device(cfg, model)  # a GPU's batch size (chunks follow it)
     threads, overlap = _ranking_threads(cfg, model.device.type)
     with torch_threads(threads):
         return _transcribe_chunks(project, mv, cfg, pending, Decoder(model, cfg, overlap=overlap),
@@ -306,7 +308,7 @@ def ranking_alone(project: Project) -> Iterator[None]:
 
 def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | None = None,
          selection: SelectionConfig | None = None, progress: bool = True,
-         limit: int | None = None) -> RankReport:
+         limit: int | None = None, transcribe: Any = None) -> RankReport:
     """Transcribe every clip the model has not seen, score it, and order the queue.
 
     Parameters
@@ -323,6 +325,10 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
     limit
         Transcribe at most this many pending clips (in clip order; the rest wait for
         the next run). The queue is still rebuilt over every transcribed clip.
+    transcribe
+        What transcribes the pending clips, with :func:`transcribe_pending`'s signature
+        (default: that function, in this process); e.g. a partial of
+        :func:`earmark.ranking.distributed.transcribe_on_ray`.
 
     Raises
     ------
@@ -340,7 +346,7 @@ def rank(project: Project, *, model: str | None = None, decode: DecodeConfig | N
     with ranking_alone(project):  # before the switch: a second rank must not change the model
         mv, loaded = version_to_rank_with(project, model, decode)
         decode = replace(decode, model=mv.spec)
-        done = transcribe_pending(project, mv, decode, progress, limit, model=loaded)
+        done = (transcribe or transcribe_pending)(project, mv, decode, progress, limit, model=loaded)
         del loaded  # the queue needs no model; free its memory before building it
         queued = build_queue(project, mv.id, selection)
     return RankReport(**asdict(done), model_version=mv.name, queued=queued, strategy=selection.strategy)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from earmark.config import FinetuneConfig
+from earmark.models.lora import merge_lora  # noqa: F401  (here too: the trainer's name for it)
 
 if TYPE_CHECKING:
     import torch
@@ -35,17 +36,6 @@ def prepare_model(model: "whisper.Whisper", cfg: FinetuneConfig) -> None:
                                            lora_dropout=0.0, target_modules=LORA_TARGETS), model)
         for name, p in model.named_parameters():
             p.requires_grad_("lora_" in name)
-
-
-def merge_lora(model: "whisper.Whisper") -> None:
-    """Fold LoRA adapters into their base weights and remove the wrappers."""
-    from peft.tuners.lora import LoraLayer
-
-    for name, module in list(model.named_modules()):
-        if isinstance(module, LoraLayer):
-            module.merge()
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, module.get_base_layer())
 
 
 def trainable_state(model: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
