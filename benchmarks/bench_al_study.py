@@ -21,7 +21,7 @@ from common import DATA, RESULTS, write_result
 
 
 def main() -> None:
-    from earmark.config import StudyConfig
+    from earmark.study_config import StudyConfig
     from earmark.study.run import run_study
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -33,7 +33,7 @@ def from_partial(out: Path, zero_shot: Path, args: argparse.Namespace) -> dict:
 
     import numpy as np
 
-    from earmark.config import SimulateConfig
+    from earmark.study_config import SimulateConfig
     from earmark.simulate import (RoundResult, Study, corpus_wer, error_detection, split_speakers,
                                   write_outputs)
 
@@ -90,7 +90,7 @@ def main() -> None:
         out = Path(args.source)
         record = json.loads((out / "summary.json").read_text())
     else:
-        from earmark.config import SimulateConfig
+        from earmark.study_config import SimulateConfig
         from earmark.simulate import simulate
 
         keys = {"rounds": "rounds", "budget": "budget_minutes", "seeds": "seeds", "speakers": "speakers",

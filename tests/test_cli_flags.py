@@ -7,7 +7,8 @@ import pytest
 from earmark.cli.flags import given, overrides
 from earmark.cli.main import build_parser
 from earmark.config import (AudioConfig, BackupConfig, DecodeConfig, FinetuneConfig, ProjectConfig, ReviewConfig,
-                            SelectionConfig, SimulateConfig, flagged_fields)
+                            SelectionConfig, flagged_fields)
+from earmark.study_config import SimulateConfig
 
 # the command whose options set each config class
 COMMANDS = {DecodeConfig: ["rank", "p"], SelectionConfig: ["rank", "p"], FinetuneConfig: ["finetune", "p"],

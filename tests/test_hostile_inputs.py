@@ -92,11 +92,12 @@ def write_entry(folder: Path, i: int, e: Entry, ext: str) -> Path | None:
 
 
 def _content(path: Path) -> object:
-    """What makes two files the same to the import: their bytes, or their path if unreadable."""
+    """What makes two files the same to the import: their bytes, or, if unreadable, the
+    file their path leads to (two links to one unreadable file are one file)."""
     try:
         return path.read_bytes()
     except OSError:
-        return str(path)
+        return os.path.realpath(path)
 
 
 def check_report(report, files: dict[Path, Entry], clips: int) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import earmark.simulate.run as sim
-from earmark.config import SimulateConfig
+from earmark.study_config import SimulateConfig
 from earmark.errors import BadConfig
 from earmark.ranking.strategies import Candidate, get_strategy
 from earmark.simulate import (RoundResult, Study, as_typed, best_strategy, curve_area, mean_curves,

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earmark.config import CostConfig, StudyConfig
+from earmark.config import CostConfig
+
+from earmark.study_config import StudyConfig
 from earmark.errors import BadConfig, BadManifest
 from earmark.study.cost import annotator_seconds, check_cost, fit_cost
 from earmark.study.curves import (Review, RoundTrace, cost_to_reach, oracle_bound, oracle_order, review_curve,

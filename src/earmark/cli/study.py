@@ -11,7 +11,7 @@ from earmark.cli.flags import add_config_flags, overrides
 from earmark.cli.project import cmd_import, cmd_init
 from earmark.cli.rank import cmd_queue, cmd_rank, cmd_status
 from earmark.cli.review import cmd_review
-from earmark.config import SimulateConfig, StudyConfig
+from earmark.study_config import SimulateConfig, StudyConfig
 from earmark.errors import EarmarkError
 
 

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from earmark.config import DecodeConfig, FinetuneConfig, SimulateConfig
+from earmark.config import DecodeConfig, FinetuneConfig
+
+from earmark.study_config import SimulateConfig
 from earmark.decode.decoder import Decoder
 from earmark.decode.types import Transcript
 from earmark.evaluate.metrics import error_rates, normalize, roc_auc, word_error_labels

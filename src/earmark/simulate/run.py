@@ -11,7 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from earmark.config import DecodeConfig, SimulateConfig
+from earmark.config import DecodeConfig
+
+from earmark.study_config import SimulateConfig
 from earmark.decode.decoder import Decoder
 from earmark.errors import BadConfig
 from earmark.models.device import torch_threads, usable_threads

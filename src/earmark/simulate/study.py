@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from earmark.audio import read_clip
-from earmark.config import SAMPLE_RATE, SimulateConfig
+from earmark.config import SAMPLE_RATE
+from earmark.study_config import SimulateConfig
 from earmark.errors import BadConfig
 from earmark.sources import manifest_records
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from earmark.config import SimulateConfig, to_dict
+from earmark.config import to_dict
+
+from earmark.study_config import SimulateConfig
 from earmark.errors import BadConfig
 from earmark.ranking.strategies import DEFAULT_STRATEGY
 from earmark.simulate.study import RoundResult

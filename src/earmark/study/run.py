@@ -9,7 +9,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from earmark.config import StudyConfig, to_dict
+from earmark.config import to_dict
+
+from earmark.study_config import StudyConfig
 from earmark.study.report import choose_default, curve, minutes_to_third, saving_interval, \
     summarize, _ratio, _test_wer
 from earmark.study.runner import Study

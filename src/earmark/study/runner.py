@@ -25,7 +25,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from earmark.config import DecodeConfig, StudyConfig, to_dict
+from earmark.config import DecodeConfig, to_dict
+
+from earmark.study_config import StudyConfig
 from earmark.errors import BadConfig
 from earmark.study.cost import annotator_seconds
 from earmark.study.curves import oracle_order, take_budget

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from earmark.config import FinetuneConfig, SimulateConfig, StudyConfig
+from earmark.config import FinetuneConfig
+
+from earmark.study_config import SimulateConfig, StudyConfig
 from earmark.study.split import Row, as_dicts
 
 if TYPE_CHECKING:
