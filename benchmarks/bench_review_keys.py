@@ -37,10 +37,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from earmark.review.server import wait_until_serving
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "src" / "earmark" / "samples"
@@ -118,18 +119,9 @@ def serve(root: Path, log: Path) -> Iterator[str]:
                                  "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=_env())
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the review app did not start:\n{log.read_text()}")
-            time.sleep(0.5)
+        if not wait_until_serving(url, proc):
+            raise RuntimeError(f"the review app did not start:\n{log.read_text()}")
         yield url
     finally:
         if proc.poll() is None:

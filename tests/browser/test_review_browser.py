@@ -15,11 +15,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from earmark.review.server import wait_until_serving
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "src" / "earmark" / "samples"
@@ -72,18 +72,9 @@ def app_url(project_root):
         proc = subprocess.Popen([str(EARMARK), "review", str(project_root), "--port", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGTERM)
-            pytest.fail(f"the review app did not start:\n{log.read_text()}")
-        time.sleep(0.5)
+    if not wait_until_serving(url, proc):
+        os.killpg(proc.pid, signal.SIGTERM)
+        pytest.fail(f"the review app did not start:\n{log.read_text()}")
     yield url
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterable, Sequence
 
 
@@ -105,3 +107,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> bool:
+    """Wait until the app at ``url`` answers Streamlit's health check.
+
+    Returns
+    -------
+    bool
+        True once it answers; False if ``proc`` (the ``earmark review`` process) ended
+        or ``timeout`` seconds passed first.
+    """
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
