@@ -13,7 +13,8 @@ from earmark.config import CostConfig
 from earmark.study_config import StudyConfig
 from earmark.errors import BadConfig, BadManifest
 from earmark.study.cost import annotator_seconds, check_cost, fit_cost
-from earmark.study.curves import (Review, RoundTrace, cost_to_reach, oracle_bound, oracle_order, review_curve,
+from earmark.simulate.summary import minutes_to_reach
+from earmark.study.curves import (Review, RoundTrace, oracle_bound, oracle_order, review_curve,
                                   take_budget)
 from earmark.study.split import Row, read_rows, split
 
@@ -81,8 +82,8 @@ def test_review_curve_steps_down_by_each_clip_and_jumps_at_the_fine_tune():
     assert np.allclose(c.wer, [0.5, 0.35, 0.3, 0.2, 0.2, 0.1, 0.05])
     assert np.allclose(c.audio_minutes, [0, 1, 2, 2, 2, 3, 3])
     assert np.allclose(c.annotator_minutes, [0, 1.5, 3, 3, 3, 4, 4])
-    assert cost_to_reach(c.audio_minutes, c.wer, 0.2) == pytest.approx(2.0)
-    assert cost_to_reach(c.audio_minutes, c.wer, 0.01) is None
+    assert minutes_to_reach(c.audio_minutes, c.wer, 0.2) == pytest.approx(2.0)
+    assert minutes_to_reach(c.audio_minutes, c.wer, 0.01) is None
 
 
 def test_no_order_goes_below_the_oracle_bound():

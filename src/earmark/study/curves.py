@@ -64,17 +64,6 @@ def review_curve(traces: Sequence[RoundTrace], pool_words: int) -> ReviewCurve:
     return ReviewCurve(np.asarray(audio), np.asarray(annot), np.asarray(wer, dtype=float))
 
 
-def cost_to_reach(cost: Sequence[float], wer: Sequence[float], target: float) -> float | None:
-    """The cost at which a curve first reaches ``target`` (linear between points); None if never."""
-    for k, (c, w) in enumerate(zip(cost, wer)):
-        if w <= target:
-            if k == 0:
-                return float(c)
-            c0, w0 = cost[k - 1], wer[k - 1]
-            return float(c0 + (c - c0) * (w0 - target) / (w0 - w)) if w0 != w else float(c)
-    return None
-
-
 def wer_at(cost: Sequence[float], wer: Sequence[float], at: float) -> float:
     """The curve's WER after ``at`` of cost (the last point at or before it)."""
     c = np.asarray(cost, float)

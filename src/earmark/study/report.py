@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from earmark.study.curves import Review, RoundTrace, cost_to_reach, review_curve, wer_at
+from earmark.simulate.summary import minutes_to_reach
+from earmark.study.curves import Review, RoundTrace, review_curve, wer_at
 
 BASELINES = ("random", "file-order", "oracle")
 
@@ -30,7 +31,7 @@ def curve(records: Sequence[dict], axis: str = "audio") -> tuple[np.ndarray, np.
 def minutes_to_third(records: Sequence[dict], axis: str = "audio") -> float | None:
     """Review minutes until the pool's WER is two thirds of its zero-shot value."""
     cost, wer = curve(records, axis)
-    return cost_to_reach(cost, wer, wer[0] * 2 / 3)
+    return minutes_to_reach(cost, wer, wer[0] * 2 / 3)  # any cost axis, not only minutes
 
 
 def _test_wer(rec: dict, speakers: Sequence[str] | None = None) -> float:
@@ -46,7 +47,6 @@ def label_saving(runs: dict[str, dict[int, list[dict]]], strategy: str, seeds: S
     """Labeled minutes ``strategy`` saves against random at random's final test WER (mean
     curves over ``seeds``; per seed the test WER over ``speakers[seed]``, default all);
     nan where the strategy never reaches it."""
-    from earmark.simulate.summary import minutes_to_reach
 
     def mean_curve(name: str) -> tuple[list[float], list[float]]:
         rounds = min(len(runs[name][s]) for s in seeds)
