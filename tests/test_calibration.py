@@ -85,3 +85,27 @@ def test_review_to_target_reached_and_remaining():
     text = "\n".join(describe(estimate_pool(cal, probs, [2.0] * 3), left))
     assert "review left" in text and "raw model probabilities" in text
     assert "REACHED" in "\n".join(describe(estimate_pool(cal, probs, [2.0] * 3), done))
+
+
+def test_an_audit_corrects_a_calibration_fitted_on_the_queues_worst_clips():
+    from earmark.evaluate.calibration import estimate_audited
+
+    rng = np.random.default_rng(5)
+    # the queue reviewed clips whose words are wrong more often than the rest's at the
+    # same probability (bias 0.3): a calibration fitted on them over-estimates the rest
+    head_p, head_d = _synthetic(60, rng, bias=0.3)
+    rest_p, rest_d = _synthetic(400, rng)
+    durations = [3.0] * len(rest_p)
+    truth = sum(d.errors for d in rest_d) / sum(d.reference_words for d in rest_d)
+    plain = estimate_pool(fit_calibration(head_p, head_d), rest_p, durations, resamples=0)
+    assert plain.wer > truth + 0.1
+    # the whole rest as the audit: the ratio estimator gives its errors exactly
+    full = estimate_audited(head_p, head_d, rest_p, rest_d, durations, rest_p, durations)
+    assert abs(full.errors - sum(d.errors for d in rest_d)) < 1e-6 and "scaled by" in full.note
+    # a tenth of it at random lands far closer than the biased fit
+    k = rng.choice(len(rest_p), 40, replace=False)
+    part = estimate_audited(head_p, head_d, [rest_p[i] for i in k], [rest_d[i] for i in k], [3.0] * 40,
+                            rest_p, durations)
+    assert abs(part.wer - truth) < abs(plain.wer - truth) / 2
+    # no audit: the plain calibrated estimate
+    assert estimate_audited(head_p, head_d, [], [], [], rest_p, durations).wer == plain.wer

@@ -124,7 +124,8 @@ def test_small_study_end_to_end_and_resumes(tmp_path):
     out = tmp_path / "study"
     rec = run_study(_small_manifest(tmp_path), cfg, out, log=lambda m: None)
     for key in ("seeds", "pool_to_budget", "product_loop_checked", "product_loop_gap",
-                "review_minutes_ratio_vs_random", "review_minutes_ratio_vs_oracle", "model_label_saving",
+                "review_minutes_ratio_vs_random", "review_minutes_ratio_vs_oracle",
+                "review_minutes_ratio_vs_random_ci", "model_label_saving",
                 "model_label_saving_ci_low", "model_label_saving_ci_high", "pool_wer_estimate_abs_error",
                 "default_strategy", "default_strategy_why"):
         assert key in rec
@@ -149,6 +150,22 @@ def test_small_study_end_to_end_and_resumes(tmp_path):
             pool = sorted(map(int, zero["pool_errors"]))
             bound = oracle_bound(errs, [rows[i]["duration"] for i in pool], zero["pool_words"], cost[:k] * 60)
             assert np.all(bound <= wer[:k] + 1e-12), name
+    # review-only: every order reviews each pool clip once and ends with no errors left,
+    # never below the oracle bound; the estimate is checked along the way
+    rows = json.loads((out / "rows.json").read_text())
+    for name in cfg.strategies:
+        ro = json.loads((out / f"review_only/{name}/seed0.json").read_text())
+        clips = [p["clip"] for p in ro["picks"]]
+        assert sorted(clips) == sorted(map(int, zero["pool_errors"]))
+        assert ro["errors_start"] == zero["unreviewed_errors"]
+        c = review_curve([RoundTrace(1, ro["errors_start"], tuple(
+            Review(p["clip"], p["duration"], p["errors"], p["seconds"]) for p in ro["picks"]), 0)], ro["pool_words"])
+        assert c.wer[-1] == 0 and np.all(np.diff(c.wer) <= 0)
+        errs = [p["errors"] for p in ro["picks"]]
+        durs = [rows[i]["duration"] for i in clips]
+        assert np.all(oracle_bound(errs, durs, ro["pool_words"], c.audio_minutes * 60) <= c.wer + 1e-12)
+        for e in ro["estimates"]:
+            assert 0 <= e["true_wer"] and all(e[k] >= 0 for k in ("raw", "calibrated", "calibrated-audited"))
     # resumable: a run again computes nothing; a removed round is computed again alone
     stamp = (out / "runs/cheap/random/seed0/round1.json").stat().st_mtime_ns
     (out / "runs/cheap/oracle/seed0/round1.json").unlink()
@@ -156,6 +173,11 @@ def test_small_study_end_to_end_and_resumes(tmp_path):
     assert (out / "runs/cheap/random/seed0/round1.json").stat().st_mtime_ns == stamp
     assert (out / "runs/cheap/oracle/seed0/round1.json").exists()
     assert again["seeds"] == 1
+    # --rounds 0: the review-only curves alone, with their figures
+    only = run_study(_small_manifest(tmp_path), StudyConfig(**{**cfg.__dict__, "rounds": 0}), tmp_path / "ro",
+                     log=lambda m: None)
+    assert "model_label_saving" not in only and only["review_only"]["seeds"] == [0]
+    assert not (tmp_path / "ro/runs").exists()
 
 
 @pytest.mark.slow

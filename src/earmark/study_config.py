@@ -66,7 +66,10 @@ class StudyConfig:
                                           help="comma-separated strategy names and oracle (default: {default})")
     seeds: int = setting(5, flag="--seeds", min=1,  # each seed its own speaker split and random order
                          help="speaker splits (default {default})")
-    rounds: int = setting(5, flag="--rounds", min=1, help="rounds after the zero-shot round 0 (default {default})")
+    rounds: int = setting(5, flag="--rounds", min=0,  # 0: the review-only curves alone
+                          help="rounds after the zero-shot round 0; 0: review-only curves alone (default {default})")
+    screen: tuple[str, ...] = setting((), flag="--screen", listed="study",
+                                      help="strategies followed in the review-only curves alone (screening)")
     budget_minutes: float = setting(3.0, flag="--budget", min=0, strict=True,
                                     help="audio minutes reviewed per round (default {default})")
     test_speakers: int = setting(20, flag="--test-speakers", min=1, help="held-out test speakers (default {default})")
@@ -87,6 +90,8 @@ class StudyConfig:
     finetune_max_steps: int = setting(0, flag="--finetune-max-steps", min=0,  # 0: finetune's own schedule
                                       help="product path: cap on finetune's steps (default {default}: none)")
     calibration_min_words: int = 30  # hypothesis words of corrections before calibrating
+    audit_share: float = 0.1  # audit clips drawn at random from the rest, per clip the queue reviewed
+    checkpoints: tuple[float, ...] = (1.0, 3.0, 6.0, 9.0, 12.0, 15.0)  # review-only: where the estimate is checked
     bootstrap: int = 1000  # resamples for the intervals
     threads: int = setting(0, flag="--threads", threads=True, help="torch threads")
     cost: CostConfig = field(default_factory=CostConfig)
@@ -98,6 +103,6 @@ class StudyConfig:
             problems.append("the study compares every order with 'random': add it to --strategies")
         if self.training not in ("cheap", "product"):
             problems.append(f"--training {self.training!r}: choose one of cheap, product")
-        if self.rounds < 1 or self.seeds < 1 or self.budget_minutes <= 0:
-            problems.append("the study needs --rounds >= 1, --seeds >= 1 and a positive --budget")
+        if self.rounds < 0 or self.seeds < 1 or self.budget_minutes <= 0:
+            problems.append("the study needs --rounds >= 0, --seeds >= 1 and a positive --budget")
         return problems

@@ -200,6 +200,90 @@ def estimate_pool(cal: Calibration, probs: Sequence[Sequence[float]], durations:
                         wer, max(0.0, wer - 1.96 * sd), wer + 1.96 * sd, cal.fitted, cal.note)
 
 
+def estimate_audited(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
+                     audit_probs: Sequence[Sequence[float]], audit_diffs: Sequence[WordDiff],
+                     audit_durations: Sequence[float], rest_probs: Sequence[Sequence[float]], rest_durations: Sequence[float],
+                     min_words: int = 30) -> PoolEstimate:
+    """The unreviewed pool's WER from the queue's corrections, corrected by an audit.
+
+    The queue reviews the clips it thinks worst, so a calibration fitted on them learns
+    their error rate, above the rest's at the same word probability. A few clips drawn
+    at random from the rest (the audit) tell by how much: the expected errors of the rest
+    are scaled by the audit's true errors over its expected errors (a ratio estimator,
+    right on average whatever the calibration; the calibration only makes it tighter).
+
+    Parameters
+    ----------
+    probs, diffs
+        The reviewed queue's word probabilities and :func:`word_diff`.
+    audit_probs, audit_diffs, audit_durations
+        The same for the audit clips, and their seconds of audio.
+    rest_probs, rest_durations
+        The unreviewed clips (the audit clips among them or not).
+    """
+    cal = fit_calibration([*probs, *audit_probs], [*diffs, *audit_diffs], min_words)
+    base = estimate_pool(cal, rest_probs, rest_durations, resamples=0)
+    err, _, _ = _clip_terms(cal, audit_probs, audit_durations)
+    expected = float(err.sum())
+    actual = float(sum(d.errors for d in audit_diffs))
+    if expected <= 0 or not audit_diffs:
+        return base
+    scale = actual / expected
+    return PoolEstimate(base.clips, base.words, base.errors * scale, base.errors_low * scale,
+                        base.errors_high * scale, base.wer * scale, base.wer_low * scale,
+                        base.wer_high * scale, base.calibrated,
+                        f"scaled by {scale:.2f}: {len(audit_diffs)} audit clips' errors over their expected")
+
+
+def _context_features(probs: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    """Per clip, per word: the word's log-odds and its clip's mean log-odds."""
+    out = []
+    for ps in probs:
+        p = np.clip(np.asarray(ps, dtype=np.float64), 1e-4, 1 - 1e-4)
+        z = np.log(p / (1 - p))
+        out.append(np.column_stack([z, np.full(z.size, z.mean() if z.size else 0.0)]) if z.size
+                   else np.zeros((0, 2)))
+    return out
+
+
+def estimate_in_context(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
+                        rest_probs: Sequence[Sequence[float]], rest_durations: Sequence[float],
+                        min_words: int = 30) -> PoolEstimate:
+    """The unreviewed pool's WER from a calibration that sees each word's clip.
+
+    The queue picks clips by how unsure the model is of them as a whole, so a word at
+    probability p in a reviewed clip is wrong more often than one at the same p in a
+    clip nobody picked. A logistic model of a word's error on its own log-odds and its
+    clip's mean log-odds conditions on what the selection looked at, so it is not
+    misled by it (it extrapolates to surer clips along the clip feature instead).
+    """
+    cal = fit_calibration(probs, diffs, min_words)
+    feats = _context_features(probs)
+    x, y = [], []
+    for f, d in zip(feats, diffs):
+        for row, lab in zip(f, d.labels):
+            if lab is not None:
+                x.append(row)
+                y.append(int(lab))
+    if not cal.fitted or len(set(y)) < 2:
+        return estimate_pool(cal, rest_probs, rest_durations, resamples=0)
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1.0).fit(np.asarray(x), np.asarray(y))
+    err = words = 0.0
+    for f, ps, dur in zip(_context_features(rest_probs), rest_probs, rest_durations):
+        if len(ps) == 0:
+            w = SPEECH_WORDS_PER_SECOND * float(dur)
+            err += w
+            words += w
+            continue
+        err += float(lr.predict_proba(f)[:, 1].sum()) + cal.deletion_rate * len(ps)
+        words += cal.reference_ratio * len(ps)
+    wer = err / words if words else 0.0
+    return PoolEstimate(len(rest_probs), words, err, err, err, wer, wer, wer, True,
+                        "logistic on the word's and its clip's log-odds")
+
+
 def review_to_target(cal: Calibration, probs: Sequence[Sequence[float]], durations: Sequence[float],
                      reviewed_words: float, target_wer: float,
                      cost: CostConfig = CostConfig()) -> ReviewLeft:

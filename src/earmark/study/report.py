@@ -141,24 +141,90 @@ def summarize(runs: dict[str, dict[int, list[dict]]], default: str, resamples: i
     return {"seeds": seeds, "common_annotator_minutes": common_annot, "strategies": strategies}
 
 
-def choose_default(summary: dict[str, Any], current: str) -> tuple[str, str]:
-    """The default strategy and why: the registry strategy with the lowest pool WER at
-    equal annotator time, if its lead over ``current`` holds across seeds (interval of
-    the paired difference below 0); otherwise ``current`` stays."""
-    st = summary["strategies"]
-    ranked = [n for n in st if n not in BASELINES]
+def choose_default_review_only(ros: dict[str, Any], current: str) -> tuple[str, str]:
+    """The default strategy and why: the registry strategy that needs the fewest
+    annotator minutes to remove a third of the pool's word errors (review-only curves),
+    if its lead over ``current`` holds across seeds (interval of the paired difference
+    below 0); otherwise ``current`` stays."""
+    orders = ros["orders"]
+    key = "annotator_minutes_to_third"
+    ranked = [n for n in orders if n not in BASELINES and None not in orders[n][key]]
     if not ranked:
-        return current, "no ranking strategy was run"
-    at = {n: float(np.mean(st[n]["pool_wer_at_common_annotator_minutes"])) for n in ranked}
+        return current, "no ranking strategy reached a third of the pool's errors"
+    at = {n: float(np.mean(orders[n][key])) for n in ranked}
     best = min(ranked, key=lambda n: at[n])
-    figures = ", ".join(f"{n} {at[n]:.4f}" for n in sorted(ranked, key=at.get))
-    base = f"pool WER after {summary['common_annotator_minutes']:.1f} annotator minutes: {figures}"
-    if best == current or current not in st:
-        return best, f"{best} removed the most errors per annotator minute ({base})"
-    d, lo, hi = paired_interval(st[best]["pool_wer_at_common_annotator_minutes"],
-                                st[current]["pool_wer_at_common_annotator_minutes"])
+    figures = ", ".join(f"{n} {at[n]:.1f}" for n in sorted(ranked, key=at.get))
+    base = f"annotator minutes to remove a third of the pool's word errors: {figures}"
+    if best == current or current not in at:
+        return best, f"{best} needed the fewest ({base})"
+    d, lo, hi = paired_interval(orders[best][key], orders[current][key])
     if hi < 0:
-        return best, (f"{best} beat {current} across seeds ({base}; difference {d:.4f}, "
-                      f"95 % {lo:.4f} to {hi:.4f})")
-    return current, (f"{current} stays: {best} was ahead by {-d:.4f} but its interval ({lo:.4f} to {hi:.4f}) "
+        return best, f"{best} beat {current} across seeds ({base}; difference {d:.1f} min, 95 % {lo:.1f} to {hi:.1f})"
+    return current, (f"{current} stays: {best} was ahead by {-d:.1f} min but its interval ({lo:.1f} to {hi:.1f}) "
                      f"includes no difference ({base})")
+
+
+def review_only_summary(ro: dict[str, dict[int, dict]], measured: str, horizon: float,
+                        resamples: int = 1000) -> dict[str, Any]:
+    """Figures of the review-only curves (:mod:`earmark.study.review_only`).
+
+    Per order: minutes (audio and annotator) to remove a third of the pool's word
+    errors per seed; the pool WER after ``horizon`` audio minutes, and its paired
+    difference from random; for ``measured``, the minutes ratios to random and the
+    oracle with 95 % bootstrap intervals over seeds; each estimator's mean absolute
+    error over the checkpoints within ``horizon``.
+    """
+    from earmark.study.review_only import ESTIMATORS, trace
+
+    seeds = sorted(set.intersection(*(set(v) for v in ro.values())))
+
+    def curve_of(rec: dict, axis: str) -> tuple[np.ndarray, np.ndarray]:
+        c = review_curve([trace(rec)], rec["pool_words"])
+        return (c.audio_minutes if axis == "audio" else c.annotator_minutes), c.wer
+
+    def third(rec: dict, axis: str) -> float | None:
+        cost, wer = curve_of(rec, axis)
+        return minutes_to_reach(cost, wer, wer[0] * 2 / 3)
+
+    out: dict[str, Any] = {"seeds": seeds, "horizon_audio_minutes": horizon, "orders": {}}
+    for name, by_seed in ro.items():
+        recs = [by_seed[s] for s in seeds]
+        st = {"minutes_to_third": [third(r, "audio") for r in recs],
+              "annotator_minutes_to_third": [third(r, "annotator") for r in recs],
+              "pool_wer_at_horizon": [wer_at(*curve_of(r, "audio"), horizon) for r in recs],
+              "zero_shot_pool_wer": [r["errors_start"] / r["pool_words"] for r in recs]}
+        ests = [e for r in recs for e in r["estimates"] if e["audio_minutes"] <= horizon + 1e-9]
+        st["estimate_abs_error"] = {k: float(np.mean([abs(e[k] - e["true_wer"]) for e in ests])) if ests else None
+                                    for k in ESTIMATORS}
+        if name != "random" and "random" in ro:
+            d, lo, hi = paired_interval(st["pool_wer_at_horizon"],
+                                        [wer_at(*curve_of(ro["random"][s], "audio"), horizon) for s in seeds],
+                                        resamples)
+            st["pool_wer_at_horizon_minus_random"], st["pool_wer_at_horizon_minus_random_ci"] = d, [lo, hi]
+        out["orders"][name] = st
+    orders = out["orders"]
+    for base in ("random", "oracle"):
+        for axis, key in (("audio", "minutes_to_third"), ("annotator", "annotator_minutes_to_third")):
+            if measured in orders and base in orders:
+                r, lo, hi = ratio_interval(orders[measured][key], orders[base][key], resamples)
+                tag = "" if axis == "audio" else "annotator_"
+                out[f"review_{tag}minutes_ratio_vs_{base}"] = r
+                out[f"review_{tag}minutes_ratio_vs_{base}_ci"] = [lo, hi]
+    return out
+
+
+def ratio_interval(num: Sequence[float | None], den: Sequence[float | None], resamples: int = 1000,
+                   seed: int = 0) -> tuple[float | None, float | None, float | None]:
+    """Ratio of means, paired by seed, with a 95 % bootstrap interval over seeds; None
+    where a seed never reached the mark in either."""
+    r = _ratio(list(num), list(den))
+    if r is None:
+        return None, None, None
+    a, b = np.asarray(num, float), np.asarray(den, float)
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(resamples):
+        k = rng.integers(0, a.size, a.size)
+        vals.append(a[k].mean() / b[k].mean())
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return r, float(lo), float(hi)

@@ -64,7 +64,7 @@ def check_config(cfg: StudyConfig) -> None:
 
     if problems := cfg.problems():
         raise BadConfig("; ".join(problems))
-    for name in cfg.strategies:
+    for name in (*cfg.strategies, *cfg.screen):
         if name not in SPECIAL:
             get_strategy(name)
 
@@ -92,6 +92,7 @@ class Study:
         rows_file.write_text(json.dumps(rows))
         (self.out / "config.json").write_text(json.dumps(to_dict(cfg), indent=1))
         self._base: Any = None
+        self._choice: Any = None  # the decoding engine, chosen once
 
     # -- model and decoding ---------------------------------------------------------------
 
@@ -103,16 +104,43 @@ class Study:
             self._base = load_model(self.cfg.model, "cpu")
         return self._base
 
-    def decode(self, model: "whisper.Whisper", idx: list[int]) -> dict[int, "Transcript"]:
-        """Transcripts of the clips ``idx`` by the product's packed decoder, default settings."""
-        from earmark.audio import read_clip
-        from earmark.decode.decoder import Decoder
+    def decode(self, model: "whisper.Whisper", idx: list[int], key: str = "") -> dict[int, "Transcript"]:
+        """Transcripts of the clips ``idx`` by the product's packed decoder, default settings.
 
-        dec = Decoder(model, DecodeConfig(model=self.cfg.model, device="cpu"))
+        The engine and arithmetic are what ``earmark rank`` would use on this machine
+        (measured once on the base model, :mod:`earmark.decode.autotune`); a trained
+        model decoded by CTranslate2 is converted under ``cache/ct2/`` (``key`` names it)
+        and the folder removed after.
+        """
+        import shutil
+
+        from earmark.audio import read_clip
+        from earmark.decode.autotune import Candidate, choose, make_decoder
+        from earmark.models.device import cpu_cores, usable_threads
+
+        cfg = DecodeConfig(model=self.cfg.model, device="cpu")
+        threads = usable_threads(self.cfg.threads or cfg.threads) or cpu_cores()
+        if self._choice is None:
+            self._choice = choose(self.base, self.cfg.model, cfg, threads)
+            self.log(f"decoding with {self._choice.reason}")
+        folder = None
+        if self._choice.engine == "ct2" and key:
+            from earmark.decode.ct2_engine import CT2Decoder
+            from earmark.models.ct2_folder import ct2_folder
+
+            folder = ct2_folder(f"study:{key}", model, cache=self.out / "cache" / "ct2")
+            dec = CT2Decoder(model, folder, cfg, compute_type=self._choice.quantize, threads=threads)
+        else:
+            dec = make_decoder(model, self.cfg.model, cfg, Candidate(self._choice.engine, self._choice.quantize),
+                               threads)
         out: dict[int, Transcript] = {}
-        for b in range(0, len(idx), CHUNK):
-            part = idx[b : b + CHUNK]
-            out.update(zip(part, dec.transcribe([read_clip(self.rows[i].audio) for i in part])))
+        try:
+            for b in range(0, len(idx), CHUNK):
+                part = idx[b : b + CHUNK]
+                out.update(zip(part, dec.transcribe([read_clip(self.rows[i].audio) for i in part])))
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
         return out
 
     def zero_shot(self) -> dict[int, "Transcript"]:
@@ -231,7 +259,7 @@ class Study:
                 extra["finetune"] = product.round(self.rows, shown_all, picked, seconds)
                 model = product.model()
             rest = [i for i in unreviewed if i not in set(picked)]
-            hyps = self.decode(model, list(sp.test) + rest)
+            hyps = self.decode(model, list(sp.test) + rest, f"{training}/{strategy}/seed{seed}/round{rnd}")
             rec = {"strategy": strategy, "seed": seed, "round": rnd, "training": training, "picks": picks,
                    "labeled_minutes": prev["labeled_minutes"] + sum(p["duration"] for p in picks) / 60,
                    "annotator_minutes": prev["annotator_minutes"] + sum(seconds.values()) / 60,
