@@ -1,4 +1,4 @@
-"""The ``--ray`` options of ``rank`` (argparse only)."""
+"""The ``--ray`` options of ``rank`` and ``simulate`` (argparse only)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,23 @@ def ray_backend(args: argparse.Namespace) -> Any:
     cfg = RayConfig(address=args.ray, workers=getattr(args, "ray_workers", None) or 0,
                     cpus_per_worker=getattr(args, "ray_cpus_per_worker", None) or 0)
     return functools.partial(transcribe_on_ray, ray_cfg=cfg)
+
+
+def add_simulate_ray_flag(s: argparse.ArgumentParser) -> None:
+    """``simulate --ray [ADDRESS]``: the (strategy, seed) grid as Ray tasks."""
+    s.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run each (strategy, seed) as a Ray task (needs `pip install 'earmark[ray]'`; "
+                        "each task takes --threads CPUs, 1 by default): no address starts a local Ray; "
+                        "HOST:PORT, ray://HOST:PORT or auto joins a cluster whose nodes have earmark "
+                        "installed")
+
+
+def simulate_ray(args: argparse.Namespace) -> Any:
+    """The :class:`~earmark.ranking.distributed.RayConfig` of ``simulate --ray`` (None: local)."""
+    if getattr(args, "ray", None) is None:
+        return None
+    from earmark.ranking.distributed import RayConfig, check_reachable, import_ray
+
+    import_ray()  # a missing extra or a wrong address fails before the study is encoded
+    check_reachable(args.ray)
+    return RayConfig(address=args.ray)

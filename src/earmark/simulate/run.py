@@ -47,8 +47,12 @@ def _encode_worker(args: tuple) -> Study:
 
 
 def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: Path | str = "simulate",
-             log: Any = print) -> dict[str, Any]:
+             log: Any = print, ray: Any = None) -> dict[str, Any]:
     """Replay the loop for every strategy and seed; write the curves, plot and summary to ``out``.
+
+    With ``ray`` (a :class:`~earmark.ranking.distributed.RayConfig`), each (strategy,
+    seed) cell runs as a Ray task (:mod:`earmark.simulate.distributed`); the outputs
+    are the same.
 
     Returns
     -------
@@ -64,14 +68,22 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
     BadConfig
         An unknown strategy, no "random" to compare with, a bad round/seed/budget count,
         or too few speakers for the test and dev sets: all before any model work.
+    MissingExtra, ClusterUnavailable
+        With ``ray``: Ray is not installed, or its address cannot be reached (before
+        any model work), or the cluster has no CPU for a task.
     """
     for name in cfg.strategies:
         get_strategy(name)  # an unknown name fails before any work
     if problems := cfg.problems():
         raise BadConfig("; ".join(problems))
     _check_out(Path(out))
+    if ray is not None:
+        from earmark.ranking.distributed import check_reachable, import_ray
+
+        import_ray()
+        check_reachable(ray.address)
     with torch_threads(cfg.threads):
-        return _simulate(Path(manifest), cfg, Path(out), log)
+        return _simulate(Path(manifest), cfg, Path(out), log, ray)
 
 
 def _check_out(out: Path) -> None:
@@ -98,7 +110,7 @@ def _check_out(out: Path) -> None:
                         "--out a folder you can write to")
 
 
-def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[str, Any]:
+def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any, ray: Any = None) -> dict[str, Any]:
     """The body of :func:`simulate`, under its thread count."""
     started = time.perf_counter()
     rows = choose_speakers(read_study_manifest(manifest), cfg.speakers)
@@ -129,7 +141,11 @@ def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[
     seeds = list(range(cfg.seeds))
     partial = out / "rounds.partial.jsonl"
     partial.unlink(missing_ok=True)
-    if cfg.workers > 1 and len(seeds) > 1:
+    if ray is not None:
+        from earmark.simulate.distributed import run_grid_on_ray
+
+        parts = [run_grid_on_ray(study, cfg, decode_cfg, zero_shot, ray, partial, log)]
+    elif cfg.workers > 1 and len(seeds) > 1:
         _SHARED["study"] = study  # forked workers see it
         try:
             with mp.get_context("fork").Pool(min(cfg.workers, len(seeds))) as p:
