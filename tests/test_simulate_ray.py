@@ -35,6 +35,9 @@ def test_a_cluster_too_small_for_a_task_is_refused():
         check_cluster({}, 1)
     with pytest.raises(ClusterUnavailable, match="asks for 4 CPUs.*has 2.*--threads"):
         check_cluster({"CPU": 2.0}, 4)
+    check_cluster({"CPU": 2.0, "GPU": 1.0}, 1, gpus=1)
+    with pytest.raises(ClusterUnavailable, match="each task on a GPU.*has none"):
+        check_cluster({"CPU": 8.0}, 1, gpus=1)
 
 
 def _free_port() -> int:
@@ -68,12 +71,8 @@ def test_a_bad_address_is_one_line_before_any_model_work(tmp_path, capsys, monke
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "manifest.jsonl").is_file(), reason="speechocean762 not present")
-def test_ray_gives_the_local_rounds(tmp_path):
-    from earmark.ranking.distributed import RayConfig
-    from earmark.simulate import simulate
-
+def tiny_manifest(tmp_path):
+    """Three clips of each of four speechocean762 speakers (as tests/test_simulate.py uses)."""
     rows = [json.loads(l) for l in (SHARED / "manifest.jsonl").read_text().splitlines() if l.strip()]
     by_speaker: dict[str, list[dict]] = {}
     for r in rows:
@@ -82,6 +81,16 @@ def test_ray_gives_the_local_rounds(tmp_path):
     manifest = tmp_path / "m.jsonl"
     manifest.write_text("".join(json.dumps({**r, "audio": str(SHARED / r["audio"])}) + "\n"
                                 for r in chosen))
+    return manifest
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "manifest.jsonl").is_file(), reason="speechocean762 not present")
+def test_ray_gives_the_local_rounds(tmp_path):
+    from earmark.ranking.distributed import RayConfig
+    from earmark.simulate import simulate
+
+    manifest = tiny_manifest(tmp_path)
     # two seeds x two strategies: four tasks on two CPUs
     cfg = SimulateConfig(strategies=("random", "errors-per-second"), rounds=1, budget_minutes=0.1,
                          seeds=2, test_speakers=1, dev_speakers=1, min_steps=2, threads=1)

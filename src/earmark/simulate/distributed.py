@@ -14,10 +14,11 @@ What travels
     each task loads the base model itself (the weights package must be installed on
     every node, as earmark itself). No audio is read by a task.
 
-Threads
+Threads and GPUs
     A task asks Ray for ``threads`` CPUs (``--threads``; 1 when not set, as the local
     worker processes use) and sets torch to that many threads, so the tasks on a node
-    never ask for more cores than it has.
+    never ask for more cores than it has. With ``--device cuda`` each task also asks
+    for one GPU (the driver, which encodes the study, needs one too).
 """
 
 from __future__ import annotations
@@ -45,8 +46,13 @@ def cells(cfg: SimulateConfig) -> list[tuple[int, str]]:
     return [(seed, name) for seed in range(cfg.seeds) for name in cfg.strategies]
 
 
-def check_cluster(resources: dict[str, float], cpus: int) -> None:
-    """Raise :class:`ClusterUnavailable` unless the cluster can run one task of ``cpus`` CPUs."""
+def check_cluster(resources: dict[str, float], cpus: int, gpus: int = 0) -> None:
+    """Raise :class:`ClusterUnavailable` unless the cluster can run one task of ``cpus``
+    CPUs (and ``gpus`` GPUs)."""
+    if gpus and int(resources.get("GPU", 0)) < gpus:
+        raise ClusterUnavailable("simulate --device cuda on Ray runs each task on a GPU, but the Ray "
+                                 f"cluster has none (its resources: {resources or 'none'}); add a GPU "
+                                 "node, or leave --device out")
     have = int(resources.get("CPU", 0))
     if have < 1:
         raise ClusterUnavailable("the Ray cluster has no CPU to run on (its resources: "
@@ -65,7 +71,9 @@ def run_cell(study: Study, cfg: SimulateConfig, decode_cfg: DecodeConfig, seed: 
     from earmark.simulate.rounds import run_seed
 
     torch.set_num_threads(threads)
-    base = load_model(cfg.model, "cpu")
+    if cfg.device != "cpu":  # Ray shows a task only its own GPU, as cuda:0
+        cfg = replace(cfg, device="cuda")
+    base = load_model(cfg.model, cfg.device)
     return run_seed(base, study, replace(cfg, strategies=(strategy,)), decode_cfg, seed, zero_shot,
                     log=lambda m: None, partial=None)
 
@@ -86,10 +94,11 @@ def run_grid_on_ray(study: Study, cfg: SimulateConfig, decode_cfg: DecodeConfig,
     """
     ray, started = connect(ray_cfg)
     try:
-        cpus = task_cpus(cfg)
-        check_cluster(ray.cluster_resources(), cpus)
+        cpus, gpus = task_cpus(cfg), int(cfg.device != "cpu")
+        check_cluster(ray.cluster_resources(), cpus, gpus)
         study_ref, zero_ref = ray.put(study), ray.put(zero_shot)
-        remote = ray.remote(num_cpus=cpus, max_retries=2)(run_cell)
+        # on a GPU, one GPU a task (Ray sets each task's CUDA_VISIBLE_DEVICES to it)
+        remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=2)(run_cell)
         grid = cells(cfg)
         refs = {remote.remote(study_ref, cfg, decode_cfg, seed, name, zero_ref, cpus): (seed, name)
                 for seed, name in grid}

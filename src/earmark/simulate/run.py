@@ -16,7 +16,7 @@ from earmark.config import DecodeConfig
 from earmark.study_config import SimulateConfig
 from earmark.decode.decoder import Decoder
 from earmark.errors import BadConfig
-from earmark.models.device import torch_threads, usable_threads
+from earmark.models.device import check_device, resolve_device, torch_threads, usable_threads
 from earmark.models.loading import load_model
 from earmark.ranking.strategies import get_strategy
 from earmark.simulate.rounds import decode, error_detection, run_seed
@@ -76,6 +76,8 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
         get_strategy(name)  # an unknown name fails before any work
     if problems := cfg.problems():
         raise BadConfig("; ".join(problems))
+    check_device(cfg.device, "simulate --device")
+    cfg = replace(cfg, device=resolve_device(cfg.device))
     _check_out(Path(out))
     if ray is not None:
         from earmark.ranking.distributed import check_reachable, import_ray
@@ -118,8 +120,14 @@ def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any, ray: Any
     # before the model loads and encodes the clips (which takes a while)
     split_speakers([r["speaker"] for r in rows], 0, cfg.test_speakers, cfg.dev_speakers)
     out.mkdir(parents=True, exist_ok=True)
-    decode_cfg = DecodeConfig(model=cfg.model, batch_size=cfg.batch_decode)
-    base = load_model(cfg.model, "cpu")
+    decode_cfg = DecodeConfig(model=cfg.model, batch_size=cfg.batch_decode, device=cfg.device,
+                              quantize="none" if cfg.device == "cpu" else "auto")
+    base = load_model(cfg.model, cfg.device)
+    if cfg.device != "cpu":  # a batch of clips sized for the card's memory (a GPU idles at 16)
+        from earmark.decode.gpu import for_device
+
+        decode_cfg = for_device(decode_cfg, base)
+        cfg = replace(cfg, batch_decode=decode_cfg.batch_size)
     import multiprocessing as mp
 
     if cfg.workers > 1:
@@ -135,7 +143,7 @@ def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any, ray: Any
         f"{len(set(study.speakers))} speakers) in {time.perf_counter() - started:.0f} s")
     # the zero-shot model's transcripts: round 0 and the first ranking of every seed
     t0 = time.perf_counter()
-    zero_shot = decode(Decoder(base, replace(decode_cfg, quantize="none")), study,
+    zero_shot = decode(Decoder(base, decode_cfg), study,
                        range(len(rows)), cfg.batch_decode)
     log(f"zero-shot decoding: {time.perf_counter() - t0:.0f} s")
     seeds = list(range(cfg.seeds))
