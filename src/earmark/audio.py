@@ -332,14 +332,21 @@ def clip_is_sound(path: Path) -> bool:
         return False
 
 
-def read_clip(path: Path) -> np.ndarray:
-    """Read a stored clip (already 16 kHz mono) as float32."""
+def read_clip(path: Path, data: bytes | None = None) -> np.ndarray:
+    """Read a stored clip (already 16 kHz mono) as float32.
+
+    ``data``: the file's bytes, read on another machine (a Ray driver ships them to its
+    actors); ``path`` then only names the clip in messages.
+    """
+    import io
+
     import soundfile as sf
 
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
+        audio, sr = sf.read(io.BytesIO(data) if data is not None else str(path), dtype="float32",
+                            always_2d=False)
     except (OSError, RuntimeError) as e:  # soundfile's LibsndfileError is a RuntimeError
-        reason = "missing" if not path.exists() else f"unreadable ({e})"
+        reason = "missing" if data is None and not Path(path).exists() else f"unreadable ({e})"
         raise UnreadableAudio(f"{path}: stored clip is {reason}; import its source file again "
                               "(`earmark import` writes a known file's missing or damaged clips again), restore "
                               "the project's audio folder from a backup, or flag the clip in the "

@@ -272,8 +272,11 @@ class FinetuneConfig:
     warmup_fraction: float = 0.1  # share of the steps with a linear warm-up, then linear decay
     weight_decay: float = 0.01  # AdamW's decoupled weight decay
     max_grad_norm: float = 1.0  # gradient clipping: largest L2 norm of the gradients
-    batch_size: int = setting(4, flag="--batch-size", min=1,  # 30 s windows per forward pass
-                              help="30 s windows per step, each packing several clips (default {default})")
+    # 30 s windows per forward pass; 0: chosen when a run starts (earmark.train.card):
+    # 4 on a CPU, as many as a GPU's free memory holds there
+    batch_size: int = setting(0, flag="--batch-size", min=0,
+                              help="30 s windows per step, each packing several clips (default: 4 on a CPU, "
+                                   "as many as the GPU's free memory holds on a GPU)")
     grad_accum: int = setting(1, flag="--grad-accum", min=1,  # forward passes summed into one step
                               help="batches summed per optimizer step (default {default})")
     pack: bool = True  # pack clips into 30 s windows as decoding does (the encoder always sees 30 s)
@@ -350,8 +353,8 @@ class FinetuneConfig:
             problems.append("save_every, dev_min_clips and lora_rank must be at least 1")
         if not 0 <= self.warmup_fraction < 1:
             problems.append(f"warmup_fraction must be at least 0 and below 1 (got {self.warmup_fraction})")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            problems.append("batch_size and grad_accum must be at least 1")
+        if self.batch_size < 0 or self.grad_accum < 1:
+            problems.append("batch_size must be 0 (chosen for the device) or more, and grad_accum at least 1")
         if not self.lr > 0:
             problems.append(f"lr must be positive (got {self.lr})")
         if not 0 <= self.dev_confidence < 1:

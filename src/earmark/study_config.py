@@ -45,6 +45,12 @@ class SimulateConfig:
                            help="seeds simulated in parallel processes, up to the CPU cores (default {default})")
     # torch threads per process; 0: torch's default (1 with workers > 1)
     threads: int = setting(0, flag="--threads", threads=True, help="torch threads per process")
+    # where the model runs: "cpu" (float32 throughout, the figures recorded so far) or a
+    # CUDA GPU (decoding in float16 with card-sized batches, training under autocast)
+    device: str = setting("cpu", flag="--device",
+                          help="cpu (default) or cuda / cuda:N: decode in half precision with a batch "
+                               "sized for the card, train under autocast; one process (--workers 1) "
+                               "or --ray, one GPU a task")
 
     def problems(self) -> list[str]:
         """What keeps a simulation from comparing strategies, each a sentence."""
@@ -53,6 +59,9 @@ class SimulateConfig:
             problems.append("simulate compares every strategy with 'random': add it to the strategies")
         if self.rounds < 1 or self.seeds < 1 or self.budget_minutes <= 0:
             problems.append("simulate needs rounds >= 1, seeds >= 1 and a positive budget")
+        if self.device != "cpu" and self.workers > 1:
+            problems.append(f"--device {self.device} runs in one process: pass --workers 1 (or --ray "
+                            "for one GPU a task)")
         return problems
 
 

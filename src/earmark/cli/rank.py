@@ -107,7 +107,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                 "probabilities, entropies and word times, and order the review queue.",
                     epilog="examples:\n  earmark rank myproj\n  earmark rank myproj --strategy entropy\n"
                            "  earmark rank myproj --model ft-002     # a version, a Whisper name or a checkpoint\n"
-                           "  earmark rank myproj --ray HEAD:6379    # on a Ray cluster")
+                           "  earmark rank myproj --ray HEAD:6379    # on a Ray cluster (audio sent to it)\n"
+                           "  earmark rank myproj --ray HEAD:6379 --ship-audio never   # project on shared storage")
     s.add_argument("project", help=PROJECT_HELP)
     s.add_argument("--model", help="a version's name, a Whisper name or a checkpoint path; it becomes "
                                    "active once it has loaded")

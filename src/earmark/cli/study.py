@@ -10,6 +10,7 @@ from earmark.cli.common import add_command, number, port, positive_int
 from earmark.cli.flags import add_config_flags, overrides
 from earmark.cli.project import cmd_import, cmd_init
 from earmark.cli.rank import cmd_queue, cmd_rank, cmd_status
+from earmark.cli.scale import add_simulate_ray_flag, simulate_ray
 from earmark.cli.review import cmd_review
 from earmark.study_config import SimulateConfig, StudyConfig
 from earmark.errors import EarmarkError
@@ -53,7 +54,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from earmark.simulate.run import simulate
 
     cfg = overrides(args, SimulateConfig())
-    record = simulate(Path(args.manifest), cfg, Path(args.out))
+    record = simulate(Path(args.manifest), cfg, Path(args.out), ray=simulate_ray(args))
     print(record["table"])
     print(record["verdict"])
     print(f"default {record['default_strategy']} word-error AUC {record['default_error_auc']:.3f}")
@@ -90,12 +91,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                 "the pool, label clips up to the budget of audio minutes, fine-tune "
                                 "the base model's decoder on everything labeled, and score the test "
                                 "set. Writes rounds.csv/json, learning_curve.png and summary.json.",
-                    epilog="example:\n  earmark simulate --manifest ../shared/data/speechocean762/manifest.jsonl "
+                    epilog="examples:\n  earmark simulate --manifest ../shared/data/speechocean762/manifest.jsonl "
                            "\\\n      --strategies random,errors-per-second --rounds 4 --budget 2 --seeds 3 "
-                           "--out sim/")
+                           "--out sim/\n  earmark simulate --manifest m.jsonl --seeds 5 --ray HEAD:6379"
+                           "   # each (strategy, seed) a Ray task")
     s.add_argument("--manifest", required=True, help="JSONL with audio, text, speaker (and duration)")
     add_config_flags(s, SimulateConfig)
     s.add_argument("--out", default="simulate", help="output folder (default ./%(default)s)")
+    add_simulate_ray_flag(s)  # hand-made: where the work runs is no setting of the study
 
     s = add_command(
         sub, "study", cmd_study, help="measure review minutes saved: strategies against random and the oracle",

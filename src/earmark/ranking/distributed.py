@@ -20,11 +20,14 @@ Resuming
     transcribed exactly once.
 
 Where the audio lives
-    Actors read the clips from the project's audio folder by path: on a local cluster
-    that is the driver's disk; on a cluster of machines the project folder must be on
-    storage every node mounts at the same path (NFS, a shared volume). Only ids, paths
-    and durations of the pending clips are held on the driver (tens of MB for a million
-    clips); audio is read shard by shard in the actors.
+    On a one-machine cluster actors read the clips from the project's audio folder by
+    path. When the cluster has other machines (or the driver joins as a ``ray://``
+    client), the driver reads each shard's clip files and ships their bytes with the
+    shard, wave by wave (:mod:`earmark.ranking.shipping`); with the project folder on
+    storage every node mounts at the same path (NFS, a shared volume), ``ship_audio=
+    "never"`` (``--ship-audio never``) lets the actors read it in place instead, and
+    the driver's network carries no audio. Only ids, paths and durations of the pending
+    clips are held on the driver at once (tens of MB for a million clips).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from earmark.models.device import cpu_cores
 from earmark.models.loading import load_model
 from earmark.models.versions import check_ready, version_spec
 from earmark.ranking.rank import Transcribed, _chunks, _pending, transcript_row
+from earmark.ranking.shipping import cluster_view, should_ship, waves
 from earmark.store.db import TranscriptRow
 
 if TYPE_CHECKING:
@@ -68,6 +72,9 @@ class RayConfig:
     # CPUs (and torch threads) per actor; 0: the CPUs shared out among ``workers``, or 2
     cpus_per_worker: int = 0
     local_cpus: int = 0  # CPUs of a local Ray (0: this machine's cores)
+    # "auto": the driver sends the clips' audio when the cluster has other machines;
+    # "always" / "never" force it (never: the project folder is on shared storage)
+    ship_audio: str = "auto"
 
 
 def import_ray() -> Any:
@@ -167,11 +174,12 @@ class ShardTranscriber:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, list] = {"shard": [], "rows": [], "unreadable": [], "windows": [], "retried": []}
-        for shard, ids, paths in zip(batch["shard"], batch["clip_ids"], batch["paths"]):
+        shipped = batch["audio"] if "audio" in batch else [None] * len(batch["shard"])
+        for shard, ids, paths, files in zip(batch["shard"], batch["clip_ids"], batch["paths"], shipped):
             readable, audios, unreadable = [], [], []
-            for cid, path in zip(ids, paths):
-                try:
-                    audios.append(au.read_clip(path))
+            for k, (cid, path) in enumerate(zip(ids, paths)):
+                try:  # the bytes the driver sent, else the file in place
+                    audios.append(au.read_clip(path, None if files is None else files[k]))
                     readable.append(int(cid))
                 except UnreadableAudio as exc:
                     unreadable.append([int(cid), str(exc)])
@@ -238,28 +246,37 @@ def transcribe_on_ray(project: "Project", mv: "ModelVersion", cfg: DecodeConfig,
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        ds = ray.data.from_items(shards, override_num_blocks=len(shards)).map_batches(
-            ShardTranscriber, batch_size=1, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=cpus, num_gpus=gpus or None, zero_copy_batch=True,
-            fn_constructor_kwargs={"spec": version_spec(project, mv), "decode": cfg,
-                                   "threads": cpus, "gpu": bool(gpus)})
-        return _collect(project, mv, ds, shards, {c: d for c, _, d in pending}, progress, tqdm)
+        ship = should_ship(ray_cfg.ship_audio, **cluster_view(ray))
+
+        def dataset(part: list[dict]) -> Any:
+            return ray.data.from_items(part, override_num_blocks=len(part)).map_batches(
+                ShardTranscriber, batch_size=1, batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=min(workers, len(part))),
+                num_cpus=cpus, num_gpus=gpus or None, zero_copy_batch=True,
+                fn_constructor_kwargs={"spec": version_spec(project, mv), "decode": cfg,
+                                       "threads": cpus, "gpu": bool(gpus)})
+
+        # shipped audio goes wave by wave (each wave's files read as it starts), else one pass
+        parts = waves(shards) if ship else iter([shards])
+        batches = (b for part in parts for b in dataset(part).iter_batches(
+            batch_size=1, batch_format="numpy", prefetch_batches=0))
+        return _collect(project, mv, batches, shards, {c: d for c, _, d in pending}, progress, tqdm)
     finally:
         if started:
             ray.shutdown()
 
 
-def _collect(project: "Project", mv: "ModelVersion", ds: Any, shards: list[dict],
+def _collect(project: "Project", mv: "ModelVersion", batches: Any, shards: list[dict],
              durations: dict[int, float], progress: bool, tqdm: Any) -> Transcribed:
-    """Write each finished shard as it comes back; the report of the run."""
+    """Write each finished shard (``batches``: the actors' outputs) as it comes back; the
+    report of the run."""
     seconds = {s["shard"]: s["seconds"] for s in shards}
     start, n, done_s, windows, retried = time.perf_counter(), 0, 0.0, 0, 0
     unreadable: list[tuple[int, str]] = []
     bar = tqdm(total=round(sum(seconds.values()), 1), unit="audio-s", desc=f"rank {mv.name} (ray)",
                disable=not progress, dynamic_ncols=True)
     with bar:
-        for batch in ds.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=0):
+        for batch in batches:
             for shard, rows, bad, w, r in zip(batch["shard"], batch["rows"], batch["unreadable"],
                                               batch["windows"], batch["retried"]):
                 rows = json.loads(rows)

@@ -73,7 +73,7 @@ def round_finetune_config(cfg: SimulateConfig, n_clips: int, seed: int) -> Finet
     """Decoder-only training for a round: ``epochs`` passes, at least ``min_steps`` steps."""
     steps = max(cfg.min_steps, math.ceil(cfg.epochs * n_clips / cfg.batch_size))
     return FinetuneConfig(mode="decoder", max_steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                          seed=seed, augment=False, device="cpu")
+                          seed=seed, augment=False, device=cfg.device)
 
 
 def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_cfg: DecodeConfig,
@@ -117,7 +117,9 @@ def run_seed(base: "whisper.Whisper", study: Study, cfg: SimulateConfig, decode_
             train_pairs(model, [study.texts[i] for i in labeled], features=study.features[labeled],
                         frames=[int(study.frames[i]) for i in labeled],
                         cfg=round_finetune_config(cfg, len(labeled), seed * 1000 + rnd))
-            decoder = Decoder(model, replace(decode_cfg, quantize="none", batch_size=cfg.batch_decode))
+            # float32 on a CPU (the figures so far); a GPU's half precision (decode_cfg) there
+            decoder = Decoder(model, replace(decode_cfg, batch_size=cfg.batch_decode,
+                                             quantize="none" if cfg.device == "cpu" else decode_cfg.quantize))
             done = set(labeled)
             rest = [i for i in pool if i not in done] if scored and rnd < cfg.rounds else []
             ts = decode(decoder, study, test + dev + rest, cfg.batch_decode)

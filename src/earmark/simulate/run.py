@@ -16,7 +16,7 @@ from earmark.config import DecodeConfig
 from earmark.study_config import SimulateConfig
 from earmark.decode.decoder import Decoder
 from earmark.errors import BadConfig
-from earmark.models.device import torch_threads, usable_threads
+from earmark.models.device import check_device, resolve_device, torch_threads, usable_threads
 from earmark.models.loading import load_model
 from earmark.ranking.strategies import get_strategy
 from earmark.simulate.rounds import decode, error_detection, run_seed
@@ -47,8 +47,12 @@ def _encode_worker(args: tuple) -> Study:
 
 
 def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: Path | str = "simulate",
-             log: Any = print) -> dict[str, Any]:
+             log: Any = print, ray: Any = None) -> dict[str, Any]:
     """Replay the loop for every strategy and seed; write the curves, plot and summary to ``out``.
+
+    With ``ray`` (a :class:`~earmark.ranking.distributed.RayConfig`), each (strategy,
+    seed) cell runs as a Ray task (:mod:`earmark.simulate.distributed`); the outputs
+    are the same.
 
     Returns
     -------
@@ -64,14 +68,24 @@ def simulate(manifest: Path | str, cfg: SimulateConfig = SimulateConfig(), out: 
     BadConfig
         An unknown strategy, no "random" to compare with, a bad round/seed/budget count,
         or too few speakers for the test and dev sets: all before any model work.
+    MissingExtra, ClusterUnavailable
+        With ``ray``: Ray is not installed, or its address cannot be reached (before
+        any model work), or the cluster has no CPU for a task.
     """
     for name in cfg.strategies:
         get_strategy(name)  # an unknown name fails before any work
     if problems := cfg.problems():
         raise BadConfig("; ".join(problems))
+    check_device(cfg.device, "simulate --device")
+    cfg = replace(cfg, device=resolve_device(cfg.device))
     _check_out(Path(out))
+    if ray is not None:
+        from earmark.ranking.distributed import check_reachable, import_ray
+
+        import_ray()
+        check_reachable(ray.address)
     with torch_threads(cfg.threads):
-        return _simulate(Path(manifest), cfg, Path(out), log)
+        return _simulate(Path(manifest), cfg, Path(out), log, ray)
 
 
 def _check_out(out: Path) -> None:
@@ -98,7 +112,7 @@ def _check_out(out: Path) -> None:
                         "--out a folder you can write to")
 
 
-def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[str, Any]:
+def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any, ray: Any = None) -> dict[str, Any]:
     """The body of :func:`simulate`, under its thread count."""
     started = time.perf_counter()
     rows = choose_speakers(read_study_manifest(manifest), cfg.speakers)
@@ -106,8 +120,14 @@ def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[
     # before the model loads and encodes the clips (which takes a while)
     split_speakers([r["speaker"] for r in rows], 0, cfg.test_speakers, cfg.dev_speakers)
     out.mkdir(parents=True, exist_ok=True)
-    decode_cfg = DecodeConfig(model=cfg.model, batch_size=cfg.batch_decode)
-    base = load_model(cfg.model, "cpu")
+    decode_cfg = DecodeConfig(model=cfg.model, batch_size=cfg.batch_decode, device=cfg.device,
+                              quantize="none" if cfg.device == "cpu" else "auto")
+    base = load_model(cfg.model, cfg.device)
+    if cfg.device != "cpu":  # a batch of clips sized for the card's memory (a GPU idles at 16)
+        from earmark.decode.gpu import for_device
+
+        decode_cfg = for_device(decode_cfg, base)
+        cfg = replace(cfg, batch_decode=decode_cfg.batch_size)
     import multiprocessing as mp
 
     if cfg.workers > 1:
@@ -123,13 +143,17 @@ def _simulate(manifest: Path, cfg: SimulateConfig, out: Path, log: Any) -> dict[
         f"{len(set(study.speakers))} speakers) in {time.perf_counter() - started:.0f} s")
     # the zero-shot model's transcripts: round 0 and the first ranking of every seed
     t0 = time.perf_counter()
-    zero_shot = decode(Decoder(base, replace(decode_cfg, quantize="none")), study,
+    zero_shot = decode(Decoder(base, decode_cfg), study,
                        range(len(rows)), cfg.batch_decode)
     log(f"zero-shot decoding: {time.perf_counter() - t0:.0f} s")
     seeds = list(range(cfg.seeds))
     partial = out / "rounds.partial.jsonl"
     partial.unlink(missing_ok=True)
-    if cfg.workers > 1 and len(seeds) > 1:
+    if ray is not None:
+        from earmark.simulate.distributed import run_grid_on_ray
+
+        parts = [run_grid_on_ray(study, cfg, decode_cfg, zero_shot, ray, partial, log)]
+    elif cfg.workers > 1 and len(seeds) > 1:
         _SHARED["study"] = study  # forked workers see it
         try:
             with mp.get_context("fork").Pool(min(cfg.workers, len(seeds))) as p:

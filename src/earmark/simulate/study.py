@@ -111,7 +111,8 @@ def encode_study(model: "whisper.Whisper", rows: list[dict[str, Any]], cfg: Simu
     import torch
     import whisper
 
-    encoder = model.encoder  # float32: the simulation decodes with quantize="none"
+    encoder = model.encoder  # float32: the simulation decodes with quantize="none" on a CPU
+    device = next(model.parameters()).device
     audios = [read_clip(r["audio"]) for r in rows]
     durations = np.array([min(a.size / SAMPLE_RATE, 30.0) for a in audios])
     margin = cfg.context_margin_seconds * POSITIONS_PER_SECOND
@@ -123,7 +124,7 @@ def encode_study(model: "whisper.Whisper", rows: list[dict[str, Any]], cfg: Simu
         mels = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(a)),
                                                         model.dims.n_mels) for a in audios[b : b + 8]])
         with torch.inference_mode():
-            out = encoder(mels).float().numpy()
+            out = encoder(mels.to(device)).float().cpu().numpy()
         for k, f in enumerate(out):
             i = b + k
             feats[i] = f[:width]

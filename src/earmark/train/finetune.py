@@ -42,6 +42,7 @@ from earmark.store.project import Project
 from earmark.train.dataset import (Example, Split, correction_examples, previous_dev_groups, replay_examples,
                                    split_dev)
 from earmark.train.gate import gate_message
+from earmark.train.card import active_dims, chosen_batch
 from earmark.train.run import Run
 from earmark.train.trainable import merge_lora, prepare_model
 from earmark.train.trainer import Trainer, check_config
@@ -376,6 +377,8 @@ def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: boo
     started = time.perf_counter()
     cfg = cfg or project.config.finetune
     check_config(cfg)
+    if not resume:  # a batch size of 0 is chosen for the device once, and saved with the run
+        cfg = chosen_batch(cfg, lambda: active_dims(project))
     run = open_run(project, cfg, resume)
     # a resumed run keeps its own training settings but runs where this call says
     run = replace(run, cfg=_with_runtime(run.cfg, cfg))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from earmark.config import FinetuneConfig
 from earmark.errors import BadConfig
+from earmark.train.card import MixedPrecision, chosen_batch
 from earmark.train.teacher import IGNORE, Targets, optimizer
 from earmark.train.trainable import merge_lora, prepare_model
 from earmark.train.trainer import check_config
@@ -61,6 +63,8 @@ def train_pairs(model: "whisper.Whisper", texts: list[str], *, audios: list[np.n
     if features is not None and cfg.mode != "decoder":
         raise BadConfig("encoder outputs can only train in decoder mode (the encoder is frozen)")
     device = next(model.parameters()).device
+    cfg = chosen_batch(replace(cfg, device=str(device)), lambda: asdict(model.dims))  # 0: for the card
+    amp = MixedPrecision(device)  # autocast (and loss scaling) on a GPU only
     prepare_model(model, cfg)
     targets_of = Targets(model)
     seqs = [targets_of.sequence(t.strip()) for t in texts]
@@ -79,18 +83,19 @@ def train_pairs(model: "whisper.Whisper", texts: list[str], *, audios: list[np.n
         if features is not None:
             cut = max(frames[i] for i in idx) if frames else None
             xa = torch.stack([torch.as_tensor(features[i][:cut]) for i in idx]).to(device, torch.float32)
-            logits = model.decoder(inputs, xa)
+            with amp.autocast():
+                logits = model.decoder(inputs, xa)
         else:
             mels = torch.stack([whisper.log_mel_spectrogram(
                 whisper.pad_or_trim(torch.from_numpy(audios[i])), model.dims.n_mels)  # type: ignore[index]
                 for i in idx]).to(device)
-            logits = model(mels, inputs)
+            with amp.autocast():
+                logits = model(mels, inputs)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        opt.step()
+        amp.backward(loss)
+        amp.step(opt, params, cfg.max_grad_norm)
         sched.step()
     model.eval()
     if cfg.mode == "lora":

@@ -46,6 +46,7 @@ from earmark.models.device import check_device
 from earmark.store.db import ModelVersion
 from earmark.store.project import Project
 from earmark.train.augment import augment_wave, spec_augment
+from earmark.train.card import MixedPrecision
 from earmark.train.dataset import pack_epoch
 from earmark.train.gate import clearly_worse, held_back, improves
 from earmark.train.run import Run
@@ -108,6 +109,7 @@ class Trainer:
         self.plan, self.epoch_end_steps = self._plan()
         self.total_steps = math.ceil(len(self.plan) / self.cfg.grad_accum)
         self.params, self.opt, self.sched = optimizer(model, self.cfg, self.total_steps)
+        self.amp = MixedPrecision(self.device)  # autocast (and loss scaling) on a GPU only
         self.state = _State()
         self.kept: dict[str, torch.Tensor] | None = None  # the weights the run will save
         self.features: dict[tuple[int, ...], torch.Tensor] = {}  # decoder mode's cache
@@ -190,10 +192,12 @@ class Trainer:
                                                   self.cfg.end_punctuation)) for w in windows]
         inputs, targets = (t.to(self.device) for t in self.targets.tensors(seqs))
         if self.cfg.mode == "decoder":
-            logits = self.model.decoder(inputs, self._encoded(windows))
+            with self.amp.autocast():
+                logits = self.model.decoder(inputs, self._encoded(windows))
         else:
             mels = torch.stack([self._mel(w, rng, gen) for w in windows]).to(self.device)
-            logits = self.model(mels, inputs)
+            with self.amp.autocast():
+                logits = self.model(mels, inputs)
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                ignore_index=IGNORE)
 
@@ -201,19 +205,16 @@ class Trainer:
 
     def step(self) -> float:
         """One optimizer step over up to ``grad_accum`` micro-batches; returns the loss."""
-        import torch
-
         self.model.train()
         self.opt.zero_grad(set_to_none=True)
         n = min(self.cfg.grad_accum, len(self.plan) - self.state.micro)
         total = 0.0
         for _ in range(n):
             loss = self.loss(self.state.micro) / n
-            loss.backward()
+            self.amp.backward(loss)
             total += float(loss.detach())
             self.state.micro += 1
-        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
-        self.opt.step()
+        self.amp.step(self.opt, self.params, self.cfg.max_grad_norm)
         self.sched.step()
         self.state.step += 1
         return total
