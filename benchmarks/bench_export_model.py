@@ -33,7 +33,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import loadavg, read_manifest, write_result
+from common import loadavg, print_and_write, read_manifest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -105,9 +105,7 @@ def main() -> int:
     figures["hf_wer_vs_earmark_packed"] = round(corpus_wer([t.text for t in packed], hf_texts), 4)
     figures["earmark_packed_wer_vs_unpacked"] = round(corpus_wer(ours, [t.text for t in packed]), 4)
     figures["loadavg"] = loadavg()
-    for k, v in figures.items():
-        print(f"{k:>36}  {v}")
-    print(f"wrote {write_result('export_model', figures)}")
+    print_and_write("export_model", figures, 36)
     return 0
 
 

@@ -33,7 +33,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import loadavg, read_manifest, write_result
+from common import loadavg, print_and_write, read_manifest
 
 
 def transcripts(project) -> dict:
@@ -102,9 +102,7 @@ def main() -> int:
     figures["ray_overhead_ratio"] = round(figures["ray1_audio_seconds_per_second"] / plain, 3)
     figures["ray_2workers_ratio"] = round(figures["ray2_audio_seconds_per_second"] / plain, 3)
     figures["loadavg"] = loadavg()
-    for k, v in figures.items():
-        print(f"{k:>42}  {v}")
-    print(f"wrote {write_result('scale', figures)}")
+    print_and_write("scale", figures, 42)
     return 0
 
 

@@ -36,6 +36,16 @@ def write_result(name: str, figures: dict) -> Path:
     return out
 
 
+def print_and_write(name: str, figures: dict, width: int) -> Path:
+    """Print the figures, one a line (names right-aligned to ``width``), then write them
+    as :func:`write_result` does and say where."""
+    for k, v in figures.items():
+        print(f"{k:>{width}}  {v}")
+    out = write_result(name, figures)
+    print(f"wrote {out}")
+    return out
+
+
 def clip_wer(reference: str, hypothesis: str) -> float:
     """WER of one clip after earmark's normalization (Whisper's English normalizer, digit
     runs joined: :func:`earmark.evaluate.metrics.normalize`); 1.0 for an empty hypothesis."""

@@ -16,13 +16,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from _support import REPO
+
+from earmark.review.server import wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -107,15 +108,8 @@ def test_installed_review_serves_the_shipped_app(installed):
                             cwd=installed["cwd"], env=installed["env"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        health, deadline = None, time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    health = r.read().decode()
-                    break
-            except OSError:
-                time.sleep(0.5)
-        assert health == "ok", f"no health answer; exit {proc.poll()}"
+        assert wait_until_serving(f"http://127.0.0.1:{port}", proc, timeout=120), \
+            f"no health answer; exit {proc.poll()}"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
             assert r.status == 200 and "<html" in r.read().decode().lower()
     finally:

@@ -9,12 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
-from earmark.review.server import machine_hosts
+from earmark.review.server import machine_hosts, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -42,17 +41,10 @@ def served(handmade, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "earmark.cli", "review", str(handmade.root),
                              "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True, env=env)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if get(port, f"127.0.0.1:{port}") == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
+    if not wait_until_serving(f"http://127.0.0.1:{port}", proc, timeout=90):
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"the review app did not start:\n{(tmp_path / 'app.log').read_text()}")
-        time.sleep(0.5)
+        pytest.fail(f"the review app did not start:\n{(tmp_path / 'app.log').read_text()}")
     yield proc, port
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -191,6 +191,7 @@ def probe(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, options: list[
           threads: int, overlap: bool) -> dict[str, dict[str, float]]:
     """Each candidate's speed (audio s per s) and WER on the check set."""
     from earmark.config import SAMPLE_RATE
+    from earmark.wer import error_rates
 
     audios, refs = check_set()
     seconds = sum(a.size for a in audios) / SAMPLE_RATE
@@ -201,27 +202,9 @@ def probe(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, options: list[
         start = time.perf_counter()
         hyps = [t.text for t in decoder.transcribe(audios)]
         wall = time.perf_counter() - start
-        out[c.name] = {"speed": round(seconds / wall, 2), "wer": round(check_set_wer(refs, hyps), 4)}
+        out[c.name] = {"speed": round(seconds / wall, 2), "wer": round(error_rates(refs, hyps).wer, 4)}
         log.info("decoding probe: %s %.1f audio s/s, WER %.3f", c.name, out[c.name]["speed"], out[c.name]["wer"])
     return out
-
-
-def check_set_wer(references: list[str], hypotheses: list[str]) -> float:
-    """Pooled WER after whisper's English normalizer.
-
-    The project's metric is :func:`earmark.evaluate.metrics.error_rates`, which decoding
-    may not import (evaluation is a later stage); the probe only compares candidates
-    with each other on the same clips, for which whisper's normalizer alone serves.
-    """
-    import jiwer
-    from whisper.normalizers import EnglishTextNormalizer
-
-    norm = EnglishTextNormalizer()
-    pairs = [(norm(r), norm(h)) for r, h in zip(references, hypotheses)]
-    kept = [(r, h) for r, h in pairs if r.strip()]
-    if not kept:
-        return 0.0
-    return float(jiwer.wer([r for r, _ in kept], [h for _, h in kept]))
 
 
 def pick(options: list[Candidate], measured: dict[str, dict[str, float]], margin: float) -> tuple[Candidate, str]:

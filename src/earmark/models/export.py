@@ -27,6 +27,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -226,11 +228,26 @@ def to_ct2(hf_dir: Path, out: Path, quantization: str) -> None:
     converter.convert(str(out), quantization=quantization or None, force=True)
 
 
-def export_whisper(model: "whisper.Whisper", fmt: str, out: Path, quantization: str = "") -> None:
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' progress bars hidden for the ``with`` block (as they were after it)."""
+    logging = _require("transformers.utils.logging")
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
+
+
+def export_whisper(model: "whisper.Whisper", fmt: str, out: Path, quantization: str = "",
+                   progress: bool = True) -> None:
     """Write a loaded Whisper model as ``fmt`` into the new or empty folder ``out``.
 
     The folder is written beside its final place and renamed into it, so a failed or
-    killed export leaves nothing that looks like a model.
+    killed export leaves nothing that looks like a model. ``progress=False`` hides
+    transformers' progress bars (for a conversion made on the way to decoding).
     """
     if fmt not in FORMATS:
         raise BadConfig(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -245,11 +262,12 @@ def export_whisper(model: "whisper.Whisper", fmt: str, out: Path, quantization: 
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         hf_dir = work / "hf"
-        to_hf(model, hf_dir)
-        final = hf_dir
-        if fmt == "ct2":
-            final = work / "ct2"
-            to_ct2(hf_dir, final, quantization)
+        with nullcontext() if progress else _no_progress_bars():
+            to_hf(model, hf_dir)
+            final = hf_dir
+            if fmt == "ct2":
+                final = work / "ct2"
+                to_ct2(hf_dir, final, quantization)
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(final, out)
