@@ -20,7 +20,7 @@ def _ids(project):
 def test_standing_falls_back_to_raw_probabilities_with_few_corrections(handmade):
     first = _ids(handmade)[0]
     save_correction(handmade, open_clip(handmade, first), "hello world", annotator="ann", seconds_spent=9.0)
-    st = standing(handmade, resamples=10)
+    st = standing(handmade)
     assert st is not None and not st.calibration.fitted
     assert st.estimate.clips == 2  # the corrected clip is out of the unreviewed pool
     # raw: each unreviewed clip expects 0.1 + 0.8 wrong words of 2

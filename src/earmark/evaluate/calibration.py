@@ -284,6 +284,33 @@ def estimate_in_context(probs: Sequence[Sequence[float]], diffs: Sequence[WordDi
                         "logistic on the word's and its clip's log-odds")
 
 
+def estimate_unreviewed(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
+                        rest_probs: Sequence[Sequence[float]], rest_durations: Sequence[float],
+                        ranked: bool = True, min_words: int = 30) -> PoolEstimate:
+    """The unreviewed pool's WER as earmark reports it, from the corrections so far.
+
+    Corrections in a ranked queue's order are the clips the model was least sure of, so
+    the two simple estimates fall on either side of the truth: the raw probabilities
+    under it (the model is over-sure), the in-context calibration over it (fitted on the
+    worst clips, it carries their error rate to surer ones). The estimate is their
+    midpoint and the interval spans both (on speechocean762 the truth lay between them at
+    every check of the default strategy: ``benchmarks/RESULTS.md``). Corrections made
+    in random or file order are a fair sample of the pool: the in-context calibration
+    alone then (``ranked=False``). Too few corrected words: raw probabilities, said so.
+    """
+    raw = estimate_pool(fit_calibration([], [], 1), rest_probs, rest_durations, resamples=0)
+    ctx = estimate_in_context(probs, diffs, rest_probs, rest_durations, min_words)
+    if not ctx.calibrated:
+        return ctx
+    if not ranked:
+        return ctx
+    lo, hi = sorted((raw.wer, ctx.wer))
+    lo_e, hi_e = sorted((raw.errors, ctx.errors))
+    words = (raw.words + ctx.words) / 2
+    return PoolEstimate(ctx.clips, words, (raw.errors + ctx.errors) / 2, lo_e, hi_e, (lo + hi) / 2, lo, hi, True,
+                        "midway between the raw probabilities and the in-context calibration (the range)")
+
+
 def review_to_target(cal: Calibration, probs: Sequence[Sequence[float]], durations: Sequence[float],
                      reviewed_words: float, target_wer: float,
                      cost: CostConfig = CostConfig()) -> ReviewLeft:

@@ -108,3 +108,8 @@ class _ByScore(Strategy):
 
     def priority(self, c: Candidate) -> float:
         return c.scores.get(self.score_name or "", float("nan"))
+
+
+#: orders that do not rank by the model: their corrections are a fair sample of the pool
+#: (:func:`earmark.evaluate.calibration.estimate_unreviewed` needs to know)
+UNRANKED_ORDERS = ("random", "file-order")

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from earmark.config import CostConfig
-from earmark.evaluate.calibration import (Calibration, PoolEstimate, ReviewLeft, describe, estimate_pool,
+from earmark.evaluate.calibration import (Calibration, PoolEstimate, ReviewLeft, describe, estimate_unreviewed,
                                           fit_calibration, review_to_target, word_diff)
+from earmark.ranking.registry import UNRANKED_ORDERS
 from earmark.store.db import Clip, TranscriptRow
 from earmark.store.project import Project
 
@@ -34,7 +35,7 @@ class Standing:
         return describe(self.estimate, self.left)
 
 
-def standing(project: Project, cost: CostConfig = CostConfig(), resamples: int = 100) -> Standing | None:
+def standing(project: Project, cost: CostConfig = CostConfig()) -> Standing | None:
     """The project's :class:`Standing`; None when the active model has transcribed nothing
     nobody corrected (nothing to estimate)."""
     store = project.store
@@ -62,7 +63,8 @@ def standing(project: Project, cost: CostConfig = CostConfig(), resamples: int =
         return None
     probs = [[float(x["p"]) for x in w] for w, _ in pool]
     durations = [float(d) for _, d in pool]
-    est = estimate_pool(cal, probs, durations, (c_probs, c_diffs), resamples=resamples)
+    ranked = project.config.selection.strategy not in UNRANKED_ORDERS
+    est = estimate_unreviewed(c_probs, c_diffs, probs, durations, ranked, MIN_CALIBRATION_WORDS)
     target = project.config.review.target_wer
     left = None
     if target > 0:

@@ -13,6 +13,8 @@ from earmark.simulate.summary import minutes_to_reach
 from earmark.study.curves import Review, RoundTrace, review_curve, wer_at
 
 BASELINES = ("random", "file-order", "oracle")
+#: the share of review minutes a strategy must save over the default to replace it
+DEFAULT_MARGIN = 0.02
 
 
 def traces(records: Sequence[dict]) -> list[RoundTrace]:
@@ -145,7 +147,9 @@ def choose_default_review_only(ros: dict[str, Any], current: str) -> tuple[str, 
     """The default strategy and why: the registry strategy that needs the fewest
     annotator minutes to remove a third of the pool's word errors (review-only curves),
     if its lead over ``current`` holds across seeds (interval of the paired difference
-    below 0); otherwise ``current`` stays."""
+    below 0) and saves at least :data:`DEFAULT_MARGIN` of the minutes; otherwise
+    ``current`` stays (a default that users and earlier figures rely on does not change
+    for a lead nobody would notice)."""
     orders = ros["orders"]
     key = "annotator_minutes_to_third"
     ranked = [n for n in orders if n not in BASELINES and None not in orders[n][key]]
@@ -158,8 +162,11 @@ def choose_default_review_only(ros: dict[str, Any], current: str) -> tuple[str, 
     if best == current or current not in at:
         return best, f"{best} needed the fewest ({base})"
     d, lo, hi = paired_interval(orders[best][key], orders[current][key])
-    if hi < 0:
+    if hi < 0 and -d >= DEFAULT_MARGIN * at[current]:
         return best, f"{best} beat {current} across seeds ({base}; difference {d:.1f} min, 95 % {lo:.1f} to {hi:.1f})"
+    if hi < 0:
+        return current, (f"{current} stays: {best} was ahead by {-d:.1f} min (95 % {lo:.1f} to {hi:.1f}), under "
+                         f"{DEFAULT_MARGIN:.0%} of the minutes ({base})")
     return current, (f"{current} stays: {best} was ahead by {-d:.1f} min but its interval ({lo:.1f} to {hi:.1f}) "
                      f"includes no difference ({base})")
 

@@ -26,13 +26,15 @@ import numpy as np
 
 from earmark.study.cost import annotator_seconds
 from earmark.study.curves import Review, RoundTrace, oracle_order
+from earmark.study.runner import UNRANKED
 
 if TYPE_CHECKING:
     from earmark.decode.types import Transcript
     from earmark.study.runner import Study
 
 #: how the unreviewed pool's WER is estimated from the reviewed head of the queue
-ESTIMATORS = ("raw", "calibrated", "calibrated-audited", "pool-audited", "in-context")
+ESTIMATORS = ("raw", "calibrated", "calibrated-audited", "pool-audited", "in-context", "reported")
+
 
 
 def order_pool(study: "Study", strategy: str, seed: int, clips: Sequence[int],
@@ -65,18 +67,18 @@ def review_only(study: "Study", strategy: str, seed: int, hyps: dict[int, "Trans
     order = order_pool(study, strategy, seed, list(clips), hyps, errors)
     picks = [{"clip": i, "duration": rows[i].duration, "errors": errors[i],
               "seconds": float(annotator_seconds(rows[i].duration, errors[i], study.cfg.cost))} for i in order]
-    estimates = estimate_along(study, order, hyps, err_words, checkpoints, seed)
+    estimates = estimate_along(study, order, hyps, err_words, checkpoints, seed, strategy)
     return {"strategy": strategy, "seed": seed, "picks": picks, "errors_start": sum(errors.values()),
             "pool_words": sum(n for _, n in err_words.values()), "estimates": estimates}
 
 
 def estimate_along(study: "Study", order: Sequence[int], hyps: dict[int, "Transcript"],
                    err_words: dict[int, tuple[int, int]], checkpoints: Sequence[float],
-                   seed: int) -> list[dict[str, Any]]:
+                   seed: int, strategy: str = "") -> list[dict[str, Any]]:
     """At each checkpoint of reviewed audio minutes: the unreviewed clips' true WER and
     each estimator's (fitted on the reviewed head of ``order``)."""
     from earmark.evaluate.calibration import (estimate_audited, estimate_in_context, estimate_pool,
-                                              fit_calibration, word_diff)
+                                              estimate_unreviewed, fit_calibration, word_diff)
 
     rows = study.rows
     cum = np.cumsum([rows[i].duration / 60 for i in order])
@@ -110,7 +112,9 @@ def estimate_along(study: "Study", order: Sequence[int], hyps: dict[int, "Transc
         out.append({"audio_minutes": float(cum[k - 1]), "reviewed": k, "audited": len(audit), "true_wer": truth,
                     "raw": raw.wer, "calibrated": cal.wer, "calibrated-audited": aud.wer, "pool-audited": pa,
                     "in-context": estimate_in_context(probs, diffs, rest_p, rest_d,
-                                                      study.cfg.calibration_min_words).wer})
+                                                      study.cfg.calibration_min_words).wer,
+                    "reported": estimate_unreviewed(probs, diffs, rest_p, rest_d, strategy not in UNRANKED,
+                                                    study.cfg.calibration_min_words).wer})
     return out
 
 

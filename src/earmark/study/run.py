@@ -50,7 +50,7 @@ def run_study(manifest: Path | str, cfg: StudyConfig = StudyConfig(), out: Path 
                 product[seed] = study.run(DEFAULT_STRATEGY, seed, zero, training="product")
     record = al_study_record(study, runs, product, ro)
     Path(out, "al_study.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
-    plot(runs, ro, Path(out, "al_study.png"), cfg.rounds * cfg.budget_minutes)
+    plot(runs, ro, Path(out, "al_study.png"), cfg.rounds * cfg.budget_minutes or max(cfg.checkpoints))
     return record
 
 
@@ -94,7 +94,7 @@ def al_study_record(study: Study, runs: dict[str, dict[int, list[dict]]], produc
         "measured_strategy": measured,
         "review_minutes_source": "review-only curves: each order through the whole pool under the zero-shot model",
         **{k: v for k, v in ros.items() if k.startswith("review_")},
-        "pool_wer_estimate_abs_error": est.get("calibrated-audited"),
+        "pool_wer_estimate_abs_error": est.get("reported"),
         "pool_wer_estimate_abs_error_by_estimator": est,
         "review_only": ros,
     }

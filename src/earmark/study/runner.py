@@ -31,6 +31,7 @@ from earmark.study_config import StudyConfig
 from earmark.errors import BadConfig
 from earmark.study.cost import annotator_seconds
 from earmark.study.curves import oracle_order, take_budget
+from earmark.ranking.registry import UNRANKED_ORDERS as UNRANKED
 from earmark.study.split import Row, Split, choose_speakers, read_rows, split
 
 if TYPE_CHECKING:
@@ -168,9 +169,10 @@ class Study:
         return json.loads(path.read_text()) if path.exists() else None
 
     def _measure(self, sp: Split, hyps: dict[int, "Transcript"], unreviewed: list[int],
-                 corrected: list[tuple[list[float], Any]]) -> dict[str, Any]:
-        """Test WER per speaker, the unreviewed pool's errors, and their estimate."""
-        from earmark.evaluate.calibration import estimate_pool, fit_calibration
+                 corrected: list[tuple[list[float], Any]], ranked: bool = True) -> dict[str, Any]:
+        """Test WER per speaker, the unreviewed pool's errors, and their estimate (as
+        earmark reports it; ``ranked``: the corrections followed a ranked queue)."""
+        from earmark.evaluate.calibration import estimate_unreviewed
 
         per_speaker: dict[str, list[int]] = {}
         for i in sp.test:
@@ -180,9 +182,9 @@ class Study:
             acc[1] += n
         pool_err = {i: clip_errors(self.rows[i].text, hyps[i].text) for i in unreviewed}
         errors, words = sum(e for e, _ in pool_err.values()), sum(n for _, n in pool_err.values())
-        cal = fit_calibration([p for p, _ in corrected], [d for _, d in corrected], self.cfg.calibration_min_words)
-        est = estimate_pool(cal, [[w.p for w in hyps[i].words] for i in unreviewed],
-                            [self.rows[i].duration for i in unreviewed], resamples=0)
+        est = estimate_unreviewed([p for p, _ in corrected], [d for _, d in corrected],
+                                  [[w.p for w in hyps[i].words] for i in unreviewed],
+                                  [self.rows[i].duration for i in unreviewed], ranked, self.cfg.calibration_min_words)
         test_e = sum(v[0] for v in per_speaker.values())
         test_n = sum(v[1] for v in per_speaker.values())
         return {"test_wer": test_e / test_n if test_n else float("nan"), "test_speakers": per_speaker,
@@ -264,7 +266,7 @@ class Study:
                    "labeled_minutes": prev["labeled_minutes"] + sum(p["duration"] for p in picks) / 60,
                    "annotator_minutes": prev["annotator_minutes"] + sum(seconds.values()) / 60,
                    "pool_words": pool_words, "errors_start": prev["errors_end"],
-                   **self._measure(sp, hyps, rest, corrected), **extra}
+                   **self._measure(sp, hyps, rest, corrected, strategy not in UNRANKED), **extra}
             rec["errors_end"] = rec["unreviewed_errors"]
             rec["seconds"] = time.perf_counter() - start
             self._write(training, strategy, seed, rnd, rec, hyps)
