@@ -27,6 +27,7 @@ def test_standing_falls_back_to_raw_probabilities_with_few_corrections(handmade)
     assert abs(st.estimate.errors - 1.8) < 1e-9 and abs(st.estimate.wer - 0.45) < 1e-9
     text = "\n".join(st.lines())
     assert "raw model probabilities" in text and "fewer than the 30" in text
+    assert st.short().startswith("unreviewed WER ≈ 0.45 (") and st.short().endswith(", uncalibrated")
     assert st.left is None  # no target set
 
 

@@ -30,6 +30,7 @@ def test_search_and_filters(ranked, app_for):
     assert sorted(listed(at)) == sorted(frame["clip"])
     assert at.caption[0].value == f"{len(frame)} of {len(frame)} clips"
     assert "Round 1" in at.get("progress")[0].proto.text  # progress on every page
+    assert "unreviewed WER" in at.get("progress")[0].proto.text  # and where the pool stands
 
     word = frame["hypothesis"].iloc[0].split()[0].lower()
     at.text_input(key="q").input(word).run()

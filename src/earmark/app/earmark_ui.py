@@ -77,12 +77,22 @@ def _pace(root: str) -> Any:
     return round_pace(_open(root))
 
 
+# the estimate refits a calibration over every correction: once a minute is enough
+@st.cache_data(ttl=60, show_spinner=False)
+def _standing(root: str) -> str:
+    from earmark.review.stopping import standing
+
+    st_ = standing(_open(root))
+    return f" · {st_.short()}" if st_ is not None else ""
+
+
 def header(proj: Project) -> None:
     """The round's progress against its budget and the active model (every page), and
     the message about the last action, if any."""
     with shown_errors():
         p = review.round_progress(proj)
         pace = _pace(str(proj.root))
+        where = _standing(str(proj.root))
     flagged = f", {p.flagged} flagged" if p.flagged else ""
     clips = f"{p.clips} clip{'' if p.clips == 1 else 's'}"
     left = (f" · about {pace.minutes_left:.0f} min of work left at the team's pace "
@@ -90,7 +100,7 @@ def header(proj: Project) -> None:
             if pace.minutes_left is not None and p.fraction < 1 else "")
     st.progress(p.fraction, text=f"**Round {p.number}**: {clips} corrected{flagged}, "
                                  f"{p.minutes:.1f} of {p.budget_minutes:g} min of audio{left} · "
-                                 f"model **{literal(p.model_version or 'none')}**")
+                                 f"model **{literal(p.model_version or 'none')}**{literal(where)}")
     if st.session_state.get("flash"):
         st.success(st.session_state.pop("flash"))
 

@@ -34,6 +34,18 @@ class Standing:
         """Lines for `earmark status` and `earmark round`."""
         return describe(self.estimate, self.left)
 
+    def short(self) -> str:
+        """One phrase for the review app's progress line."""
+        e = self.estimate
+        text = f"unreviewed WER ≈ {e.wer:.2f} ({e.wer_low:.2f}-{e.wer_high:.2f})"
+        if not e.calibrated:
+            text += ", uncalibrated"
+        if self.left is not None:
+            text += (f" · target {self.left.target_wer:.2f} REACHED" if self.left.reached else
+                     f" · target {self.left.target_wer:.2f}: about {self.left.annotator_minutes:.0f} min of review left"
+                     if self.left.reachable else f" · target {self.left.target_wer:.2f} not reachable at this model")
+        return text
+
 
 def standing(project: Project, cost: CostConfig = CostConfig()) -> Standing | None:
     """The project's :class:`Standing`; None when the active model has transcribed nothing
