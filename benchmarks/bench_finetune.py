@@ -353,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["benchmarks/bench_finetune.py", *(argv if argv is not None else sys.argv[1:])])
     splits = []
     for seed in seeds:
-        results, extra = run_split(replace_seed(args, seed), work / f"split{seed}" if len(seeds) > 1 else work)
+        if args.seeds:  # each split in its own folder, kept: a split done is not done again
+            results, extra = cached_split(replace_seed(args, seed), work / f"split{seed}")
+        else:
+            results, extra = run_split(replace_seed(args, seed), work)
         splits.append((seed, results, extra))
     results = {**splits[0][1], "command": command}  # the first split's figures under the usual keys
     if len(seeds) > 1:
@@ -394,6 +397,38 @@ def over_splits(splits: list[tuple[int, dict, dict]]) -> dict:
     return out
 
 
+def cached_split(args: argparse.Namespace, work: Path) -> tuple[dict, dict]:
+    """:func:`run_split`, its figures kept in ``work/split.json``: a split measured before
+    (by this command or another process with the same ``--workdir``) is read back, so the
+    splits can run side by side and the mean be taken once all are there."""
+    cache = work / "split.json"
+    if cache.is_file():
+        data = json.loads(cache.read_text())
+        return data["results"], data["extra"]
+    results, extra = run_split(args, work)
+    cache.write_text(json.dumps({"results": results, "extra": extra}))
+    return results, extra
+
+
+def reuse_queue_project(root: Path):
+    """A queue project ranked and corrected by an earlier (killed) run of this split, and
+    its corrected rows; None when there is none (ranking the pool is the slow part)."""
+    from earmark.store.db import Clip, Correction
+    from earmark.store.project import open_project
+
+    if not (root / "earmark.db").is_file():
+        return None
+    project = open_project(root)
+    active = project.store.active_model()
+    if active is not None and active.name != project.config.decode.model:
+        return None  # a fine-tune finished there: start the split over
+    with project.store.session() as s:
+        chosen = [{"speaker": c.speaker, "duration": c.duration, "text": c.reference_text}
+                  for c in s.scalars(select(Clip).join(Correction, Correction.clip_id == Clip.id)
+                                     .order_by(Correction.id))]
+    return (project, chosen) if chosen else None
+
+
 def run_split(args: argparse.Namespace, work: Path) -> tuple[dict, dict]:
     """One speaker split (``args.seed``): zero-shot and fine-tuned test WER per mode.
 
@@ -413,7 +448,14 @@ def run_split(args: argparse.Namespace, work: Path) -> tuple[dict, dict]:
         # left over would be the easy ones and say little about the test set
         pool, tune = split_speakers(pool, args.tune_speakers, args.seed + 1)
     work.mkdir(parents=True, exist_ok=True)
-    if args.select == "queue":
+    reused = reuse_queue_project(work / "proj") if args.select == "queue" and args.seeds else None
+    if reused is not None:  # its unfinished fine-tuning run continues where it stopped
+        project, chosen = reused
+    elif args.select == "queue":
+        if (work / "proj").exists():  # killed before its corrections were saved
+            import shutil
+
+            shutil.rmtree(work / "proj")
         project, chosen = make_queue_project(work / "proj", pool, args.minutes)
     else:
         chosen = select_minutes(pool, args.minutes, args.seed)
