@@ -23,6 +23,13 @@ Each relative reduction comes with a 95 % interval over test speakers drawn agai
 (``*_low``, ``*_high``; ``earmark.evaluate.metrics.relative_reduction``): 25 speakers are few,
 and the figure moves with who they are.
 
+``--seeds 0,1,2`` repeats all of it on several speaker splits (one per seed) and adds the
+default (full) fine-tune's relative reduction as the mean over them
+(``relative_wer_reduction_mean_splits``, its interval drawing splits and test speakers
+again, and the per-split figures), and, from the same runs, what their gated weights (what
+``--no-refit`` saves) cut (``relative_wer_reduction_no_refit_mean_splits``, and the
+paired ``refit_gain_mean_splits``). The other keys are the first split's.
+
 ``--openai-transcribe`` also decodes the test set with openai-whisper's ``transcribe()``
 (zero-shot and each mode), since earmark's packed decoder starts from a lower zero-shot
 WER; ``--select queue`` trains on the head of earmark's review queue instead of random
@@ -30,6 +37,7 @@ minutes.
 
     .venv/bin/python benchmarks/bench_finetune.py
     .venv/bin/python benchmarks/bench_finetune.py --select queue --modes full --openai-transcribe
+    .venv/bin/python benchmarks/bench_finetune.py --select queue --modes full --seeds 0,1,2
     .venv/bin/python benchmarks/bench_finetune.py --tune --config "lr=3e-5" --config "lr=1e-4"
     .venv/bin/python benchmarks/bench_finetune.py --tune --curve --select queue --modes full
 """
@@ -219,6 +227,40 @@ class Curve:
         Trainer.dev_score = self.original
 
 
+class GatedScore:
+    """Decodes the test set with a run's gated weights just before the refit replaces them:
+    what ``--no-refit`` would have saved (the same run up to the refit), so the refit's
+    effect is measured on the same training, paired."""
+
+    def __init__(self, manifest: Path):
+        from earmark.evaluate.heldout import manifest_clips
+
+        clips = manifest_clips(manifest)
+        self.audios, self.refs = clips.audios, clips.references
+        self.errors: list[int] | None = None
+        self.wer: float | None = None
+
+    def __enter__(self) -> "GatedScore":
+        import earmark.train.finetune as ft
+        from earmark.evaluate.heldout import evaluate_audio
+
+        self.original, score = ft.refit, self
+
+        def refit(project, run, trainer, progress=True):
+            held = evaluate_audio(trainer.model, score.audios, score.refs, project.config.decode)
+            score.errors, score.wer = list(held.rates.clip_errors), held.wer
+            print(json.dumps({"gated_test_wer": round(held.wer, 4)}), flush=True)
+            return score.original(project, run, trainer, progress)
+
+        ft.refit = refit
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import earmark.train.finetune as ft
+
+        ft.refit = self.original
+
+
 def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: bool = False,
              curve: bool = False, errors: dict | None = None) -> dict:
     """Fine-tune from the base model with ``cfg``; test WER of the result (if a manifest).
@@ -236,8 +278,9 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: 
     project.store.set_active(base_id)  # every mode starts from zero-shot tiny.en
     load = os.getloadavg()[0]
     tracker = Curve(test_manifest) if curve and test_manifest is not None else None
+    gated = GatedScore(test_manifest) if test_manifest is not None and cfg.refit and not curve else None
     start, cpu = time.perf_counter(), time.process_time()
-    with tracker or contextlib.nullcontext():
+    with tracker or contextlib.nullcontext(), gated or contextlib.nullcontext():
         res = finetune(project, cfg, progress=True)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     # the machine is shared: CPU seconds and the load average say how much it was
@@ -248,7 +291,11 @@ def run_mode(project, base_id: int, cfg, test_manifest: Path | None, reference: 
            "stopped_early": res.stopped_early, "dev_clips": res.dev_clips, "train_clips": res.train_clips,
            "decode_speed_before": round(res.decode_speed_before, 2),
            "decode_speed_after": round(res.decode_speed_after, 2),
-           "drift": round(res.drift, 4) if res.drift_clips else None, "drift_clips": res.drift_clips}
+           "drift": round(res.drift, 4) if res.drift_clips else None, "drift_clips": res.drift_clips,
+           "refit_clips": res.refit_clips, "refit_steps": res.refit_steps}
+    if gated is not None and gated.errors is not None and res.refit_steps:  # the decode included
+        errors["gated"] = gated.errors
+        out["test_wer_gated"] = round(gated.wer, 4)
     if tracker is not None:  # wall time then includes the extra decoding
         out["curve"] = tracker.points
     if test_manifest is not None:
@@ -272,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="corrected audio to train on")
     ap.add_argument("--test-speakers", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="",
+                    help="several speaker splits, e.g. 0,1,2 (each seed its own split; each figure is "
+                         "also reported as the mean over them)")
     ap.add_argument("--modes", default="full,decoder,lora")
     ap.add_argument("--config", action="append", default=[],
                     help="FinetuneConfig overrides, e.g. 'lr=1e-4,epochs=3' (repeat to compare)")
@@ -296,11 +346,100 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] or [args.seed]
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_ft_"))
+    command = " ".join(["benchmarks/bench_finetune.py", *(argv if argv is not None else sys.argv[1:])])
+    splits = []
+    for seed in seeds:
+        if args.seeds:  # each split in its own folder, kept: a split done is not done again
+            results, extra = cached_split(replace_seed(args, seed), work / f"split{seed}")
+        else:
+            results, extra = run_split(replace_seed(args, seed), work)
+        splits.append((seed, results, extra))
+    results = {**splits[0][1], "command": command}  # the first split's figures under the usual keys
+    if len(seeds) > 1:
+        results.update(over_splits(splits))
+    if not args.tune and args.out != "-":
+        from common import write_result  # adds the date and the machine
+
+        print(f"wrote {write_result(args.out, results)}")
+    return 0
+
+
+def replace_seed(args: argparse.Namespace, seed: int) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "seed": seed})
+
+
+def over_splits(splits: list[tuple[int, dict, dict]]) -> dict:
+    """The default (full) fine-tune's relative WER reduction as the mean over speaker splits,
+    with and (where the refit ran on every split) without the refit; per-split figures."""
+    from split_means import SplitErrors, mean_difference, mean_figures, mean_reduction
+
+    out: dict = {"seeds": [seed for seed, _, _ in splits]}
+    full = [(seed, r, e) for seed, r, e in splits if "earmark" in e.get("full", {})]
+    if len(full) < len(splits):
+        return out
+    after = [SplitErrors(e["zero_shot"], e["full"]["earmark"], e["speakers"]) for _, _, e in full]
+    out.update(mean_figures("relative_wer_reduction", mean_reduction(after)))
+    out["splits"] = [{"seed": seed, "zero_shot_wer": r["zero_shot_wer"], "wer": r["wer_full"],
+                      "wer_no_refit": r.get("test_wer_gated_full"), "dev_clips": r["dev_clips_full"],
+                      "train_clips": r["train_clips_full"], "refit_clips": r["refit_clips_full"],
+                      "refit_steps": r["refit_steps_full"], "steps": r["steps_full"],
+                      "activated": r["activated_full"], "corrected_clips": r["train_clips_total"],
+                      "test_speakers": r["test_speakers"]} for seed, r, _ in full]
+    if all("gated" in e["full"] for _, _, e in full):  # the same runs' gated weights (= --no-refit)
+        gated = [SplitErrors(e["zero_shot"], e["full"]["gated"], e["speakers"]) for _, _, e in full]
+        out.update(mean_figures("relative_wer_reduction_no_refit", mean_reduction(gated)))
+        out.update(mean_figures("refit_gain", mean_difference(after, gated)))
+    print(json.dumps({k: v for k, v in out.items() if k != "splits"}), flush=True)
+    return out
+
+
+def cached_split(args: argparse.Namespace, work: Path) -> tuple[dict, dict]:
+    """:func:`run_split`, its figures kept in ``work/split.json``: a split measured before
+    (by this command or another process with the same ``--workdir``) is read back, so the
+    splits can run side by side and the mean be taken once all are there."""
+    cache = work / "split.json"
+    if cache.is_file():
+        data = json.loads(cache.read_text())
+        return data["results"], data["extra"]
+    results, extra = run_split(args, work)
+    cache.write_text(json.dumps({"results": results, "extra": extra}))
+    return results, extra
+
+
+def reuse_queue_project(root: Path):
+    """A queue project ranked and corrected by an earlier (killed) run of this split, and
+    its corrected rows; None when there is none (ranking the pool is the slow part)."""
+    from earmark.store.db import Clip, Correction
+    from earmark.store.project import open_project
+
+    if not (root / "earmark.db").is_file():
+        return None
+    project = open_project(root)
+    active = project.store.active_model()
+    if active is not None and active.name != project.config.decode.model:
+        return None  # a fine-tune finished there: start the split over
+    with project.store.session() as s:
+        chosen = [{"speaker": c.speaker, "duration": c.duration, "text": c.reference_text}
+                  for c in s.scalars(select(Clip).join(Correction, Correction.clip_id == Clip.id)
+                                     .order_by(Correction.id))]
+    return (project, chosen) if chosen else None
+
+
+def run_split(args: argparse.Namespace, work: Path) -> tuple[dict, dict]:
+    """One speaker split (``args.seed``): zero-shot and fine-tuned test WER per mode.
+
+    Returns the flat figures and, for :func:`over_splits`, the test set's word errors per
+    clip (zero-shot, and per mode and decoder) and each scored clip's speaker.
+    """
+    import torch
+
     from earmark.config import FinetuneConfig
     from earmark.evaluate.heldout import evaluate
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     rows = [json.loads(l) for l in (DATA / "manifest.jsonl").read_text().splitlines() if l.strip()]
     pool, test = split_speakers(rows, args.test_speakers, args.seed)
     if args.tune:
@@ -308,9 +447,15 @@ def main(argv: list[str] | None = None) -> int:
         # speakers: the queue takes the hardest speakers first, so the pool speakers it
         # left over would be the easy ones and say little about the test set
         pool, tune = split_speakers(pool, args.tune_speakers, args.seed + 1)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_ft_"))
     work.mkdir(parents=True, exist_ok=True)
-    if args.select == "queue":
+    reused = reuse_queue_project(work / "proj") if args.select == "queue" and args.seeds else None
+    if reused is not None:  # its unfinished fine-tuning run continues where it stopped
+        project, chosen = reused
+    elif args.select == "queue":
+        if (work / "proj").exists():  # killed before its corrections were saved
+            import shutil
+
+            shutil.rmtree(work / "proj")
         project, chosen = make_queue_project(work / "proj", pool, args.minutes)
     else:
         chosen = select_minutes(pool, args.minutes, args.seed)
@@ -326,12 +471,13 @@ def main(argv: list[str] | None = None) -> int:
             "test_minutes": round(sum(r["duration"] for r in test) / 60, 2)}
     print(json.dumps(info), flush=True)
 
-    results: dict = {**info, "select": args.select, "seed": args.seed, "threads": torch.get_num_threads(),
-                     "command": " ".join(["benchmarks/bench_finetune.py", *(argv or sys.argv[1:])])}
+    results: dict = {**info, "select": args.select, "seed": args.seed, "threads": torch.get_num_threads()}
+    extra: dict = {"zero_shot": None, "speakers": None}
     if test_manifest is not None:  # the test set, or with --tune the tuning set
         start = time.perf_counter()
         zs = evaluate(project, model=base.name, manifest=test_manifest)
         zero_shot_errors = {"earmark": zs.rates.clip_errors}
+        extra["zero_shot"] = list(zs.rates.clip_errors)
         results.update(zero_shot_wer=round(zs.wer, 4), zero_shot_cer=round(zs.cer, 4),
                        zero_shot_error_auc=round(zs.confidence.auc, 4),
                        zero_shot_ece=round(zs.confidence.ece, 4),
@@ -345,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"zero_shot_wer_openai_transcribe": ow["wer"]}), flush=True)
 
     speakers = scored_speakers(test)  # the groups of every reduction's interval
+    extra["speakers"] = speakers
     configs = [parse_config(c) for c in args.config] or [{}]
     for k, overrides in enumerate(configs):
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
@@ -356,15 +503,18 @@ def main(argv: list[str] | None = None) -> int:
                            reference=args.openai_transcribe and not args.tune, curve=args.curve and args.tune,
                            errors=errors)
             tag = mode if len(configs) == 1 else f"{mode}_{k}"
+            extra[tag] = errors
             if test_manifest is not None:
                 for decoder, after in errors.items():
+                    if decoder not in zero_shot_errors:  # the gated weights: see over_splits
+                        continue
                     suffix = "" if decoder == "earmark" else f"_{decoder}"
                     out.update(reduction_interval(f"relative_reduction{suffix}", zero_shot_errors[decoder],
                                                   after, speakers))
             results[f"config_{tag}"] = {"mode": mode, "lr": cfg.lr, "epochs": cfg.epochs,
                                         "augment": cfg.augment, "interpolate": cfg.interpolate,
-                                        "encoder_lr_scale": cfg.encoder_lr_scale,
-                                        **overrides}
+                                        "encoder_lr_scale": cfg.encoder_lr_scale, "refit": cfg.refit,
+                                        "dev_max_fraction": cfg.dev_max_fraction, **overrides}
             for key, value in out.items():
                 results[f"{key}_{tag}"] = value
             if "test_wer" in out:
@@ -400,11 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {tag} {results[key]} | {wer if wer is not None else '-'} | {rel} | "
               f"{results[f'dev_wer_before_{tag}']:.3f} -> {results[f'dev_wer_after_{tag}']:.3f} | "
               f"{results[f'seconds_{tag}']:.0f} |")
-    if not args.tune and args.out != "-":
-        from common import write_result  # adds the date and the machine
-
-        print(f"wrote {write_result(args.out, results)}")
-    return 0
+    return results, extra
 
 
 if __name__ == "__main__":

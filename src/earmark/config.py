@@ -328,6 +328,15 @@ class FinetuneConfig:
     eval_every: int = 0  # optimizer steps between dev evaluations; 0: once per epoch
     dev_fraction: float = 0.15  # share of speakers (or clips) held out as the dev split
     dev_min_clips: int = 8  # the dev split is filled up to at least this many clips
+    # most of the corrections the dev split may hold (earlier runs' dev groups aside): with
+    # few, uneven speakers a share of speakers held out 38 % of the clips; dev clips only
+    # gate, and each one held out is one the gated run does not learn from
+    dev_max_fraction: float = 0.2
+    # once the gate passes, train again from the parent on all corrections (dev included)
+    # for the steps the gated run kept, and save those weights (the verdict is the gated run's)
+    refit: bool = setting(True, flag="--no-refit",
+                          help="save the gated weights as they are, without training again on all "
+                               "corrections, dev clips included (refit on by default)")
     gate_margin: float = 0.0  # dev WER drop a version needs beyond its parent's to become active
     lora_rank: int = 16  # rank of the LoRA adapters
     lora_alpha: float = 32.0  # LoRA scaling numerator (the update is scaled by alpha / rank)
@@ -359,8 +368,9 @@ class FinetuneConfig:
             problems.append(f"lr must be positive (got {self.lr})")
         if not 0 <= self.dev_confidence < 1:
             problems.append(f"dev_confidence must be at least 0 and below 1 (got {self.dev_confidence})")
-        if not 0 < self.dev_fraction < 1:
-            problems.append(f"dev_fraction must be between 0 and 1 (got {self.dev_fraction})")
+        if not 0 < self.dev_fraction < 1 or not 0 < self.dev_max_fraction <= 1:
+            problems.append(f"dev_fraction and dev_max_fraction must be between 0 and 1 (got "
+                            f"{self.dev_fraction}, {self.dev_max_fraction})")
         if self.replay_fraction < 0:
             problems.append("replay_fraction must be 0 or more")
         if self.drift_clips < 0:

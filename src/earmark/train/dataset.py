@@ -83,7 +83,7 @@ def _unit(group: str) -> float:
 
 
 def split_dev(examples: Sequence[Example], fraction: float, min_clips: int,
-              previous: Sequence[str] = ()) -> Split:
+              previous: Sequence[str] = (), max_fraction: float = 1.0) -> Split:
     """Hold out a dev split, by speaker when speakers are known.
 
     Parameters
@@ -97,6 +97,11 @@ def split_dev(examples: Sequence[Example], fraction: float, min_clips: int,
         long as training keeps at least half of the clips.
     previous
         Groups that were in dev before; they stay in dev.
+    max_fraction
+        New groups join dev (by hash, then to fill up to ``min_clips``) only while dev
+        stays within this share of the clips; groups held out before stay even past it.
+        Uneven speakers make a share of speakers a poor guide to a share of clips, and
+        every dev clip is one the gated run does not learn from.
 
     Raises
     ------
@@ -120,16 +125,17 @@ def split_dev(examples: Sequence[Example], fraction: float, min_clips: int,
     # a clip held out by itself before its speaker was known (a manifest imported later
     # can add speakers) keeps its speaker's group in dev, so no dev clip ever trains
     dev = {g for g, members in groups.items()
-           if g in keep or _unit(g) < fraction or any(f"clip:{e.clip_id}" in keep for e in members)}
+           if g in keep or any(f"clip:{e.clip_id}" in keep for e in members)}
     n_dev = sum(len(groups[g]) for g in dev)
-    for g in sorted(set(groups) - dev, key=_unit):
-        if n_dev >= min_clips or n_dev + len(groups[g]) > len(examples) / 2:
+    cap = min(max_fraction, 0.5) * len(examples)  # training keeps at least half the clips
+    for g in sorted(set(groups) - dev, key=_unit):  # hash order: stable as corrections grow
+        if _unit(g) >= fraction and n_dev >= min_clips:
             break
-        dev.add(g)
-        n_dev += len(groups[g])
-    if n_dev == 0:  # everything tiny: hold out the first group by hash anyway
-        g = min(groups, key=_unit)
-        dev.add(g)
+        if n_dev + len(groups[g]) <= cap:  # a group too big to fit: a smaller one may
+            dev.add(g)
+            n_dev += len(groups[g])
+    if n_dev == 0:  # everything tiny: hold out the smallest group anyway
+        dev.add(min(groups, key=lambda g: (len(groups[g]), _unit(g))))
     if len(dev) == len(groups):  # previous groups took everything: train on the newest
         dev.discard(max(groups, key=lambda g: max(e.correction_id or 0 for e in groups[g])))
     train = tuple(e for e in examples if e.group not in dev)
@@ -151,7 +157,7 @@ def current_split(project: Project, cfg: FinetuneConfig | None = None) -> Split:
     """The dev split the next fine-tuning run would use (and ``evaluate`` uses)."""
     cfg = cfg or project.config.finetune
     return split_dev(correction_examples(project), cfg.dev_fraction, cfg.dev_min_clips,
-                     previous_dev_groups(project))
+                     previous_dev_groups(project), cfg.dev_max_fraction)
 
 
 def replay_examples(project: Project, model_version_id: int, n: int) -> list[Example]:

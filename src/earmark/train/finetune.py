@@ -43,6 +43,7 @@ from earmark.train.dataset import (Example, Split, correction_examples, previous
                                    split_dev)
 from earmark.train.gate import gate_message
 from earmark.train.card import active_dims, chosen_batch
+from earmark.train.refit import Refit, discard_refit, refit
 from earmark.train.run import Run
 from earmark.train.trainable import merge_lora, prepare_model
 from earmark.train.trainer import Trainer, check_config
@@ -85,6 +86,10 @@ class FinetuneResult:
     # uncorrected clips the parent was surest of (nan without such clips), and how many
     drift: float = math.nan
     drift_clips: int = 0
+    # the saved weights were trained again on all corrections (dev too) for this many
+    # steps (0: the gated weights were saved; FinetuneConfig.refit)
+    refit_clips: int = 0
+    refit_steps: int = 0
 
 
 # --- run setup ------------------------------------------------------------------------
@@ -116,7 +121,8 @@ def _next_name(s, models: Path) -> str:
 
 def _create_run(project: Project, cfg: FinetuneConfig, parent: ModelVersion,
                 examples: list[Example], fingerprint: str) -> Run:
-    split = split_dev(examples, cfg.dev_fraction, cfg.dev_min_clips, previous_dev_groups(project))
+    split = split_dev(examples, cfg.dev_fraction, cfg.dev_min_clips, previous_dev_groups(project),
+                      cfg.dev_max_fraction)
     n_replay = round(cfg.replay_fraction * len(split.train))
     surest = replay_examples(project, parent.id, n_replay + cfg.drift_clips)
     replay, anchor = surest[:n_replay], surest[n_replay:]
@@ -237,14 +243,18 @@ def _superseded(project: Project, run: Run, active: str) -> str:
             "--model NAME`")
 
 
-def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> FinetuneResult:
-    """Save the kept weights, judge them at the gate, record the run, maybe activate it."""
+def _finish(project: Project, run: Run, trainer: Trainer, started: float, progress: bool) -> FinetuneResult:
+    """Judge the kept weights at the gate, refit them if they pass, save and record the
+    run, maybe activate it."""
     model, before, after, drift = _final_weights(run, trainer)
     passed, message = _verdict(run, trainer, model, before, after, drift)
-    checkpoint = save_checkpoint(model, run.folder / "model.pt",
+    again = refit(project, run, trainer, progress) if passed and run.cfg.refit else Refit(None)
+    checkpoint = save_checkpoint(again.model or model, run.folder / "model.pt",
                                  {"version": run.name, "parent": run.parent["name"]})
-    passed, message = _commit(project, run, _record(run, trainer, before, after, drift), passed, message)
+    record = {**_record(run, trainer, before, after, drift), "refit": again.record or None}
+    passed, message = _commit(project, run, record, passed, message + again.note)
     trainer.state_path.unlink(missing_ok=True)
+    discard_refit(run)
     st = trainer.state
     return FinetuneResult(
         version=run.name, version_id=run.version_id, parent=run.parent["name"], activated=passed,
@@ -258,7 +268,9 @@ def _finish(project: Project, run: Run, trainer: Trainer, started: float) -> Fin
         train_seconds=st.train_seconds, total_seconds=time.perf_counter() - started,
         checkpoint=checkpoint,
         not_kept_why=(st.history[-1].get("why_not_kept") or "") if st.history else "",
-        drift=drift["changed"] if drift else math.nan, drift_clips=drift["clips"] if drift else 0)
+        drift=drift["changed"] if drift else math.nan, drift_clips=drift["clips"] if drift else 0,
+        refit_clips=len(again.record["clips"]) if again.model is not None else 0,
+        refit_steps=again.record["steps"] if again.model is not None else 0)
 
 
 def _final_weights(run: Run, trainer: Trainer) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any] | None]:
@@ -395,7 +407,7 @@ def finetune(project: Project, cfg: FinetuneConfig | None = None, *, resume: boo
         except BaseException:
             _discard_if_untouched(project, run)
             raise
-        return _finish(project, run, trainer, started)
+        return _finish(project, run, trainer, started, progress)
 
 
 @contextmanager
