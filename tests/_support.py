@@ -71,3 +71,32 @@ def damage(project, table: str) -> None:
     with open(db, "r+b") as f:
         f.seek((page - 1) * size + 8)
         f.write(b"\x07" * (size - 16))
+
+
+def tiny_speechocean_manifest(folder: Path, speakers: int = 4, per: int = 3) -> Path:
+    """``per`` clips of each of the first ``speakers`` speechocean762 speakers, as a
+    manifest with absolute audio paths (a simulation small enough for a test)."""
+    rows = [json.loads(l) for l in (SHARED / "manifest.jsonl").read_text().splitlines() if l.strip()]
+    by_speaker: dict[str, list[dict]] = {}
+    for r in rows:
+        by_speaker.setdefault(r["speaker"], []).append(r)
+    chosen = [r for s in sorted(by_speaker)[:speakers] for r in by_speaker[s][:per]]
+    manifest = folder / "m.jsonl"
+    manifest.write_text("".join(json.dumps({**r, "audio": str(SHARED / r["audio"])}) + "\n" for r in chosen))
+    return manifest
+
+
+def one_row_manifest(folder: Path) -> Path:
+    """A manifest of one row whose audio is never read (for refusals before model work)."""
+    manifest = folder / "m.jsonl"
+    manifest.write_text(json.dumps({"audio": "a.wav", "text": "hi", "speaker": "s1"}) + "\n")
+    return manifest
+
+
+def forbid_model_load(monkeypatch, module, what: str) -> None:
+    """Make ``module.load_model`` fail the test: ``what`` must be checked before it."""
+
+    def no_model(*a, **k):
+        raise AssertionError(f"the model loaded before {what} was checked")
+
+    monkeypatch.setattr(module, "load_model", no_model)

@@ -16,7 +16,7 @@ from earmark.ranking.strategies import Candidate, get_strategy
 from earmark.simulate import (RoundResult, Study, as_typed, best_strategy, curve_area, mean_curves,
                               minutes_to_reach, split_speakers, summarize, verdict, write_outputs)
 
-from _support import SHARED
+from _support import SHARED, tiny_speechocean_manifest
 
 
 def curve(strategy: str, seed: int, points: list[tuple[float, float]]) -> list[RoundResult]:
@@ -251,14 +251,7 @@ def test_diverse_strategy_spreads_the_shortlist():
 def test_small_simulation_with_tiny_en(tmp_path):
     from earmark.simulate import simulate
 
-    rows = [json.loads(l) for l in (SHARED / "manifest.jsonl").read_text().splitlines() if l.strip()]
-    by_speaker: dict[str, list[dict]] = {}
-    for r in rows:
-        by_speaker.setdefault(r["speaker"], []).append(r)
-    chosen = [r for s in sorted(by_speaker)[:4] for r in by_speaker[s][:3]]
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(json.dumps({**r, "audio": str(SHARED / r["audio"])}) + "\n"
-                                for r in chosen))
+    manifest = tiny_speechocean_manifest(tmp_path)
     cfg = SimulateConfig(strategies=("random", "diverse-errors-per-second"), rounds=1,
                          budget_minutes=0.1, seeds=1, test_speakers=1, dev_speakers=1,
                          min_steps=2, threads=1)

@@ -14,7 +14,7 @@ import pytest
 from earmark.errors import BadConfig
 from earmark.study_config import SimulateConfig
 
-from _support import SHARED
+from _support import SHARED, forbid_model_load, one_row_manifest
 
 
 def _cuda() -> bool:
@@ -35,12 +35,8 @@ def test_a_missing_gpu_is_refused_before_any_model_work(tmp_path, monkeypatch, c
     import earmark.simulate.run as sim
     from earmark.cli.main import main
 
-    def no_model(*a, **k):
-        raise AssertionError("the model loaded before the device was checked")
-
-    monkeypatch.setattr(sim, "load_model", no_model)
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"audio": "a.wav", "text": "hi", "speaker": "s1"}) + "\n")
+    forbid_model_load(monkeypatch, sim, "the device")
+    manifest = one_row_manifest(tmp_path)
     with pytest.raises(BadConfig, match="simulate --device: 'cuda' was asked for but torch sees no CUDA GPU"):
         sim.simulate(manifest, SimulateConfig(device="cuda"), tmp_path / "out", log=lambda m: None)
     assert main(["simulate", "--manifest", str(manifest), "--device", "cuda", "--out", str(tmp_path / "o")]) == 2

@@ -15,7 +15,7 @@ import pytest
 
 from earmark.study_config import SimulateConfig
 
-from _support import SHARED
+from _support import SHARED, forbid_model_load, one_row_manifest, tiny_speechocean_manifest
 
 
 def test_the_grid_is_the_local_order_of_results():
@@ -50,12 +50,8 @@ def test_a_bad_address_is_one_line_before_any_model_work(tmp_path, capsys, monke
     import earmark.simulate.run as sim
     from earmark.cli.main import main
 
-    def no_model(*a, **k):
-        raise AssertionError("the model loaded before the address was checked")
-
-    monkeypatch.setattr(sim, "load_model", no_model)
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"audio": "a.wav", "text": "hi", "speaker": "s1"}) + "\n")
+    forbid_model_load(monkeypatch, sim, "the address")
+    manifest = one_row_manifest(tmp_path)
     start = time.monotonic()
     argv = ["simulate", "--manifest", str(manifest), "--out", str(tmp_path / "out")]
     assert main(argv + ["--ray", f"127.0.0.1:{_free_port()}"]) == 2
@@ -73,15 +69,7 @@ def test_a_bad_address_is_one_line_before_any_model_work(tmp_path, capsys, monke
 
 def tiny_manifest(tmp_path):
     """Three clips of each of four speechocean762 speakers (as tests/test_simulate.py uses)."""
-    rows = [json.loads(l) for l in (SHARED / "manifest.jsonl").read_text().splitlines() if l.strip()]
-    by_speaker: dict[str, list[dict]] = {}
-    for r in rows:
-        by_speaker.setdefault(r["speaker"], []).append(r)
-    chosen = [r for s in sorted(by_speaker)[:4] for r in by_speaker[s][:3]]
-    manifest = tmp_path / "m.jsonl"
-    manifest.write_text("".join(json.dumps({**r, "audio": str(SHARED / r["audio"])}) + "\n"
-                                for r in chosen))
-    return manifest
+    return tiny_speechocean_manifest(tmp_path)
 
 
 @pytest.mark.slow
