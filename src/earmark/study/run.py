@@ -39,7 +39,10 @@ def run_study(manifest: Path | str, cfg: StudyConfig = StudyConfig(), out: Path 
     with torch_threads(cfg.threads):
         zero = study.zero_shot()
         orders = list(dict.fromkeys((*cfg.strategies, *cfg.screen)))
-        ro = run_review_only(study, zero, orders, cfg.checkpoints)
+        # the estimate is also checked where each round of the loop ends (a small pool's
+        # rounds end before the first default checkpoint)
+        marks = sorted({*cfg.checkpoints, *(cfg.budget_minutes * r for r in range(1, cfg.rounds + 1))})
+        ro = run_review_only(study, zero, orders, marks)
         runs: dict[str, dict[int, list[dict]]] = {}
         for seed in range(cfg.seeds if cfg.rounds else 0):
             for name in cfg.strategies:
