@@ -24,8 +24,9 @@ peak resident memory is its own (``getrusage`` in the child):
   clips by time (``peers.py``).
 
 The measured choice (``earmark.decode.autotune``) is made first, in a process of its
-own with a fresh choice cache (``EARMARK_AUTOTUNE_CACHE``), so that every earmark run
-reads the same choice and none times a probe; the choice and its probe figures are
+own with a fresh choice cache (``EARMARK_AUTOTUNE_CACHE``) and a sample of the clips
+as the pool sample ``rank`` would time, so that every earmark run reads the same choice
+and none times a probe; the choice and its probe figures are
 part of the output, as is the CPU (``cpu``: model and arithmetic flags).
 
 The baselines get their audio decoded before the clock starts and a warm-up call;
@@ -74,10 +75,12 @@ def pick_clips(n: int) -> list[dict]:
 # -- the tools, each run in a child process ------------------------------------------------
 
 
-def run_autotune(threads: int) -> dict:
-    """The measured choice for the default config (``engine``, ``quantize`` "auto"), cached."""
+def run_autotune(rows: list[dict], threads: int) -> dict:
+    """The measured choice for the default config (``engine``, ``quantize`` "auto"), cached,
+    timed on a sample of ``rows`` as ``rank`` times a sample of its pool."""
+    from earmark.audio import load_audio
     from earmark.config import DecodeConfig
-    from earmark.decode.autotune import choose
+    from earmark.decode.autotune import choose, spread
     from earmark.models.device import torch_threads
     from earmark.models.loading import load_model
     from earmark.ranking.rank import _ranking_threads
@@ -85,13 +88,18 @@ def run_autotune(threads: int) -> dict:
     model = load_model("tiny.en", "cpu")
     cfg = DecodeConfig(threads=threads)
     per_stage, overlap = _ranking_threads(cfg, "cpu")  # the threads rank decodes with
+
+    def sample(seconds: float) -> list:
+        return [load_audio(rows[i]["audio"]) for i in spread([r["duration"] for r in rows], seconds)]
+
     start = time.perf_counter()
     with torch_threads(per_stage):
-        choice = choose(model, "tiny.en", cfg, threads, overlap=overlap)
+        choice = choose(model, "tiny.en", cfg, threads, overlap=overlap, sample=sample)
         # every earmark tool's choice is made here, none inside a timed run (earmark-torch
         # leaves the arithmetic open: its own probe, of the torch candidates)
         for decode in ENGINES.values():
-            choose(model, "tiny.en", DecodeConfig(threads=threads, **decode), threads, overlap=overlap)
+            choose(model, "tiny.en", DecodeConfig(threads=threads, **decode), threads, overlap=overlap,
+                   sample=sample)
     return dict(wall_seconds=time.perf_counter() - start, choice=choice.name, reason=choice.reason,
                 measured=choice.measured, hyps=[])
 
@@ -169,7 +177,7 @@ def child(tool: str, clip_file: Path, threads: int, out: Path) -> None:
     if tool in ENGINES:
         result = run_earmark(rows, threads, **ENGINES[tool])
     elif tool == "autotune":
-        result = run_autotune(threads)
+        result = run_autotune(rows, threads)
     elif tool == "fw-batched":
         result = run_faster_whisper_batched(rows, threads)
     elif tool == "fw-int8":
@@ -294,6 +302,8 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> None:
         for name, m in auto["measured"].items():
             figures[f"autotune_{name.replace('-', '_')}_audio_s_per_s"] = m["speed"]
             figures[f"autotune_{name.replace('-', '_')}_wer"] = m["wer"]
+            if "pool_speed" in m:
+                figures[f"autotune_{name.replace('-', '_')}_pool_audio_s_per_s"] = m["pool_speed"]
     for tool, r in results.items():
         key = tool.replace("-", "_").replace("#", "_run")
         figures[f"{key}_audio_s_per_s"] = round(r["speed"], 2)

@@ -9,7 +9,7 @@ import pytest
 
 from earmark.config import DecodeConfig
 from earmark.decode import autotune
-from earmark.decode.autotune import Candidate, cache_key, candidates, choose, pick
+from earmark.decode.autotune import Candidate, cache_key, candidates, choose, pick, spread
 from earmark.models.ct2_folder import weights_key
 
 
@@ -25,6 +25,30 @@ def test_pick_keeps_the_fastest_within_the_margin():
     assert best.name == "ct2-int8"
     best, _ = pick(options, {**measured, "torch-int8": {"speed": 45.0, "wer": 0.32}}, 0.01)
     assert best.name == "torch-float32"
+
+
+def test_pick_times_on_the_pool_where_it_was_measured():
+    options = [Candidate("torch", "none"), Candidate("torch", "int8"), Candidate("ct2", "int8")]
+    measured = {"torch-float32": {"speed": 9.0, "wer": 0.30, "pool_speed": 25.0},
+                "torch-int8": {"speed": 12.0, "wer": 0.35},  # out on WER: never timed on the pool
+                "ct2-int8": {"speed": 18.0, "wer": 0.30, "pool_speed": 19.0}}
+    best, why = pick(options, measured, 0.01)
+    assert best.name == "torch-float32"  # the check set's short probe would say ct2-int8
+    assert "on the pool's audio: torch-float32 25.0x, ct2-int8 19.0x" in why
+    del measured["ct2-int8"]["pool_speed"]  # not every candidate timed: the check set decides
+    assert pick(options, measured, 0.01)[0].name == "ct2-int8"
+
+
+def test_spread_takes_clips_from_the_whole_pool():
+    durations = [2.0] * 100
+    picked = spread(durations, 40.0)
+    assert sum(durations[i] for i in picked) >= 40.0 and len(picked) <= 25
+    assert picked[0] == 0 and picked[-1] >= 90  # the last speakers too, not the first 20 clips
+    assert picked == sorted(set(picked))
+    assert spread(durations, 500.0) == list(range(100))  # a short pool: all of it
+    uneven = [0.5] * 50 + [10.0] * 5
+    assert sum(uneven[i] for i in spread(uneven, 30.0)) >= 30.0
+    assert spread([], 10.0) == []
 
 
 def test_explicit_settings_leave_nothing_to_measure():
@@ -96,3 +120,41 @@ def test_rank_verbose_says_what_it_chose_and_why(tmp_path, monkeypatch, capsys):
     line = next(l for l in out.splitlines() if l.startswith("decoding: "))
     assert "torch-float32" in line and "torch-int8" in line and "x WER" in line  # the measured speeds
     assert "(cached choice)" not in line
+
+
+@pytest.mark.slow
+def test_pool_speeds_decide_and_are_kept_per_architecture(tiny_model, tmp_path, monkeypatch):
+    from earmark.decode.autotune import check_set
+
+    monkeypatch.setattr(autotune, "CHECK_CLIPS", 3)
+    cache = tmp_path / "autotune.json"
+    # a margin every candidate passes, so both are timed on the "pool"
+    cfg = DecodeConfig(engine="torch", quantize="auto", auto_wer_margin=1.0, batch_size=2)
+    asked = []
+
+    def sample(seconds):
+        asked.append(seconds)
+        return check_set(6)[0]
+
+    first = choose(tiny_model, "tiny.en", cfg, threads=1, cache=cache, sample=sample)
+    assert asked == [autotune.probe_seconds(cfg)] == [2 * 2 * cfg.pack_window_seconds]
+    assert all(m["pool_speed"] > 0 for m in first.measured.values())
+    assert "on the pool's audio" in first.reason
+    best = max(first.measured, key=lambda n: first.measured[n]["pool_speed"])
+    assert first.name == best
+    kept = [v for k, v in json.loads(cache.read_text()).items() if k.endswith("pool speeds")]
+    assert len(kept) == 1 and set(kept[0]["speeds"]) == set(first.measured)
+
+    # a fine-tuned version of the same architecture: its WER is measured again, its speed is not
+    def no_timing(*args, **kwargs):
+        raise AssertionError("the pool was timed again")
+
+    monkeypatch.setattr(autotune, "probe_speed", no_timing)
+    ckpt = tmp_path / "ft.pt"
+    ckpt.write_bytes(b"0")
+    other = choose(tiny_model, str(ckpt), cfg, threads=1, cache=cache, sample=sample)
+    assert not other.cached and asked == [autotune.probe_seconds(cfg)]
+    assert {n: m["pool_speed"] for n, m in other.measured.items()} == kept[0]["speeds"]
+    # without a sample, the kept pool speeds still decide
+    plain = choose(tiny_model, "tiny.en", cfg, threads=1, cache=cache)
+    assert "on the pool's audio" in plain.reason and plain.name == best

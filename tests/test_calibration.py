@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from earmark.config import CostConfig
-from earmark.evaluate.calibration import (Calibration, describe, estimate_pool, fit_calibration,
+from earmark.evaluate.calibration import (Calibration, clip_terms, describe, estimate_pool, fit_calibration,
                                           review_to_target, word_diff)
 
 
@@ -75,9 +75,10 @@ def test_pool_estimate_tracks_the_true_wer_with_an_interval_around_it():
 def test_review_to_target_reached_and_remaining():
     cal = Calibration(False, 0, 0.0, 1.0)
     probs = [[0.1, 0.1], [0.9, 0.9], [0.5, 0.5]]  # expected errors 1.8, 0.2, 1.0
-    done = review_to_target(cal, probs, [2.0, 2.0, 2.0], reviewed_words=0.0, target_wer=0.9)
+    err, words = clip_terms(cal, probs, [2.0, 2.0, 2.0])
+    done = review_to_target(err, words, [2.0, 2.0, 2.0], reviewed_words=0.0, target_wer=0.9)
     assert done.reached and done.clips == 0
-    left = review_to_target(cal, probs, [2.0, 2.0, 2.0], reviewed_words=0.0, target_wer=0.1,
+    left = review_to_target(err, words, [2.0, 2.0, 2.0], reviewed_words=0.0, target_wer=0.1,
                             cost=CostConfig(replay_factor=1.0, seconds_per_edit=0.0, seconds_per_clip=0.0))
     assert not left.reached and left.reachable
     assert left.clips == 2  # the worst clip, then the next: 0.2 / 6 words left

@@ -6,8 +6,9 @@ text, so no column is needed). Those labels fit an isotonic map from a word's
 probability to its chance of being wrong (:func:`fit_calibration`); with too few
 corrected words the raw probabilities stand (``1 - p``) and the result says so. The
 map turns the unreviewed transcripts into expected word errors and a WER with an
-interval (:func:`estimate_pool`), and tells how much review a target WER still needs
-(:func:`review_to_target`).
+interval (:func:`estimate_pool`). What earmark reports (:func:`unreviewed`) joins the
+raw probabilities and a calibration that sees each word's clip, and tells how much
+review a target WER still needs (:func:`review_to_target`) from the same numbers.
 
 Pure functions: arrays and strings in, numbers out; :mod:`earmark.review.stopping`
 reads them from a project.
@@ -246,10 +247,11 @@ def _context_features(probs: Sequence[Sequence[float]]) -> list[np.ndarray]:
     return out
 
 
-def estimate_in_context(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
-                        rest_probs: Sequence[Sequence[float]], rest_durations: Sequence[float],
-                        min_words: int = 30) -> PoolEstimate:
-    """The unreviewed pool's WER from a calibration that sees each word's clip.
+def _in_context_terms(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
+                      rest_probs: Sequence[Sequence[float]], rest_durations: Sequence[float],
+                      min_words: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per unreviewed clip: expected errors and reference words under a calibration that
+    sees each word's clip; None when it cannot be fitted.
 
     The queue picks clips by how unsure the model is of them as a whole, so a word at
     probability p in a reviewed clip is wrong more often than one at the same p in a
@@ -258,35 +260,53 @@ def estimate_in_context(probs: Sequence[Sequence[float]], diffs: Sequence[WordDi
     misled by it (it extrapolates to surer clips along the clip feature instead).
     """
     cal = fit_calibration(probs, diffs, min_words)
-    feats = _context_features(probs)
     x, y = [], []
-    for f, d in zip(feats, diffs):
+    for f, d in zip(_context_features(probs), diffs):
         for row, lab in zip(f, d.labels):
             if lab is not None:
                 x.append(row)
                 y.append(int(lab))
     if not cal.fitted or len(set(y)) < 2:
-        return estimate_pool(cal, rest_probs, rest_durations, resamples=0)
+        return None
     from sklearn.linear_model import LogisticRegression
 
     lr = LogisticRegression(C=1.0).fit(np.asarray(x), np.asarray(y))
-    err = words = 0.0
+    err, words = [], []
     for f, ps, dur in zip(_context_features(rest_probs), rest_probs, rest_durations):
-        if len(ps) == 0:
+        if len(ps) == 0:  # an empty hypothesis misses every word said
             w = SPEECH_WORDS_PER_SECOND * float(dur)
-            err += w
-            words += w
+            err.append(w), words.append(w)
             continue
-        err += float(lr.predict_proba(f)[:, 1].sum()) + cal.deletion_rate * len(ps)
-        words += cal.reference_ratio * len(ps)
+        err.append(float(lr.predict_proba(f)[:, 1].sum()) + cal.deletion_rate * len(ps))
+        words.append(cal.reference_ratio * len(ps))
+    return np.asarray(err, dtype=np.float64), np.asarray(words, dtype=np.float64)
+
+
+def _summed(terms: tuple[np.ndarray, np.ndarray], note: str) -> PoolEstimate:
+    err, words = float(terms[0].sum()), float(terms[1].sum())
     wer = err / words if words else 0.0
-    return PoolEstimate(len(rest_probs), words, err, err, err, wer, wer, wer, True,
-                        "logistic on the word's and its clip's log-odds")
+    return PoolEstimate(len(terms[0]), words, err, err, err, wer, wer, wer, True, note)
 
 
-def estimate_unreviewed(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
-                        rest_probs: Sequence[Sequence[float]], rest_durations: Sequence[float],
-                        ranked: bool = True, min_words: int = 30) -> PoolEstimate:
+IN_CONTEXT_NOTE = "logistic on the word's and its clip's log-odds"
+
+
+@dataclass(frozen=True)
+class Unreviewed:
+    """The reported estimate of the unreviewed clips, what it was made of, and each
+    clip's expected errors and reference words under it (the order and the sums that
+    :func:`review_to_target` works with, so the target reads the same estimate)."""
+
+    estimate: PoolEstimate
+    raw_wer: float  # from the raw probabilities
+    in_context_wer: float | None  # None: too few corrections to fit it
+    clip_errors: np.ndarray
+    clip_words: np.ndarray
+
+
+def unreviewed(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
+               rest_probs: Sequence[Sequence[float]], rest_durations: Sequence[float],
+               ranked: bool = True, min_words: int = 30) -> Unreviewed:
     """The unreviewed pool's WER as earmark reports it, from the corrections so far.
 
     Corrections in a ranked queue's order are the clips the model was least sure of, so
@@ -297,22 +317,46 @@ def estimate_unreviewed(probs: Sequence[Sequence[float]], diffs: Sequence[WordDi
     every check of the default strategy: ``benchmarks/RESULTS.md``). Corrections made
     in random or file order are a fair sample of the pool: the in-context calibration
     alone then (``ranked=False``). Too few corrected words: raw probabilities, said so.
+
+    Parameters
+    ----------
+    probs, diffs
+        The corrected clips' hypothesis word probabilities and :func:`word_diff`.
+    rest_probs, rest_durations
+        The unreviewed clips' word probabilities and seconds of audio.
+    ranked
+        Whether the corrections came in a ranked queue's order.
+    min_words
+        Corrected hypothesis words needed to fit a calibration.
     """
-    raw = estimate_pool(fit_calibration([], [], 1), rest_probs, rest_durations, resamples=0)
-    ctx = estimate_in_context(probs, diffs, rest_probs, rest_durations, min_words)
-    if not ctx.calibrated:
-        return ctx
+    raw_cal = fit_calibration([], [], 1)
+    raw_err, raw_words, _ = _clip_terms(raw_cal, rest_probs, rest_durations)
+    raw_wer = float(raw_err.sum() / raw_words.sum()) if raw_words.sum() > 0 else 0.0
+    ctx = _in_context_terms(probs, diffs, rest_probs, rest_durations, min_words)
+    if ctx is None:  # too few corrections: the raw probabilities, with the words' own doubt
+        est = estimate_pool(fit_calibration(probs, diffs, min_words), rest_probs, rest_durations, resamples=0)
+        return Unreviewed(est, raw_wer, None, raw_err, raw_words)
+    ctx_est = _summed(ctx, IN_CONTEXT_NOTE)
     if not ranked:
-        return ctx
-    lo, hi = sorted((raw.wer, ctx.wer))
-    lo_e, hi_e = sorted((raw.errors, ctx.errors))
-    words = (raw.words + ctx.words) / 2
-    return PoolEstimate(ctx.clips, words, (raw.errors + ctx.errors) / 2, lo_e, hi_e, (lo + hi) / 2, lo, hi, True,
-                        "midway between the raw probabilities and the in-context calibration (the range)")
+        return Unreviewed(ctx_est, raw_wer, ctx_est.wer, *ctx)
+    lo, hi = sorted((raw_wer, ctx_est.wer))
+    raw_e = float(raw_err.sum())
+    lo_e, hi_e = sorted((raw_e, ctx_est.errors))
+    words = (float(raw_words.sum()) + ctx_est.words) / 2
+    est = PoolEstimate(len(rest_probs), words, (raw_e + ctx_est.errors) / 2, lo_e, hi_e, (lo + hi) / 2, lo, hi,
+                       True, "midway between the raw probabilities and the in-context calibration (the range)")
+    return Unreviewed(est, raw_wer, ctx_est.wer, (raw_err + ctx[0]) / 2, (raw_words + ctx[1]) / 2)
 
 
-def review_to_target(cal: Calibration, probs: Sequence[Sequence[float]], durations: Sequence[float],
-                     reviewed_words: float, target_wer: float,
+def estimate_unreviewed(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
+                        rest_probs: Sequence[Sequence[float]], rest_durations: Sequence[float],
+                        ranked: bool = True, min_words: int = 30) -> PoolEstimate:
+    """The estimate of :func:`unreviewed` alone."""
+    return unreviewed(probs, diffs, rest_probs, rest_durations, ranked, min_words).estimate
+
+
+def review_to_target(clip_errors: Sequence[float] | np.ndarray, clip_words: Sequence[float] | np.ndarray,
+                     durations: Sequence[float], reviewed_words: float, target_wer: float,
                      cost: CostConfig = CostConfig()) -> ReviewLeft:
     """Review needed, in expected-errors-per-second order, to bring the whole pool's
     estimated WER to ``target_wer``.
@@ -323,11 +367,16 @@ def review_to_target(cal: Calibration, probs: Sequence[Sequence[float]], duratio
 
     Parameters
     ----------
+    clip_errors, clip_words
+        Each unreviewed clip's expected word errors and reference words (as
+        :class:`Unreviewed` gives them, or :func:`clip_terms` for one calibration).
+    durations
+        Each unreviewed clip's seconds of audio.
     reviewed_words
         Reference words of the corrected clips (they count in the WER's denominator).
     """
-    err, words, _ = _clip_terms(cal, probs, durations)
-    total_words = float(words.sum()) + reviewed_words
+    err = np.asarray(clip_errors, dtype=np.float64)
+    total_words = float(np.sum(clip_words)) + reviewed_words
     left = float(err.sum())
     wer = left / total_words if total_words > 0 else 0.0
     if wer <= target_wer:
@@ -342,6 +391,13 @@ def review_to_target(cal: Calibration, probs: Sequence[Sequence[float]], duratio
         if left / total_words <= target_wer:
             return ReviewLeft(target_wer, wer, False, n, audio / 60, seconds / 60, True)
     return ReviewLeft(target_wer, wer, False, len(order), audio / 60, seconds / 60, False)
+
+
+def clip_terms(cal: Calibration, probs: Sequence[Sequence[float]],
+               durations: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip: expected word errors and reference words under one calibration."""
+    err, words, _ = _clip_terms(cal, probs, durations)
+    return err, words
 
 
 def describe(est: PoolEstimate, left: ReviewLeft | None = None) -> list[str]:

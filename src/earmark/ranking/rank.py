@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from earmark import audio as au
 from earmark.config import DecodeConfig, SelectionConfig
-from earmark.decode.autotune import decoder_for
+from earmark.decode.autotune import decoder_for, spread
 from earmark.decode.decoder import Decoder
 from earmark.decode.gpu import for_device
 from earmark.decode.packing import WINDOW_SECONDS
@@ -167,9 +167,22 @@ def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     cfg = for_device(cfg, model)  # a GPU's batch size (chunks follow it)
     threads, overlap = _ranking_threads(cfg, model.device.type)
     with torch_threads(threads):
-        decoder, choice = decoder_for(model, version_spec(project, mv), cfg, overlap)
+        decoder, choice = decoder_for(model, version_spec(project, mv), cfg, overlap,
+                                      sample=lambda seconds: _pool_sample(project, pending, seconds))
         done = _transcribe_chunks(project, mv, cfg, pending, decoder, progress)
     return replace(done, decoding=f"{choice.reason}{' (cached choice)' if choice.cached else ''}")
+
+
+def _pool_sample(project: Project, pending: list[tuple[int, str, float]], seconds: float) -> list:
+    """About ``seconds`` of the pending clips' audio, spread over the pool: what the
+    measured choice of engine times (unreadable clips are left out here; ranking reports them)."""
+    audios = []
+    for i in spread([d for _, _, d in pending], seconds):
+        try:
+            audios.append(au.read_clip(project.clip_path(pending[i][1])))
+        except UnreadableAudio:
+            continue
+    return audios
 
 
 def _transcribe_chunks(project: Project, mv: ModelVersion, cfg: DecodeConfig,

@@ -111,5 +111,5 @@ class _ByScore(Strategy):
 
 
 #: orders that do not rank by the model: their corrections are a fair sample of the pool
-#: (:func:`earmark.evaluate.calibration.estimate_unreviewed` needs to know)
+#: (:func:`earmark.evaluate.calibration.unreviewed` needs to know)
 UNRANKED_ORDERS = ("random", "file-order")

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from earmark.config import CostConfig
-from earmark.evaluate.calibration import (Calibration, PoolEstimate, ReviewLeft, describe, estimate_unreviewed,
-                                          fit_calibration, review_to_target, word_diff)
+from earmark.evaluate.calibration import (PoolEstimate, ReviewLeft, describe, review_to_target, unreviewed,
+                                          word_diff)
 from earmark.ranking.registry import UNRANKED_ORDERS
 from earmark.store.db import Clip, TranscriptRow
 from earmark.store.project import Project
@@ -24,9 +24,9 @@ MIN_CALIBRATION_WORDS = 30
 
 @dataclass(frozen=True)
 class Standing:
-    """The estimate and, with ``review.target_wer`` set, what remains to reach it."""
+    """The estimate and, with ``review.target_wer`` set, what remains to reach it (from
+    the same per-clip numbers as the estimate)."""
 
-    calibration: Calibration
     estimate: PoolEstimate
     left: ReviewLeft | None
 
@@ -69,17 +69,16 @@ def standing(project: Project, cost: CostConfig = CostConfig()) -> Standing | No
             continue  # typed without a stored hypothesis: nothing to learn the words from
         c_probs.append([float(w["p"]) for w in words])
         c_diffs.append(word_diff([w["word"] for w in words], c.text or ""))
-    cal = fit_calibration(c_probs, c_diffs, MIN_CALIBRATION_WORDS)
     pool = [(w, d) for w, d, cid in rows if cid not in corrected]
     if not pool:
         return None
     probs = [[float(x["p"]) for x in w] for w, _ in pool]
     durations = [float(d) for _, d in pool]
     ranked = project.config.selection.strategy not in UNRANKED_ORDERS
-    est = estimate_unreviewed(c_probs, c_diffs, probs, durations, ranked, MIN_CALIBRATION_WORDS)
+    est = unreviewed(c_probs, c_diffs, probs, durations, ranked, MIN_CALIBRATION_WORDS)
     target = project.config.review.target_wer
     left = None
     if target > 0:
         reviewed_words = float(sum(d.reference_words for d in c_diffs))
-        left = review_to_target(cal, probs, durations, reviewed_words, target, cost)
-    return Standing(cal, est, left)
+        left = review_to_target(est.clip_errors, est.clip_words, durations, reviewed_words, target, cost)
+    return Standing(est.estimate, left)

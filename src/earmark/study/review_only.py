@@ -77,8 +77,7 @@ def estimate_along(study: "Study", order: Sequence[int], hyps: dict[int, "Transc
                    seed: int, strategy: str = "") -> list[dict[str, Any]]:
     """At each checkpoint of reviewed audio minutes: the unreviewed clips' true WER and
     each estimator's (fitted on the reviewed head of ``order``)."""
-    from earmark.evaluate.calibration import (estimate_audited, estimate_in_context, estimate_pool,
-                                              estimate_unreviewed, fit_calibration, word_diff)
+    from earmark.evaluate.calibration import estimate_audited, estimate_pool, fit_calibration, unreviewed, word_diff
 
     rows = study.rows
     cum = np.cumsum([rows[i].duration / 60 for i in order])
@@ -94,7 +93,6 @@ def estimate_along(study: "Study", order: Sequence[int], hyps: dict[int, "Transc
         rest_p = [[w.p for w in hyps[i].words] for i in rest]
         rest_d = [rows[i].duration for i in rest]
         truth = sum(err_words[i][0] for i in rest) / max(1, sum(err_words[i][1] for i in rest))
-        raw = estimate_pool(fit_calibration([], [], 1), rest_p, rest_d, resamples=0)
         cal = estimate_pool(fit_calibration(probs, diffs, study.cfg.calibration_min_words), rest_p, rest_d,
                             resamples=0)
         # the audit: clips drawn at random from the rest, a share of those reviewed so far
@@ -109,12 +107,12 @@ def estimate_along(study: "Study", order: Sequence[int], hyps: dict[int, "Transc
         # audit's correction (difference estimator), the reviewed head's subtracted
         pool_audit = [order[j] for j in rng.choice(len(order), size=n_audit, replace=False)]
         pa = estimate_pool_audited(study, hyps, err_words, head, rest, pool_audit, probs, diffs)
+        rep = unreviewed(probs, diffs, rest_p, rest_d, strategy not in UNRANKED, study.cfg.calibration_min_words)
         out.append({"audio_minutes": float(cum[k - 1]), "reviewed": k, "audited": len(audit), "true_wer": truth,
-                    "raw": raw.wer, "calibrated": cal.wer, "calibrated-audited": aud.wer, "pool-audited": pa,
-                    "in-context": estimate_in_context(probs, diffs, rest_p, rest_d,
-                                                      study.cfg.calibration_min_words).wer,
-                    "reported": estimate_unreviewed(probs, diffs, rest_p, rest_d, strategy not in UNRANKED,
-                                                    study.cfg.calibration_min_words).wer})
+                    "raw": rep.raw_wer, "calibrated": cal.wer, "calibrated-audited": aud.wer, "pool-audited": pa,
+                    # too few corrections to fit it: the raw probabilities, as the product falls back
+                    "in-context": rep.in_context_wer if rep.in_context_wer is not None else rep.raw_wer,
+                    "reported": rep.estimate.wer})
     return out
 
 
