@@ -39,6 +39,20 @@ def test_pick_times_on_the_pool_where_it_was_measured():
     assert pick(options, measured, 0.01)[0].name == "ct2-int8"
 
 
+def test_the_reference_stays_unless_another_is_clearly_faster():
+    options = [Candidate("torch", "none"), Candidate("ct2", "int8")]
+    close = {"torch-float32": {"speed": 10.0, "wer": 0.49, "pool_speed": 20.5},
+             "ct2-int8": {"speed": 18.8, "wer": 0.48, "pool_speed": 23.4}}  # 1.14x: noise
+    best, why = pick(options, close, 0.01, speed_margin=1.25)
+    assert best.name == "torch-float32" and "under 1.25x its speed" in why
+    clear = {**close, "ct2-int8": {"speed": 18.8, "wer": 0.48, "pool_speed": 30.0}}
+    best, why = pick(options, clear, 0.01, speed_margin=1.25)
+    assert best.name == "ct2-int8" and "1.25x its speed" in why
+    assert pick(options, close, 0.01, speed_margin=1.0)[0].name == "ct2-int8"
+    assert DecodeConfig().auto_speed_margin > 1
+    assert any("auto_speed_margin" in p for p in DecodeConfig(auto_speed_margin=0.9).problems())
+
+
 def test_spread_takes_clips_from_the_whole_pool():
     durations = [2.0] * 100
     picked = spread(durations, 40.0)
@@ -129,7 +143,7 @@ def test_pool_speeds_decide_and_are_kept_per_architecture(tiny_model, tmp_path, 
     monkeypatch.setattr(autotune, "CHECK_CLIPS", 3)
     cache = tmp_path / "autotune.json"
     # a margin every candidate passes, so both are timed on the "pool"
-    cfg = DecodeConfig(engine="torch", quantize="auto", auto_wer_margin=1.0, batch_size=2)
+    cfg = DecodeConfig(engine="torch", quantize="auto", auto_wer_margin=1.0, auto_speed_margin=1.0, batch_size=2)
     asked = []
 
     def sample(seconds):

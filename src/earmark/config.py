@@ -133,6 +133,10 @@ class DecodeConfig:
                                "machine and model (default {default})")
     ct2_compute_type: str = "auto"  # int8, int8_float32, float32, or auto (int8 and float32 measured)
     auto_wer_margin: float = 0.01
+    # ... and, to leave the reference (torch float32: exact scores), at least this many
+    # times its speed: timings of one engine on different clips of one pool differed by
+    # 15-25 % on a 2-core EPYC, so a smaller lead is noise, not a faster engine
+    auto_speed_margin: float = 1.25
 
     def problems(self) -> list[str]:
         """Every value decoding cannot run with, each a line starting with its field (the
@@ -152,6 +156,8 @@ class DecodeConfig:
             ("ct2_compute_type", self.ct2_compute_type in CT2_COMPUTE_TYPES,
              f"must be one of {', '.join(CT2_COMPUTE_TYPES)}"),
             ("auto_wer_margin", self.auto_wer_margin >= 0, "must be 0 or more (WER, 0.01 is one point)"),
+            ("auto_speed_margin", self.auto_speed_margin >= 1,
+             "must be 1 or more (times the reference's speed an alternative needs to be chosen)"),
         ]
         return [f"{name} {rule} (got {getattr(self, name)!r})" for name, ok, rule in checks if not ok]
 

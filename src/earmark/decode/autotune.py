@@ -10,7 +10,8 @@ decoding ran 17 % slower than float32. So ``DecodeConfig.quantize`` "auto" and
    WER is at most ``DecodeConfig.auto_wer_margin`` above PyTorch float32's stay;
 2. speed: where ranking gives it a sample of the pool's own audio, the candidates left
    decode that sample, :data:`PROBE_BATCHES` full batches of windows, timed after a
-   warm-up; the fastest wins. The check set alone misleads: its 16 clips fill two
+   warm-up; the fastest wins if it is at least ``DecodeConfig.auto_speed_margin``
+   times as fast as PyTorch float32, the reference, which stays otherwise. The check set alone misleads: its 16 clips fill two
    windows, where PyTorch's encoder has no next batch to overlap and the engines'
    fixed costs weigh most; on an AMD EPYC it made CTranslate2 int8 look twice as fast
    as PyTorch float32, which ranked 300 real clips 7 % faster (21.2 vs 19.9× real
@@ -149,7 +150,8 @@ def cache_key(cfg: DecodeConfig, spec: str, threads: int, options: list[Candidat
     from earmark.models.ct2_folder import weights_key
 
     names = ",".join(c.name for c in options)
-    return f"{machine_key(threads)} | model {spec} {weights_key(spec)} | {names} | margin {cfg.auto_wer_margin}"
+    return (f"{machine_key(threads)} | model {spec} {weights_key(spec)} | {names} | margin {cfg.auto_wer_margin}"
+            f" speed {cfg.auto_speed_margin}")
 
 
 def speed_key(model: "whisper.Whisper", threads: int, overlap: bool, cfg: DecodeConfig) -> str:
@@ -283,20 +285,29 @@ def _reference(options: list[Candidate]) -> Candidate:
     return next((c for c in options if c.name == "torch-float32"), options[0])
 
 
-def pick(options: list[Candidate], measured: dict[str, dict[str, float]], margin: float) -> tuple[Candidate, str]:
-    """The fastest candidate whose WER is at most ``margin`` above the reference's.
+def pick(options: list[Candidate], measured: dict[str, dict[str, float]], margin: float,
+         speed_margin: float = 1.0) -> tuple[Candidate, str]:
+    """The fastest candidate whose WER is at most ``margin`` above the reference's, if
+    it is at least ``speed_margin`` times as fast as the reference; else the reference.
 
     Speed is the pool's (``measured[name]["pool_speed"]``) where every candidate that
     passes has one, else the check set's. Returns the candidate and a line saying why.
     """
+    ref = _reference(options)
     fit = eligible(options, measured, margin)
     on_pool = all("pool_speed" in measured[c.name] for c in fit) and len(fit) > 1
     speed = "pool_speed" if on_pool else "speed"
     best = max(fit, key=lambda c: measured[c.name][speed])
     shown = ", ".join(f"{c.name} {measured[c.name]['speed']:.1f}x WER {measured[c.name]['wer']:.3f}"
                       for c in options)
-    why = (f"{best.name}: the fastest with a check-set WER at most {margin:.3f} above "
-           f"{_reference(options).name}'s (check set: {shown})")
+    if best != ref and measured[best.name][speed] < speed_margin * measured[ref.name][speed]:
+        why = (f"{ref.name}: the reference; the fastest other with a check-set WER at most {margin:.3f} "
+               f"above its, {best.name}, is under {speed_margin:.2f}x its speed (check set: {shown})")
+        best = ref
+    else:
+        why = (f"{best.name}: the fastest with a check-set WER at most {margin:.3f} above "
+               f"{ref.name}'s{f' and {speed_margin:.2f}x its speed' if best != ref and speed_margin > 1 else ''}"
+               f" (check set: {shown})")
     if on_pool:
         why += " on the pool's audio: " + ", ".join(f"{c.name} {measured[c.name]['pool_speed']:.1f}x"
                                                      for c in fit)
@@ -312,7 +323,8 @@ def choose(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, threads: int,
     model, spec
         The loaded model and the spec it was loaded from (part of the cache key).
     cfg
-        ``engine``, ``quantize``, ``ct2_compute_type`` and ``auto_wer_margin`` matter.
+        ``engine``, ``quantize``, ``ct2_compute_type``, ``auto_wer_margin`` and
+        ``auto_speed_margin`` matter.
     threads
         The threads decoding will use (part of the cache key).
     cache
@@ -340,7 +352,7 @@ def choose(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, threads: int,
     if len(fit) > 1:
         for name, speed in _pool_speeds(model, spec, cfg, fit, threads, overlap, path, sample).items():
             measured[name]["pool_speed"] = speed
-    best, why = pick(options, measured, cfg.auto_wer_margin)
+    best, why = pick(options, measured, cfg.auto_wer_margin, cfg.auto_speed_margin)
     choice = Choice(best.engine, best.quantize, why, measured)
     _write(path, key, choice)
     return choice
