@@ -263,11 +263,15 @@ def probe(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, options: list[
 
 
 def probe_speed(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, options: list[Candidate],
-                threads: int, overlap: bool, audios: list) -> dict[str, float]:
+                threads: int, overlap: bool, audios: list, progress: bool = False) -> dict[str, float]:
     """Each candidate's audio seconds per second on ``audios`` (a sample of the pool)."""
+    from tqdm.auto import tqdm
+
     warm, _ = check_set(2)
     out = {}
-    for c in options:
+    # minutes, once per machine: say what the wait is for
+    for c in tqdm(options, desc="timing decoders on the pool (once per machine)", unit="decoder",
+                  disable=not progress, leave=False):
         _, out[c.name] = _timed(make_decoder(model, spec, cfg, c, threads, overlap), audios, warm or audios[:2])
         log.info("decoding probe on the pool: %s %.1f audio s/s", c.name, out[c.name])
     return out
@@ -315,7 +319,8 @@ def pick(options: list[Candidate], measured: dict[str, dict[str, float]], margin
 
 
 def choose(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, threads: int, overlap: bool = False,
-           cache: Path | None = None, sample: "Callable[[float], list] | None" = None) -> Choice:
+           cache: Path | None = None, sample: "Callable[[float], list] | None" = None,
+           progress: bool = False) -> Choice:
     """The engine and arithmetic to decode with: measured once, then read from the cache.
 
     Parameters
@@ -332,6 +337,8 @@ def choose(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, threads: int,
     sample
         Called with a number of seconds, returns that much of the pool's audio (a list
         of clips) for the speed stage; None: the check set's timings decide.
+    progress
+        A progress bar while the pool's audio is timed.
     """
     device = next(model.parameters()).device.type
     options = candidates(cfg, device)
@@ -350,7 +357,7 @@ def choose(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, threads: int,
     measured = probe(model, spec, cfg, options, threads, overlap)
     fit = eligible(options, measured, cfg.auto_wer_margin)
     if len(fit) > 1:
-        for name, speed in _pool_speeds(model, spec, cfg, fit, threads, overlap, path, sample).items():
+        for name, speed in _pool_speeds(model, spec, cfg, fit, threads, overlap, path, sample, progress).items():
             measured[name]["pool_speed"] = speed
     best, why = pick(options, measured, cfg.auto_wer_margin, cfg.auto_speed_margin)
     choice = Choice(best.engine, best.quantize, why, measured)
@@ -359,7 +366,8 @@ def choose(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, threads: int,
 
 
 def _pool_speeds(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, fit: list[Candidate], threads: int,
-                 overlap: bool, path: Path, sample: "Callable[[float], list] | None") -> dict[str, float]:
+                 overlap: bool, path: Path, sample: "Callable[[float], list] | None",
+                 progress: bool = False) -> dict[str, float]:
     """The speeds of ``fit`` on a pool's audio: kept per machine and architecture,
     measured (and kept) when one of them is missing and ``sample`` gives audio."""
     key = speed_key(model, threads, overlap, cfg)
@@ -370,7 +378,7 @@ def _pool_speeds(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, fit: li
     audios = sample(probe_seconds(cfg)) if sample is not None else []
     if not audios:
         return {}
-    measured = probe_speed(model, spec, cfg, fit, threads, overlap, audios)
+    measured = probe_speed(model, spec, cfg, fit, threads, overlap, audios, progress)
     from earmark.config import SAMPLE_RATE
 
     _write_entry(path, key, {"speeds": {**speeds, **measured},
@@ -387,16 +395,17 @@ def settled(cfg: DecodeConfig, choice: Choice) -> DecodeConfig:
 
 
 def decoder_for(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, overlap: bool = False,
-                sample: "Callable[[float], list] | None" = None) -> tuple["Decoder", Choice]:
+                sample: "Callable[[float], list] | None" = None,
+                progress: bool = False) -> tuple["Decoder", Choice]:
     """The decoder ``cfg`` asks for on this machine (measured where it says "auto").
 
     Call it with torch's thread count already set for decoding (ranking halves it to
-    overlap the encoder); the CTranslate2 engine gets every usable thread. ``sample``:
-    as for :func:`choose`.
+    overlap the encoder); the CTranslate2 engine gets every usable thread. ``sample``,
+    ``progress``: as for :func:`choose`.
     """
     from earmark.models.device import cpu_cores, usable_threads
 
     threads = usable_threads(cfg.threads) or cpu_cores()
-    choice = choose(model, spec, cfg, threads, overlap, sample=sample)
+    choice = choose(model, spec, cfg, threads, overlap, sample=sample, progress=progress)
     log.info("decoding with %s%s", choice.reason, " (cached choice)" if choice.cached else "")
     return make_decoder(model, spec, cfg, Candidate(choice.engine, choice.quantize), threads, overlap), choice

@@ -168,7 +168,8 @@ def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
     threads, overlap = _ranking_threads(cfg, model.device.type)
     with torch_threads(threads):
         decoder, choice = decoder_for(model, version_spec(project, mv), cfg, overlap,
-                                      sample=lambda seconds: _pool_sample(project, pending, seconds))
+                                      sample=lambda seconds: _pool_sample(project, pending, seconds),
+                                      progress=progress)
         done = _transcribe_chunks(project, mv, cfg, pending, decoder, progress)
     return replace(done, decoding=f"{choice.reason}{' (cached choice)' if choice.cached else ''}")
 
