@@ -11,9 +11,9 @@ decoding ran 17 % slower than float32. So ``DecodeConfig.quantize`` "auto" and
 2. speed: where ranking gives it a sample of the pool's own audio, the candidates left
    decode that sample, :data:`PROBE_BATCHES` full batches of windows, timed after a
    warm-up; the fastest wins if it is at least ``DecodeConfig.auto_speed_margin``
-   times as fast as PyTorch float32, the reference, which stays otherwise. The check set alone misleads: its 16 clips fill two
-   windows, where PyTorch's encoder has no next batch to overlap and the engines'
-   fixed costs weigh most; on an AMD EPYC it made CTranslate2 int8 look twice as fast
+   times as fast as PyTorch float32, the reference, which stays otherwise. The check
+   set alone misleads: its 16 clips fill two windows, where PyTorch's encoder has no
+   next batch to overlap and the engines' fixed costs weigh most; on an AMD EPYC it made CTranslate2 int8 look twice as fast
    as PyTorch float32, which ranked 300 real clips 7 % faster (21.2 vs 19.9× real
    time). Without a sample the check set's timings decide.
 
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from earmark.config import DecodeConfig
+from earmark.config import SAMPLE_RATE, DecodeConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -239,8 +239,6 @@ def make_decoder(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, candida
 
 def _timed(decoder: "Decoder", audios: list, warm: list) -> tuple[list[str], float]:
     """Texts of ``audios`` and audio seconds per wall second, after a warm-up on ``warm``."""
-    from earmark.config import SAMPLE_RATE
-
     decoder.transcribe(warm)  # first calls allocate and pick kernels
     start = time.perf_counter()
     hyps = [t.text for t in decoder.transcribe(audios)]
@@ -379,8 +377,6 @@ def _pool_speeds(model: "whisper.Whisper", spec: str, cfg: DecodeConfig, fit: li
     if not audios:
         return {}
     measured = probe_speed(model, spec, cfg, fit, threads, overlap, audios, progress)
-    from earmark.config import SAMPLE_RATE
-
     _write_entry(path, key, {"speeds": {**speeds, **measured},
                              "audio_seconds": round(sum(a.size for a in audios) / SAMPLE_RATE, 1)})
     return measured

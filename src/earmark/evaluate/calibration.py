@@ -247,9 +247,9 @@ def _context_features(probs: Sequence[Sequence[float]]) -> list[np.ndarray]:
     return out
 
 
-def _in_context_terms(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
-                      rest_probs: Sequence[Sequence[float]], rest_durations: Sequence[float],
-                      min_words: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _in_context_terms(cal: Calibration, probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
+                      rest_probs: Sequence[Sequence[float]],
+                      rest_durations: Sequence[float]) -> tuple[np.ndarray, np.ndarray] | None:
     """Per unreviewed clip: expected errors and reference words under a calibration that
     sees each word's clip; None when it cannot be fitted.
 
@@ -258,8 +258,9 @@ def _in_context_terms(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff
     clip nobody picked. A logistic model of a word's error on its own log-odds and its
     clip's mean log-odds conditions on what the selection looked at, so it is not
     misled by it (it extrapolates to surer clips along the clip feature instead).
+    ``cal``: the isotonic calibration fitted on the same corrections (its deletion rate
+    and reference-word ratio; unfitted means too few corrected words).
     """
-    cal = fit_calibration(probs, diffs, min_words)
     x, y = [], []
     for f, d in zip(_context_features(probs), diffs):
         for row, lab in zip(f, d.labels):
@@ -329,13 +330,13 @@ def unreviewed(probs: Sequence[Sequence[float]], diffs: Sequence[WordDiff],
     min_words
         Corrected hypothesis words needed to fit a calibration.
     """
-    raw_cal = fit_calibration([], [], 1)
-    raw_err, raw_words, _ = _clip_terms(raw_cal, rest_probs, rest_durations)
+    raw_err, raw_words, _ = _clip_terms(fit_calibration([], [], 1), rest_probs, rest_durations)
     raw_wer = float(raw_err.sum() / raw_words.sum()) if raw_words.sum() > 0 else 0.0
-    ctx = _in_context_terms(probs, diffs, rest_probs, rest_durations, min_words)
-    if ctx is None:  # too few corrections: the raw probabilities, with the words' own doubt
-        est = estimate_pool(fit_calibration(probs, diffs, min_words), rest_probs, rest_durations, resamples=0)
-        return Unreviewed(est, raw_wer, None, raw_err, raw_words)
+    cal = fit_calibration(probs, diffs, min_words)
+    ctx = _in_context_terms(cal, probs, diffs, rest_probs, rest_durations)
+    if ctx is None:  # too few corrections (raw probabilities) or no word wrong: ``cal`` alone
+        est = estimate_pool(cal, rest_probs, rest_durations, resamples=0)
+        return Unreviewed(est, raw_wer, None, *clip_terms(cal, rest_probs, rest_durations))
     ctx_est = _summed(ctx, IN_CONTEXT_NOTE)
     if not ranked:
         return Unreviewed(ctx_est, raw_wer, ctx_est.wer, *ctx)

@@ -177,12 +177,7 @@ def transcribe_pending(project: Project, mv: ModelVersion, cfg: DecodeConfig,
 def _pool_sample(project: Project, pending: list[tuple[int, str, float]], seconds: float) -> list:
     """About ``seconds`` of the pending clips' audio, spread over the pool: what the
     measured choice of engine times (unreadable clips are left out here; ranking reports them)."""
-    audios = []
-    for i in spread([d for _, _, d in pending], seconds):
-        try:
-            audios.append(au.read_clip(project.clip_path(pending[i][1])))
-        except UnreadableAudio:
-            continue
+    _, audios, _ = _read_chunk(project, [pending[i] for i in spread([d for _, _, d in pending], seconds)])
     return audios
 
 
